@@ -1,0 +1,1 @@
+"""frontdesk: a durable production runtime for OpenAI Agents SDK agents."""

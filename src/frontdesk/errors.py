@@ -1,0 +1,124 @@
+"""Errors raised by frontdesk.
+
+Everything derives from :class:`FrontdeskError`. A caller's mistake (bad input, an unknown
+id, deciding an approval twice) is also a :class:`ValueError` through :class:`InvalidInput`,
+so code that already catches ``ValueError`` keeps working. Failures of a run or of the store
+are not ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FrontdeskError(Exception):
+    """Root of every error frontdesk raises."""
+
+
+class InvalidInput(FrontdeskError, ValueError):
+    """The caller passed something frontdesk cannot accept. Nothing was stored."""
+
+
+class EmptyMessage(InvalidInput):
+    """The message is empty or only whitespace."""
+
+
+class MessageTooLong(InvalidInput):
+    """The message is longer than the configured limit."""
+
+    def __init__(self, length: int, limit: int, what: str = "message") -> None:
+        super().__init__(
+            f"{what} is {length} characters; the limit is {limit} (limit to {limit} characters)"
+        )
+        self.length = length
+        self.limit = limit
+
+
+class RunNotFound(InvalidInput, LookupError):
+    """No run has this execution id."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"no run with execution id {execution_id!r}")
+        self.execution_id = execution_id
+
+
+class ApprovalNotFound(InvalidInput, LookupError):
+    """No pending approval matches the given id."""
+
+
+class ApprovalAlreadyDecided(InvalidInput):
+    """The approval was already approved or rejected; nothing was changed."""
+
+
+class RunNotWaiting(InvalidInput):
+    """The run is not waiting for an approval; nothing was changed."""
+
+
+class InvalidRunState(InvalidInput):
+    """The requested action does not fit the run's current status (e.g. retrying a completed run)."""
+
+
+class AgentNotFound(InvalidInput, LookupError):
+    """No agent is registered or importable under this reference."""
+
+
+class ModelNotConfigured(FrontdeskError):
+    """A model would have to come from OpenAI, but no key and no override are set."""
+
+
+class RunFailed(FrontdeskError):
+    """A run ended in failure. ``execution_id`` and ``error`` describe it."""
+
+    def __init__(self, execution_id: str, error: str | None) -> None:
+        super().__init__(f"run {execution_id} failed: {error}")
+        self.execution_id = execution_id
+        self.error = error
+
+
+class StoreError(FrontdeskError):
+    """The store cannot be used. The message says why; no data was changed."""
+
+
+class StoreLocked(StoreError):
+    """Another process held the store's write lock for longer than the busy timeout."""
+
+
+class StoreCorrupt(StoreError):
+    """The store file is not a readable frontdesk database."""
+
+
+class SchemaTooNew(StoreError):
+    """The store was written by a newer frontdesk; upgrade frontdesk to open it."""
+
+
+class StaleConversation(InvalidInput):
+    """The caller's view of a conversation is out of date.
+
+    ``history`` holds the conversation's current lines, so a client can refresh.
+    """
+
+    def __init__(self, message: str, history: list[str] | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.history = list(history or [])
+        self.extra = extra
+
+
+__all__ = [
+    "AgentNotFound",
+    "ApprovalAlreadyDecided",
+    "ApprovalNotFound",
+    "EmptyMessage",
+    "FrontdeskError",
+    "InvalidInput",
+    "InvalidRunState",
+    "MessageTooLong",
+    "ModelNotConfigured",
+    "RunFailed",
+    "RunNotFound",
+    "RunNotWaiting",
+    "SchemaTooNew",
+    "StaleConversation",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreLocked",
+]
