@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 HOME_ENV = "FRONTDESK_HOME"
@@ -18,3 +21,27 @@ def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     path = Path(home).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+_active_home: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "frontdesk_active_home", default=None
+)
+
+
+def current_home() -> Path:
+    """The home of the runtime driving the current run, else :func:`resolve_home`.
+
+    App tools call this to find their databases, so a runtime created with
+    ``AgentRuntime(home=...)`` keeps its apps' data beside its own store.
+    """
+    return _active_home.get() or resolve_home()
+
+
+@contextmanager
+def active_home(home: Path) -> Iterator[None]:
+    """Make ``home`` the value of :func:`current_home` within the block."""
+    token = _active_home.set(home)
+    try:
+        yield
+    finally:
+        _active_home.reset(token)
