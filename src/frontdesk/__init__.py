@@ -1,1 +1,79 @@
-"""frontdesk: a durable production runtime for OpenAI Agents SDK agents."""
+"""frontdesk: a durable production runtime for OpenAI Agents SDK agents.
+
+Pass any unmodified ``agents.Agent`` to :class:`AgentRuntime` and get crash recovery, human
+approval on sensitive tools, a persisted trace of every handoff and tool call, run history
+and event streaming.
+"""
+
+from .errors import (
+    AgentNotFound,
+    ApprovalAlreadyDecided,
+    ApprovalNotFound,
+    EmptyMessage,
+    FrontdeskError,
+    InvalidInput,
+    InvalidRunState,
+    MessageTooLong,
+    ModelNotConfigured,
+    RunFailed,
+    RunNotFound,
+    RunNotWaiting,
+    SchemaTooNew,
+    StaleConversation,
+    StoreCorrupt,
+    StoreError,
+    StoreLocked,
+)
+from .events import Event, EventType, Usage
+from .runtime import (
+    AgentRuntime,
+    EventStream,
+    RunHandle,
+    RunResult,
+    default_runtime,
+    run,
+    run_async,
+    start,
+    stream,
+)
+from .store import ApprovalRecord
+from .tools import ToolCall, current_tool_call, tool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentNotFound",
+    "AgentRuntime",
+    "ApprovalAlreadyDecided",
+    "ApprovalNotFound",
+    "ApprovalRecord",
+    "EmptyMessage",
+    "Event",
+    "EventStream",
+    "EventType",
+    "FrontdeskError",
+    "InvalidInput",
+    "InvalidRunState",
+    "MessageTooLong",
+    "ModelNotConfigured",
+    "RunFailed",
+    "RunHandle",
+    "RunNotFound",
+    "RunNotWaiting",
+    "RunResult",
+    "SchemaTooNew",
+    "StaleConversation",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreLocked",
+    "ToolCall",
+    "Usage",
+    "__version__",
+    "current_tool_call",
+    "default_runtime",
+    "run",
+    "run_async",
+    "start",
+    "stream",
+    "tool",
+]

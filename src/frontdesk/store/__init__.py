@@ -1,1 +1,27 @@
-"""frontdesk."""
+"""The SQLite store behind the local engine: history, events, approvals and the journal."""
+
+from ._db import SCHEMA_VERSION, STORE_FILENAME, store_path
+from ._store import (
+    SETTLED_STATUSES,
+    TERMINAL_STATUSES,
+    ApprovalRecord,
+    GroupCommitter,
+    JournalRow,
+    Op,
+    RunRow,
+    Store,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SETTLED_STATUSES",
+    "STORE_FILENAME",
+    "TERMINAL_STATUSES",
+    "ApprovalRecord",
+    "GroupCommitter",
+    "JournalRow",
+    "Op",
+    "RunRow",
+    "Store",
+    "store_path",
+]

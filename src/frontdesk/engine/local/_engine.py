@@ -1,0 +1,582 @@
+"""The embedded engine: drives runs on a background event loop, over the SQLite store.
+
+Each process that drives runs holds a lease on each of them and renews it; a run whose lease
+expired, or whose owner on this machine has died, is taken over by the next engine that can
+find its agent. Approvals, cancellation and retries from other processes arrive through the
+store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agents import Agent, RunConfig, Runner
+
+from ..._home import active_home
+from ...errors import AgentNotFound, FrontdeskError, InvalidRunState, RunNotFound
+from ...models._select import ModelSelector, RetryPolicy
+from ...store import GroupCommitter, Op, RunRow, Store
+from .._agents import AgentRegistry
+from .._context import dump_context, load_context
+from ._run import DurableRun, RunCancelled, _current, plain_value
+from ._wrap import EventHooks, durable_graph
+
+log = logging.getLogger("frontdesk.engine")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything needed to start a run; only data is stored."""
+
+    agent: Agent[Any]
+    agent_ref: str
+    input: str | list[Any]
+    context: Any = None
+    conversation_id: str | None = None
+    turn: int | None = None
+    execution_id: str | None = None
+
+
+def new_execution_id() -> str:
+    """A fresh, sortable execution id."""
+    return f"run_{int(time.time() * 1000):x}{uuid.uuid4().hex[:12]}"
+
+
+class LocalEngine:
+    """Drives runs in this process; any number of processes may share one store."""
+
+    def __init__(
+        self,
+        *,
+        home: Path,
+        store: Store,
+        registry: AgentRegistry,
+        selector: ModelSelector,
+        policy: RetryPolicy,
+        lease_ttl: float = 30.0,
+        poll_interval: float = 1.0,
+        recover: bool = True,
+        max_turns: int = 10,
+    ) -> None:
+        self.home = home
+        self.store = store
+        self.registry = registry
+        self.selector = selector
+        self.policy = policy
+        self.lease_ttl = lease_ttl
+        self.poll_interval = poll_interval
+        self.recover = recover
+        self.max_turns = max_turns
+        self.host = socket.gethostname()
+        self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.changed = threading.Condition()
+        self._tasks: dict[str, asyncio.Task[RunRow]] = {}
+        self._runs: dict[str, DurableRun] = {}
+        self._noted: dict[str, str] = {}
+        self._loop = asyncio.new_event_loop()
+        self._committer = GroupCommitter(store)
+        self._thread = threading.Thread(target=self._serve, name="frontdesk-engine", daemon=True)
+        self._started = threading.Event()
+        self._closing = False
+        self._thread.start()
+        self._started.wait()
+
+    # -- loop plumbing ---------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.call_soon(self._started.set)
+        self._background = [
+            self._loop.create_task(self._heartbeat()),
+        ]
+        if self.recover:
+            self._background.append(self._loop.create_task(self._recovery()))
+        self._loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coro`` on the engine loop."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the engine loop and wait for its result."""
+        return self.submit(coro).result(timeout)
+
+    def notify(self) -> None:
+        """Wake every thread waiting for news about runs."""
+        with self.changed:
+            self.changed.notify_all()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the engine. Runs still in flight keep their journal and are resumed later."""
+        if self._closing:
+            return
+        self._closing = True
+
+        async def shutdown() -> None:
+            pending = [t for t in self._tasks.values() if not t.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=timeout)
+            for task in [*self._tasks.values(), *self._background]:
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), *self._background, return_exceptions=True)
+            # Whatever was interrupted goes back to the pool for another process.
+            self.store.write(
+                [
+                    (
+                        "UPDATE runs SET lease_owner = NULL, lease_expires = NULL "
+                        "WHERE lease_owner = ? AND status = 'running'",
+                        (self.owner,),
+                    )
+                ]
+            )
+
+        try:
+            self.call(shutdown(), timeout + 10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop.close()
+            self.notify()
+
+    # -- starting and driving runs ------------------------------------------------------------
+
+    async def start(self, spec: RunSpec) -> str:
+        """Store a new run and start driving it. Returns its execution id."""
+        execution_id = spec.execution_id or new_execution_id()
+        context_type, context_json = dump_context(spec.context)
+        now = time.time()
+        await self._committer.commit(
+            [
+                (
+                    "INSERT INTO runs (execution_id, agent_ref, agent_name, status, input, "
+                    "context_type, context_json, model_label, created_at, started_at, updated_at,"
+                    " lease_owner, lease_expires, conversation_id, turn) "
+                    "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        execution_id,
+                        spec.agent_ref,
+                        spec.agent.name,
+                        json.dumps(spec.input),
+                        context_type,
+                        context_json,
+                        self.selector.label,
+                        now,
+                        now,
+                        now,
+                        self.owner,
+                        now + self.lease_ttl,
+                        spec.conversation_id,
+                        spec.turn,
+                    ),
+                )
+            ]
+        )
+        self._spawn(execution_id, spec.agent, spec.context)
+        return execution_id
+
+    async def wait_settled(self, execution_id: str) -> RunRow:
+        """Wait until this process stops driving the run (done, failed, paused...)."""
+        task = self._tasks.get(execution_id)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+        return self.store.require_run(execution_id)
+
+    def _spawn(self, execution_id: str, agent: Agent[Any] | None, context: Any) -> None:
+        task = self._loop.create_task(self._drive(execution_id, agent, context))
+        self._tasks[execution_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(execution_id, None))
+
+    async def resume(self, execution_id: str) -> bool:
+        """Claim and drive a runnable run if this process can. Returns whether it does."""
+        if execution_id in self._tasks:
+            return True
+        row = self.store.get_run(execution_id)
+        if row is None or row.status != "running":
+            return False
+        try:
+            agent = self.registry.resolve(row.agent_ref)
+        except AgentNotFound as exc:
+            self._note_unresolvable(row, exc)
+            return False
+        now = time.time()
+        steal = self._dead_owner(row)
+        if not self.store.claim(
+            execution_id, self.owner, now + self.lease_ttl, now, steal_from=steal
+        ):
+            return False
+        self._spawn(execution_id, agent, None)
+        return True
+
+    async def _drive(self, execution_id: str, agent: Agent[Any] | None, context: Any) -> RunRow:
+        row = self.store.require_run(execution_id)
+        try:
+            root = agent if agent is not None else self.registry.resolve(row.agent_ref)
+            if context is None:
+                context = load_context(row.context_type, row.context_json)
+            run = DurableRun(
+                execution_id=execution_id,
+                store=self.store,
+                committer=self._committer,
+                context=context,
+                context_type=row.context_type,
+                context_json=row.context_json,
+                notify=self.notify,
+            )
+            if row.cancel_requested:
+                run.cancelled = True
+            self._runs[execution_id] = run
+            graph = durable_graph(root, self.selector, self.policy)
+        except Exception as exc:
+            await self._fail(execution_id, None, exc)
+            return self.store.require_run(execution_id)
+        token = _current.set(run)
+        try:
+            with active_home(self.home):
+                result = await Runner.run(
+                    graph,
+                    json.loads(row.input),
+                    context=run.context,
+                    hooks=EventHooks(),
+                    max_turns=self.max_turns,
+                    run_config=RunConfig(
+                        tracing_disabled=not os.environ.get("OPENAI_API_KEY"),
+                        workflow_name=f"frontdesk:{row.agent_name}",
+                        group_id=row.conversation_id,
+                    ),
+                )
+        except (RunCancelled, asyncio.CancelledError) as exc:
+            if run.cancelled:
+                await self._finish_cancelled(execution_id, run)
+            elif isinstance(exc, asyncio.CancelledError):
+                raise  # engine shutdown: the lease is released and the run resumes elsewhere
+        except Exception as exc:
+            await self._fail(execution_id, run, exc)
+        else:
+            if result.interruptions:
+                await self._pause(execution_id, run, result)
+            else:
+                await self._complete(execution_id, run, result)
+        finally:
+            _current.reset(token)
+            self._runs.pop(execution_id, None)
+        return self.store.require_run(execution_id)
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def _usage_sets(self, run: DurableRun) -> tuple[str, tuple[int, int, int, int]]:
+        u = run.usage
+        return (
+            "requests = ?, input_tokens = ?, output_tokens = ?, total_tokens = ?",
+            (u.requests, u.input_tokens, u.output_tokens, u.total_tokens),
+        )
+
+    async def _complete(self, execution_id: str, run: DurableRun, result: Any) -> None:
+        now = time.time()
+        output = plain_value(result.final_output)
+        last_agent = result.last_agent.name
+        context_type, context_json = dump_context(run.context)
+        sets, usage = self._usage_sets(run)
+        await run.commit(
+            [
+                (
+                    f"UPDATE runs SET status = 'completed', output_json = ?, last_agent = ?, "
+                    f"context_json = ?, error = NULL, note = NULL, finished_at = ?, updated_at = ?,"
+                    f" lease_owner = NULL, lease_expires = NULL, {sets} WHERE execution_id = ?",
+                    (json.dumps(output), last_agent, context_json, now, now, *usage, execution_id),
+                ),
+                run.event_op("done", "done", last_agent, output=output, usage=run.usage),
+            ]
+        )
+
+    async def _pause(self, execution_id: str, run: DurableRun, result: Any) -> None:
+        now = time.time()
+        ops: list[Op | None] = []
+        for item in result.interruptions:
+            raw = item.raw_item
+            call_id = getattr(raw, "call_id", None) or getattr(raw, "id", "")
+            call_key = run.call_key(call_id)
+            arguments = getattr(raw, "arguments", None) or "{}"
+            try:
+                args = json.loads(arguments)
+            except json.JSONDecodeError:
+                args = {"_raw": arguments}
+            approval_id = f"apv_{uuid.uuid4().hex[:16]}"
+            agent_name = item.agent.name if item.agent is not None else None
+            ops.append(
+                (
+                    "INSERT OR IGNORE INTO approvals (approval_id, execution_id, call_key, call_id,"
+                    " agent, tool_name, args_json, status, requested_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                    (
+                        approval_id,
+                        execution_id,
+                        call_key,
+                        call_id,
+                        agent_name,
+                        item.tool_name,
+                        json.dumps(args),
+                        now,
+                    ),
+                )  # fmt: skip
+            )
+            ops.append(
+                run.event_op(
+                    f"approval_required:{call_key}",
+                    "approval_required",
+                    agent_name,
+                    tool_name=item.tool_name,
+                    call_id=call_id,
+                    args=args,
+                    approval_id=approval_id,
+                )  # fmt: skip
+            )
+        context_type, context_json = dump_context(run.context)
+        sets, usage = self._usage_sets(run)
+        ops.append(
+            (
+                f"UPDATE runs SET status = 'waiting_approval', last_agent = ?, updated_at = ?, "
+                f"lease_owner = NULL, lease_expires = NULL, {sets} WHERE execution_id = ?",
+                (result.last_agent.name, now, *usage, execution_id),
+            )
+        )
+        await run.commit(ops)
+
+    async def _fail(self, execution_id: str, run: DurableRun | None, exc: BaseException) -> None:
+        now = time.time()
+        message = str(exc) if isinstance(exc, FrontdeskError) else f"{type(exc).__name__}: {exc}"
+        if run is None:
+            seq, keys = self.store.event_state(execution_id)
+            attempt = self.store.require_run(execution_id).attempt
+            event: Op | None = None
+            if f"error:{attempt}" not in keys:
+                from ...events import encode_payload
+
+                event = (
+                    "INSERT INTO events (execution_id, seq, key, type, at, agent, data_json) "
+                    "VALUES (?, ?, ?, 'error', ?, NULL, ?)",
+                    (execution_id, seq + 1, f"error:{attempt}", now,
+                     encode_payload(error=message, error_type=type(exc).__name__)),
+                )  # fmt: skip
+            ops: list[Op | None] = [event]
+            usage_sets = ""
+            usage: tuple[int, ...] = ()
+        else:
+            attempt = self.store.require_run(execution_id).attempt
+            ops = [
+                run.event_op(
+                    f"error:{attempt}", "error", None, error=message, error_type=type(exc).__name__
+                )
+            ]
+            sets, usage = self._usage_sets(run)
+            usage_sets = f", {sets}"
+        ops.append(
+            (
+                f"UPDATE runs SET status = 'failed', error = ?, finished_at = ?, updated_at = ?, "
+                f"lease_owner = NULL, lease_expires = NULL{usage_sets} WHERE execution_id = ?",
+                (message, now, now, *usage, execution_id),
+            )
+        )
+        await self._committer.commit([op for op in ops if op is not None])
+        self.notify()
+
+    async def _finish_cancelled(self, execution_id: str, run: DurableRun) -> None:
+        now = time.time()
+        sets, usage = self._usage_sets(run)
+        await run.commit(
+            [
+                run.event_op("cancelled", "error", None, error="run cancelled", status="cancelled"),
+                (
+                    f"UPDATE runs SET status = 'cancelled', finished_at = ?, updated_at = ?, "
+                    f"lease_owner = NULL, lease_expires = NULL, {sets} WHERE execution_id = ?",
+                    (now, now, *usage, execution_id),
+                ),
+            ]
+        )
+
+    # -- cancellation and retry ---------------------------------------------------------------
+
+    async def cancel(self, execution_id: str) -> RunRow:
+        """Cancel a run: at once if idle or driven here, else at its owner's next heartbeat."""
+        row = self.store.require_run(execution_id)
+        if row.status in ("completed", "failed", "cancelled"):
+            raise InvalidRunState(f"run {execution_id} is already {row.status}; nothing changed")
+        run = self._runs.get(execution_id)
+        task = self._tasks.get(execution_id)
+        if run is not None and task is not None:
+            run.cancelled = True
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return self.store.require_run(execution_id)
+        now = time.time()
+        owned_elsewhere = (
+            row.status == "running"
+            and row.lease_owner is not None
+            and (row.lease_expires or 0) > now
+            and self._dead_owner(row) is None
+        )
+        if owned_elsewhere:
+            self.store.write(
+                [("UPDATE runs SET cancel_requested = 1 WHERE execution_id = ?", (execution_id,))]
+            )
+            return self.store.require_run(execution_id)
+        from ...events import encode_payload
+
+        with self.store.transaction() as tx:
+            seq = tx.query(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = ?", (execution_id,)
+            )[0][0]
+            tx.execute(
+                "INSERT OR IGNORE INTO events (execution_id, seq, key, type, at, agent, data_json) "
+                "VALUES (?, ?, 'cancelled', 'error', ?, NULL, ?)",
+                (execution_id, seq + 1, now,
+                 encode_payload(error="run cancelled", status="cancelled")),
+            )  # fmt: skip
+            tx.execute(
+                "UPDATE runs SET status = 'cancelled', cancel_requested = 1, finished_at = ?, "
+                "updated_at = ?, lease_owner = NULL, lease_expires = NULL WHERE execution_id = ?",
+                (now, now, execution_id),
+            )
+            tx.execute(
+                "UPDATE approvals SET status = 'cancelled' WHERE execution_id = ? "
+                "AND status = 'pending'",
+                (execution_id,),
+            )
+        self.notify()
+        return self.store.require_run(execution_id)
+
+    def retry(self, execution_id: str) -> RunRow:
+        """Make a failed run runnable again; completed steps are kept and replayed."""
+        row = self.store.get_run(execution_id)
+        if row is None:
+            raise RunNotFound(execution_id)
+        if row.status != "failed":
+            raise InvalidRunState(
+                f"run {execution_id} is {row.status}; only failed runs can be retried"
+            )
+        now = time.time()
+        self.store.write(
+            [
+                (
+                    "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL, "
+                    "attempt = attempt + 1, lease_owner = NULL, lease_expires = NULL, "
+                    "updated_at = ? WHERE execution_id = ? AND status = 'failed'",
+                    (now, execution_id),
+                )
+            ]
+        )
+        return self.store.require_run(execution_id)
+
+    # -- leases and recovery --------------------------------------------------------------------
+
+    def _dead_owner(self, row: RunRow) -> str | None:
+        """The lease owner if it is a process on this machine that no longer exists."""
+        owner = row.lease_owner
+        if not owner or owner == self.owner:
+            return None
+        host, _, rest = owner.partition(":")
+        pid_text = rest.partition(":")[0]
+        if host != self.host or not pid_text.isdigit():
+            return None
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return owner
+        except PermissionError:
+            return None
+        return None
+
+    def _note_unresolvable(self, row: RunRow, exc: AgentNotFound) -> None:
+        note = f"pending: waiting for a process that has its agent ({exc})"
+        if self._noted.get(row.execution_id) == note or row.note == note:
+            return
+        self._noted[row.execution_id] = note
+        self.store.write(
+            [("UPDATE runs SET note = ? WHERE execution_id = ?", (note, row.execution_id))]
+        )
+        log.warning("run %s cannot resume here: %s", row.execution_id, exc)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, self.lease_ttl / 3))
+            try:
+                now = time.time()
+                self.store.write(
+                    [
+                        (
+                            "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? "
+                            "AND status = 'running'",
+                            (now + self.lease_ttl, self.owner),
+                        )
+                    ]
+                )
+                for (execution_id,) in self.store.query(
+                    "SELECT execution_id FROM runs WHERE lease_owner = ? AND cancel_requested = 1",
+                    (self.owner,),
+                ):
+                    if execution_id in self._tasks:
+                        self._loop.create_task(self.cancel(execution_id))
+            except FrontdeskError as exc:
+                log.warning("lease heartbeat failed: %s", exc)
+
+    async def _recovery(self) -> None:
+        while True:
+            try:
+                await self.recover_now()
+            except FrontdeskError as exc:
+                log.warning("recovery scan failed: %s", exc)
+            await asyncio.sleep(self.poll_interval)
+
+    async def recover_now(self) -> list[str]:
+        """Take over every runnable run this process can drive. Returns their ids."""
+        now = time.time()
+        candidates = {row.execution_id for row in self.store.claimable_runs(now)}
+        for execution_id, owner, _expires in self.store.running_leases():
+            if owner and owner != self.owner and owner.startswith(f"{self.host}:"):
+                candidates.add(execution_id)
+        taken = []
+        for execution_id in sorted(candidates):
+            if execution_id in self._tasks or self._closing:
+                continue
+            row = self.store.get_run(execution_id)
+            if row is None or row.status != "running":
+                continue
+            expired = row.lease_owner is None or (row.lease_expires or 0) < now
+            if not expired and self._dead_owner(row) is None:
+                continue
+            if await self.resume(execution_id):
+                taken.append(execution_id)
+        return taken
+
+
+def wait_for(
+    condition: threading.Condition,
+    check: Callable[[], T | None],
+    timeout: float | None,
+    poll: float = 0.2,
+) -> T | None:
+    """Block until ``check()`` returns non-None, re-checking on each notify or ``poll`` s."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        value = check()
+        if value is not None:
+            return value
+        remaining = poll if deadline is None else min(poll, deadline - time.monotonic())
+        if remaining <= 0:
+            return None
+        with condition:
+            condition.wait(remaining)

@@ -1,0 +1,314 @@
+"""One durable run: its journal, its events, and replay.
+
+The SDK drives the agent loop unchanged. frontdesk only sits at its seams:
+
+* every model call goes through :class:`DurableModel`; call *k* of a run is answered from the
+  journal if it was already committed, and committed before the loop goes on if it was not;
+* every function tool's ``on_invoke_tool`` is wrapped: a completed call (keyed by the model
+  call that asked for it and its call id, never by arrival order) returns its recorded result;
+* handoffs are wrapped so a replayed handoff restores the context its hook wrote instead of
+  running the hook again;
+* ``needs_approval`` is wrapped so that a call someone already decided is not asked again.
+
+After a crash the run is re-driven from its input: everything committed replays from the
+journal at memory speed, and the loop continues live from the first step that was not.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from ...events import Usage, encode_payload
+from ...store import ApprovalRecord, GroupCommitter, JournalRow, Op, Store
+from .._context import dump_context, restore_into
+
+_current: contextvars.ContextVar[DurableRun | None] = contextvars.ContextVar(
+    "frontdesk_durable_run", default=None
+)
+
+_response_adapter: TypeAdapter[Any] | None = None
+
+
+def current_run() -> DurableRun | None:
+    """The durable run driving the current task, if any."""
+    return _current.get()
+
+
+def response_adapter() -> TypeAdapter[Any]:
+    """Pydantic adapter that round-trips the SDK's ``ModelResponse``."""
+    global _response_adapter
+    if _response_adapter is None:
+        from agents.items import ModelResponse
+
+        _response_adapter = TypeAdapter(ModelResponse)
+    return _response_adapter
+
+
+def encode_response(response: Any) -> str:
+    """Serialize a ``ModelResponse`` for the journal."""
+    data = response_adapter().dump_python(response, mode="json", by_alias=True, exclude_none=True)
+    return json.dumps(data, separators=(",", ":"))
+
+
+def decode_response(text: str) -> Any:
+    """Rebuild a ``ModelResponse`` from :func:`encode_response` output."""
+    return response_adapter().validate_python(json.loads(text))
+
+
+def encode_value(value: Any) -> str:
+    """Serialize a tool result; strings stay strings, models become their JSON."""
+    if isinstance(value, str):
+        return json.dumps({"s": value})
+    if isinstance(value, BaseModel):
+        return json.dumps({"v": value.model_dump(mode="json")})
+    try:
+        return json.dumps({"v": value})
+    except TypeError:
+        return json.dumps({"s": str(value)})
+
+
+def decode_value(text: str) -> Any:
+    """Inverse of :func:`encode_value`."""
+    data = json.loads(text)
+    return data["s"] if "s" in data else data.get("v")
+
+
+def plain_value(value: Any) -> Any:
+    """A JSON-ready form of a tool result, for events."""
+    return decode_value(encode_value(value))
+
+
+def response_text(response: Any) -> str | None:
+    """The assistant text in a model response, if any."""
+    parts: list[str] = []
+    for item in response.output:
+        if getattr(item, "type", None) == "message":
+            for content in getattr(item, "content", []) or []:
+                text = getattr(content, "text", None)
+                if text:
+                    parts.append(text)
+    return "\n".join(parts) if parts else None
+
+
+def idempotency_key(execution_id: str, call_key: str) -> str:
+    """The key a tool passes to external APIs; the same on every retry and recovery."""
+    digest = hashlib.sha256(f"{execution_id}/{call_key}".encode()).hexdigest()[:40]
+    return f"fd_{digest}"
+
+
+class RunCancelled(Exception):
+    """Raised at a step boundary when the run was cancelled."""
+
+
+class DurableRun:
+    """The state of one run while a process drives it."""
+
+    def __init__(
+        self,
+        *,
+        execution_id: str,
+        store: Store,
+        committer: GroupCommitter,
+        context: Any,
+        context_type: str | None,
+        context_json: str | None,
+        notify: Callable[[], None],
+    ) -> None:
+        self.execution_id = execution_id
+        self.context = context
+        self._committer = committer
+        self._notify = notify
+        self.journal: dict[str, JournalRow] = {row.key: row for row in store.journal(execution_id)}
+        self.decisions: dict[str, ApprovalRecord] = {
+            a.call_key: a
+            for a in store.approvals(execution_id=execution_id)
+            if a.status in ("approved", "rejected")
+        }
+        self.seq, self.event_keys = store.event_state(execution_id)
+        self.ordinal = max((r.ordinal for r in self.journal.values()), default=0)
+        self.context_type = context_type
+        self.last_context_json = context_json
+        self.applied_snapshot = 0
+        self.model_calls = 0
+        self.agent_starts = 0
+        self.call_steps: dict[str, int] = {}
+        self.usage = Usage()
+        self.cancelled = False
+        self.replayed_steps = 0
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def next_ordinal(self) -> int:
+        self.ordinal += 1
+        return self.ordinal
+
+    def event_op(
+        self, key: str, type_: str, agent: str | None, at: float | None = None, **payload: Any
+    ) -> Op | None:
+        """An insert for a new event, or None if this run already recorded ``key``."""
+        if key in self.event_keys:
+            return None
+        self.event_keys.add(key)
+        self.seq += 1
+        return (
+            "INSERT INTO events (execution_id, seq, key, type, at, agent, data_json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.execution_id,
+                self.seq,
+                key,
+                type_,
+                time.time() if at is None else at,
+                agent,
+                encode_payload(**payload),
+            ),
+        )
+
+    async def commit(self, ops: list[Op | None]) -> None:
+        """Make ``ops`` durable before the run goes on."""
+        real = [op for op in ops if op is not None]
+        if real:
+            await self._committer.commit(real)
+            self._notify()
+
+    def emit(self, ops: list[Op | None]) -> None:
+        """Write ``ops`` soon, without waiting: for steps that replay safely if lost."""
+        import asyncio
+
+        real = [op for op in ops if op is not None]
+        if not real:
+            return
+        task = asyncio.ensure_future(self._committer.commit(real))
+        task.add_done_callback(_consume)
+        task.add_done_callback(lambda _t: self._notify())
+
+    def check_cancelled(self) -> None:
+        if self.cancelled:
+            raise RunCancelled(f"run {self.execution_id} was cancelled")
+
+    def context_snapshot(self) -> str | None:
+        """The context's JSON if it changed since the last snapshot, else None."""
+        _, data = dump_context(self.context)
+        if data == self.last_context_json:
+            return None
+        self.last_context_json = data
+        return data
+
+    def restore_snapshot(self, row: JournalRow) -> None:
+        """On replay, bring the context to what it was right after ``row``'s step."""
+        if row.context_json is None or row.ordinal <= self.applied_snapshot:
+            return
+        self.applied_snapshot = row.ordinal
+        self.context = restore_into(self.context, self.context_type, row.context_json)
+        self.last_context_json = row.context_json
+
+    def journal_op(
+        self,
+        key: str,
+        *,
+        kind: str,
+        state: str,
+        agent: str | None,
+        name: str | None = None,
+        args_json: str | None = None,
+        data_json: str | None = None,
+        context_json: str | None = None,
+        started_at: float,
+        finished_at: float | None = None,
+        attempts: int = 1,
+    ) -> Op:
+        existing = self.journal.get(key)
+        ordinal = existing.ordinal if existing else self.next_ordinal()
+        row = JournalRow(
+            key, kind, state, agent, name, args_json, data_json, context_json,
+            attempts, started_at, finished_at, ordinal,
+        )  # fmt: skip
+        self.journal[key] = row
+        return (
+            "INSERT OR REPLACE INTO journal (execution_id, key, kind, state, agent, name, "
+            "args_json, data_json, context_json, attempts, started_at, finished_at, ordinal) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.execution_id, *_row_values(row)),
+        )
+
+    # -- model calls ----------------------------------------------------------------------
+
+    def note_response(self, k: int, response: Any) -> None:
+        """Remember which model call asked for which tool call, and count its usage."""
+        for item in response.output:
+            call_id = getattr(item, "call_id", None)
+            if call_id:
+                self.call_steps[call_id] = k
+        usage = response.usage
+        self.usage = self.usage + Usage(
+            usage.requests, usage.input_tokens, usage.output_tokens, usage.total_tokens
+        )
+
+    def call_key(self, call_id: str) -> str:
+        """``"<model call>:<call id>"``: unique even if a model reuses call ids across turns."""
+        return f"{self.call_steps.get(call_id, self.model_calls)}:{call_id}"
+
+
+def _row_values(row: JournalRow) -> tuple[Any, ...]:
+    return (
+        row.key, row.kind, row.state, row.agent, row.name, row.args_json, row.data_json,
+        row.context_json, row.attempts, row.started_at, row.finished_at, row.ordinal,
+    )  # fmt: skip
+
+
+def _consume(task: Any) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def durable_model_call(
+    agent_name: str, call: Callable[[], Awaitable[Any]], run: DurableRun
+) -> Any:
+    """Answer model call *k* from the journal, or make it and commit it."""
+    run.model_calls += 1
+    k = run.model_calls
+    key = f"model:{k}"
+    row = run.journal.get(key)
+    if row is not None and row.state == "done" and row.data_json is not None:
+        response = decode_response(row.data_json)
+        run.note_response(k, response)
+        run.replayed_steps += 1
+        return response
+    run.check_cancelled()
+    started = time.time()
+    response = await call()
+    finished = time.time()
+    run.note_response(k, response)
+    usage = Usage(
+        response.usage.requests,
+        response.usage.input_tokens,
+        response.usage.output_tokens,
+        response.usage.total_tokens,
+    )
+    ops: list[Op | None] = [
+        run.journal_op(
+            key,
+            kind="model",
+            state="done",
+            agent=agent_name,
+            data_json=encode_response(response),
+            started_at=started,
+            finished_at=finished,
+        )
+    ]
+    text = response_text(response)
+    if text is not None:
+        ops.append(
+            run.event_op(
+                f"message:{k}", "message", agent_name, output=text, usage=usage, model_call=k
+            )
+        )
+    await run.commit(ops)
+    return response

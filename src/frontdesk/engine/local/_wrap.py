@@ -1,0 +1,321 @@
+"""Wrapping a user's agent graph at the SDK's seams, without changing the user's objects.
+
+:func:`durable_graph` clones every agent reachable from the starting agent (handoff cycles
+included) with a :class:`DurableModel`, wrapped function tools and wrapped handoffs. The
+user's agents are never mutated, so the same agents keep working with plain ``Runner.run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agents import Agent, FunctionTool, Handoff, Model, RunContextWrapper, RunHooks, handoff
+
+from ...models._select import ModelSelector, RetryPolicy, call_with_retries
+from ...tools import ToolCall, _tool_call_scope
+from .._agents import handoff_target
+from ._run import (
+    DurableRun,
+    current_run,
+    decode_value,
+    durable_model_call,
+    encode_value,
+    idempotency_key,
+    plain_value,
+)
+
+REJECTION_PREFIX = "Tool call rejected by a human reviewer"
+
+
+class DurableModel(Model):
+    """Journals every call of the wrapped model; replays committed calls."""
+
+    def __init__(self, agent_name: str, inner: Model, policy: RetryPolicy) -> None:
+        self.agent_name = agent_name
+        self.inner = inner
+        self.policy = policy
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+
+        async def call() -> Any:
+            return await call_with_retries(
+                lambda: self.inner.get_response(*args, **kwargs), self.policy
+            )
+
+        if run is None:
+            return await call()
+        return await durable_model_call(self.agent_name, call, run)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        # frontdesk streams run events, not tokens; the durable engine calls get_response.
+        return self.inner.stream_response(*args, **kwargs)
+
+    def get_retry_advice(self, request: Any) -> Any:
+        return self.inner.get_retry_advice(request)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def wrap_tool(tool: Any, agent_name: str) -> Any:
+    """A copy of ``tool`` whose invocation is journaled; non-function tools pass through."""
+    if not isinstance(tool, FunctionTool):
+        return tool
+    original_invoke = tool.on_invoke_tool
+    original_needs = tool.needs_approval
+
+    async def needs_approval(
+        ctx: RunContextWrapper[Any], params: dict[str, Any], call_id: str
+    ) -> bool:
+        run = current_run()
+        if run is not None:
+            key = run.call_key(call_id)
+            if key in run.decisions:
+                return False
+            row = run.journal.get(f"tool:{key}")
+            if row is not None and row.state == "done":
+                return False
+        if isinstance(original_needs, bool):
+            return original_needs
+        return bool(await original_needs(ctx, params, call_id))
+
+    async def invoke(ctx: Any, args_json: str) -> Any:
+        run = current_run()
+        if run is None:
+            return await original_invoke(ctx, args_json)
+        return await _durable_invoke(run, tool.name, agent_name, original_invoke, ctx, args_json)
+
+    return dataclasses.replace(
+        tool,
+        on_invoke_tool=invoke,
+        needs_approval=needs_approval if original_needs is not False else False,
+    )
+
+
+async def _durable_invoke(
+    run: DurableRun, tool_name: str, agent_name: str, original: Any, ctx: Any, args_json: str
+) -> Any:
+    call_id: str = ctx.tool_call_id
+    call_key = run.call_key(call_id)
+    key = f"tool:{call_key}"
+    row = run.journal.get(key)
+    if row is not None and row.state == "done" and row.data_json is not None:
+        run.restore_snapshot(row)
+        _sync_wrapper_context(ctx, run)
+        run.replayed_steps += 1
+        return decode_value(row.data_json)
+    run.check_cancelled()
+    args = _parse_args(args_json)
+    decision = run.decisions.get(call_key)
+    started = time.time()
+    if decision is not None and decision.status == "rejected":
+        result: Any = f"{REJECTION_PREFIX}: {decision.reason or 'no reason given'}"
+        await run.commit(
+            [
+                run.journal_op(
+                    key,
+                    kind="tool",
+                    state="done",
+                    agent=agent_name,
+                    name=tool_name,
+                    args_json=args_json,
+                    data_json=encode_value(result),
+                    started_at=started,
+                    finished_at=started,
+                ),  # fmt: skip
+                run.event_op(
+                    f"tool_result:{call_key}",
+                    "tool_result",
+                    agent_name,
+                    tool_name=tool_name,
+                    call_id=call_id,
+                    args=args,
+                    result=result,
+                    rejected=True,
+                    duration_ms=0.0,
+                ),  # fmt: skip
+            ]
+        )
+        return result
+    attempt = (row.attempts + 1) if row is not None else 1
+    interrupted = row is not None and row.state == "started"
+    await run.commit(
+        [
+            run.journal_op(
+                key,
+                kind="tool",
+                state="started",
+                agent=agent_name,
+                name=tool_name,
+                args_json=args_json,
+                started_at=started,
+                attempts=attempt,
+            ),  # fmt: skip
+            run.event_op(
+                f"tool_call:{call_key}",
+                "tool_call",
+                agent_name,
+                tool_name=tool_name,
+                call_id=call_id,
+                args=args,
+            ),  # fmt: skip
+            run.event_op(
+                f"tool_retry:{call_key}:{attempt}",
+                "tool_call",
+                agent_name,
+                tool_name=tool_name,
+                call_id=call_id,
+                args=args,
+                attempt=attempt,
+                interrupted_attempt=attempt - 1,
+                note="the previous attempt started but its result was never committed "
+                "(the process stopped); running it again with the same idempotency key",
+            )
+            if interrupted
+            else None,
+        ]
+    )
+    info = ToolCall(
+        execution_id=run.execution_id,
+        call_id=call_id,
+        tool_name=tool_name,
+        idempotency_key=idempotency_key(run.execution_id, call_key),
+        attempt=attempt,
+    )
+    with _tool_call_scope(info):
+        result = await original(ctx, args_json)
+    finished = time.time()
+    snapshot = run.context_snapshot()
+    await run.commit(
+        [
+            run.journal_op(
+                key,
+                kind="tool",
+                state="done",
+                agent=agent_name,
+                name=tool_name,
+                args_json=args_json,
+                data_json=encode_value(result),
+                context_json=snapshot,
+                started_at=started,
+                finished_at=finished,
+                attempts=attempt,
+            ),  # fmt: skip
+            run.event_op(
+                f"tool_result:{call_key}",
+                "tool_result",
+                agent_name,
+                tool_name=tool_name,
+                call_id=call_id,
+                args=args,
+                result=plain_value(result),
+                duration_ms=round((finished - started) * 1000, 3),
+                attempt=attempt,
+            ),  # fmt: skip
+        ]
+    )
+    return result
+
+
+def _sync_wrapper_context(ctx: Any, run: DurableRun) -> None:
+    # restore_into mutates in place; only immutable contexts need the wrapper re-pointed.
+    if getattr(ctx, "context", None) is not run.context:
+        try:
+            ctx.context = run.context
+        except AttributeError:
+            pass
+
+
+def _parse_args(args_json: str) -> dict[str, Any]:
+    try:
+        value = json.loads(args_json) if args_json else {}
+    except json.JSONDecodeError:
+        return {"_raw": args_json}
+    return value if isinstance(value, dict) else {"_value": value}
+
+
+class _Graph:
+    def __init__(self, selector: ModelSelector, policy: RetryPolicy) -> None:
+        self.selector = selector
+        self.policy = policy
+        self.clones: dict[int, Agent[Any]] = {}
+        self.by_name: dict[str, Agent[Any]] = {}
+
+    def clone(self, agent: Agent[Any]) -> Agent[Any]:
+        existing = self.clones.get(id(agent))
+        if existing is not None:
+            return existing
+        model = DurableModel(agent.name, self.selector.resolve(agent), self.policy)
+        copy = agent.clone(
+            model=model, tools=[wrap_tool(t, agent.name) for t in agent.tools], handoffs=[]
+        )
+        self.clones[id(agent)] = copy
+        self.by_name.setdefault(agent.name, copy)
+        copy.handoffs = [self.wrap_handoff(h, agent.name) for h in agent.handoffs]
+        return copy
+
+    def wrap_handoff(self, item: Agent[Any] | Handoff[Any, Any], source: str) -> Handoff[Any, Any]:
+        target = handoff_target(item)
+        if target is not None:
+            self.clone(target)
+        h: Handoff[Any, Any] = handoff(item) if isinstance(item, Agent) else item
+        original = h.on_invoke_handoff
+        graph = self
+
+        async def invoke(ctx: RunContextWrapper[Any], args_json: str) -> Agent[Any]:
+            run = current_run()
+            if run is None:
+                return graph.clone(await original(ctx, args_json))
+            key = f"handoff:{run.model_calls}"
+            row = run.journal.get(key)
+            if row is not None and row.state == "done" and row.name in graph.by_name:
+                run.restore_snapshot(row)
+                _sync_wrapper_context(ctx, run)
+                return graph.by_name[row.name]
+            started = time.time()
+            chosen = graph.clone(await original(ctx, args_json))
+            snapshot = run.context_snapshot()
+            # A handoff whose record is lost simply runs its hook again on replay.
+            run.emit(
+                [
+                    run.journal_op(
+                        key,
+                        kind="handoff",
+                        state="done",
+                        agent=source,
+                        name=chosen.name,
+                        context_json=snapshot,
+                        started_at=started,
+                        finished_at=time.time(),
+                    ),  # fmt: skip
+                    run.event_op(key, "handoff", source, target=chosen.name),
+                ]
+            )
+            return chosen
+
+        return dataclasses.replace(h, on_invoke_handoff=invoke)
+
+
+def durable_graph(root: Agent[Any], selector: ModelSelector, policy: RetryPolicy) -> Agent[Any]:
+    """Clone ``root`` and everything it hands off to, wrapped for durable execution.
+
+    Resolves every agent's model up front, so a missing model configuration fails the run
+    at once instead of halfway through.
+    """
+    return _Graph(selector, policy).clone(root)
+
+
+class EventHooks(RunHooks[Any]):
+    """Records ``agent_start`` events."""
+
+    async def on_agent_start(self, context: Any, agent: Any) -> None:
+        run = current_run()
+        if run is None:
+            return
+        run.agent_starts += 1
+        run.emit([run.event_op(f"agent_start:{run.agent_starts}", "agent_start", agent.name)])

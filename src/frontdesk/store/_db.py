@@ -1,0 +1,214 @@
+"""Opening the SQLite store: pragmas, migrations and clear errors.
+
+The store is one SQLite file in WAL mode, shared by every process on the machine that uses
+the same home. Its schema is versioned with ``PRAGMA user_version``; migrations only ever add,
+so a store is never rewritten or dropped by an upgrade.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from ..errors import SchemaTooNew, StoreCorrupt, StoreError, StoreLocked
+
+STORE_FILENAME = "frontdesk.db"
+BUSY_TIMEOUT_MS = 10_000
+
+# Each entry migrates the schema from version N to N+1.
+MIGRATIONS: list[str] = [
+    # 0 -> 1: runs, the journal of durable steps, events and approvals.
+    """
+    CREATE TABLE runs (
+        execution_id   TEXT PRIMARY KEY,
+        agent_ref      TEXT NOT NULL,
+        agent_name     TEXT NOT NULL,
+        status         TEXT NOT NULL,
+        input          TEXT NOT NULL,
+        context_type   TEXT,
+        context_json   TEXT,
+        output_json    TEXT,
+        last_agent     TEXT,
+        error          TEXT,
+        note           TEXT,
+        model_label    TEXT,
+        requests       INTEGER NOT NULL DEFAULT 0,
+        input_tokens   INTEGER NOT NULL DEFAULT 0,
+        output_tokens  INTEGER NOT NULL DEFAULT 0,
+        total_tokens   INTEGER NOT NULL DEFAULT 0,
+        created_at     REAL NOT NULL,
+        started_at     REAL,
+        finished_at    REAL,
+        updated_at     REAL NOT NULL,
+        lease_owner    TEXT,
+        lease_expires  REAL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        attempt        INTEGER NOT NULL DEFAULT 1,
+        conversation_id TEXT,
+        turn           INTEGER
+    );
+    CREATE INDEX runs_status ON runs(status, created_at);
+    CREATE INDEX runs_agent ON runs(agent_name, created_at);
+    CREATE INDEX runs_conversation ON runs(conversation_id, turn);
+
+    CREATE TABLE journal (
+        execution_id TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        agent        TEXT,
+        name         TEXT,
+        args_json    TEXT,
+        data_json    TEXT,
+        context_json TEXT,
+        attempts     INTEGER NOT NULL DEFAULT 1,
+        started_at   REAL NOT NULL,
+        finished_at  REAL,
+        ordinal      INTEGER NOT NULL,
+        PRIMARY KEY (execution_id, key)
+    );
+
+    CREATE TABLE events (
+        execution_id TEXT NOT NULL,
+        seq          INTEGER NOT NULL,
+        key          TEXT NOT NULL,
+        type         TEXT NOT NULL,
+        at           REAL NOT NULL,
+        agent        TEXT,
+        data_json    TEXT NOT NULL,
+        PRIMARY KEY (execution_id, seq),
+        UNIQUE (execution_id, key)
+    );
+
+    CREATE TABLE approvals (
+        approval_id  TEXT PRIMARY KEY,
+        execution_id TEXT NOT NULL,
+        call_key     TEXT NOT NULL,
+        call_id      TEXT NOT NULL,
+        agent        TEXT,
+        tool_name    TEXT NOT NULL,
+        args_json    TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        requested_at REAL NOT NULL,
+        decided_at   REAL,
+        decided_by   TEXT,
+        note         TEXT,
+        reason       TEXT,
+        UNIQUE (execution_id, call_key)
+    );
+    CREATE INDEX approvals_status ON approvals(status, requested_at);
+    """,
+    # 1 -> 2: durable conversations (multi-turn state, compacted input items).
+    """
+    CREATE TABLE conversations (
+        conversation_id TEXT PRIMARY KEY,
+        agent_ref       TEXT NOT NULL,
+        current_agent   TEXT NOT NULL,
+        context_type    TEXT,
+        context_json    TEXT,
+        items_json      TEXT NOT NULL,
+        turns           INTEGER NOT NULL DEFAULT 0,
+        history_len     INTEGER NOT NULL DEFAULT 0,
+        pending_run     TEXT,
+        generation      INTEGER NOT NULL DEFAULT 0,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL
+    );
+    CREATE TABLE conversation_lines (
+        conversation_id TEXT NOT NULL,
+        idx             INTEGER NOT NULL,
+        line            TEXT NOT NULL,
+        run_id          TEXT,
+        PRIMARY KEY (conversation_id, idx)
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_migrate_lock = threading.Lock()
+
+
+def store_path(home: Path) -> Path:
+    """The store file inside a frontdesk home."""
+    return home / STORE_FILENAME
+
+
+def connect(path: Path, *, migrate: bool = True) -> sqlite3.Connection:
+    """Open (and if needed create or migrate) the store at ``path``.
+
+    Raises :class:`StoreCorrupt` for a file that is not a frontdesk database,
+    :class:`SchemaTooNew` for a store written by a newer frontdesk, and
+    :class:`StoreLocked` when another process holds the lock for too long.
+    """
+    try:
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"the store at {path} could not switch to WAL mode (got {mode})")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the store at {path} has schema version {version}, but this frontdesk "
+                f"understands up to {SCHEMA_VERSION}; upgrade frontdesk to open it "
+                "(the store was left untouched)"
+            )
+        if version < SCHEMA_VERSION:
+            if not migrate:
+                raise StoreError(f"the store at {path} needs migrating to {SCHEMA_VERSION}")
+            _migrate(conn, path)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise translate(exc, path) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    with _migrate_lock:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise SchemaTooNew(f"the store at {path} was upgraded by a newer frontdesk")
+            for target in range(version, SCHEMA_VERSION):
+                for statement in _statements(MIGRATIONS[target]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {target + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def translate(exc: sqlite3.Error, path: Path | None = None) -> StoreError:
+    """Turn a sqlite3 error into the frontdesk error that explains it."""
+    where = f" at {path}" if path else ""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return StoreLocked(
+            f"the store{where} is locked by another process (waited "
+            f"{BUSY_TIMEOUT_MS / 1000:.0f}s); nothing was changed, try again"
+        )
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return StoreCorrupt(
+            f"the store{where} is not a readable frontdesk database ({exc}); it was left "
+            "untouched: restore it from a backup or point FRONTDESK_HOME elsewhere"
+        )
+    return StoreError(f"store error{where}: {exc}")

@@ -1,0 +1,476 @@
+"""The run store: runs, journal, events and approvals in one SQLite file.
+
+Reads may come from any thread: each thread gets its own connection (WAL lets them read while
+another process writes). Writes are short ``BEGIN IMMEDIATE`` transactions. The engine's event
+loop writes through :class:`GroupCommitter`, which folds the writes of concurrent runs into one
+transaction, so a thousand runs do not pay for a thousand commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ApprovalAlreadyDecided, ApprovalNotFound, RunNotFound, RunNotWaiting
+from ..events import Event, Usage, decode_event, encode_payload
+from ._db import connect, store_path, translate
+
+Op = tuple[str, Sequence[Any]]
+"""One SQL statement with its parameters."""
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+SETTLED_STATUSES = TERMINAL_STATUSES | {"waiting_approval"}
+
+_RUN_COLUMNS = (
+    "execution_id, agent_ref, agent_name, status, input, context_type, context_json, "
+    "output_json, last_agent, error, note, model_label, requests, input_tokens, "
+    "output_tokens, total_tokens, created_at, started_at, finished_at, updated_at, "
+    "lease_owner, lease_expires, cancel_requested, attempt, conversation_id, turn"
+)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as stored."""
+
+    execution_id: str
+    agent_ref: str
+    agent_name: str
+    status: str
+    input: str
+    context_type: str | None
+    context_json: str | None
+    output_json: str | None
+    last_agent: str | None
+    error: str | None
+    note: str | None
+    model_label: str | None
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    updated_at: float
+    lease_owner: str | None
+    lease_expires: float | None
+    cancel_requested: int
+    attempt: int
+    conversation_id: str | None
+    turn: int | None
+
+    @property
+    def usage(self) -> Usage:
+        """Token usage summed over the run's model calls."""
+        return Usage(self.requests, self.input_tokens, self.output_tokens, self.total_tokens)
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One durable step: a model call, a tool call or a handoff."""
+
+    key: str
+    kind: str
+    state: str
+    agent: str | None
+    name: str | None
+    args_json: str | None
+    data_json: str | None
+    context_json: str | None
+    attempts: int
+    started_at: float
+    finished_at: float | None
+    ordinal: int
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """A request for human approval of one tool call, and its decision."""
+
+    approval_id: str
+    execution_id: str
+    call_key: str
+    call_id: str
+    agent: str | None
+    tool_name: str
+    args: dict[str, Any]
+    status: str
+    """``pending``, ``approved`` or ``rejected``."""
+    requested_at: float
+    decided_at: float | None
+    decided_by: str | None
+    note: str | None
+    reason: str | None
+
+
+class Store:
+    """Typed access to a frontdesk home's SQLite store, safe to share between threads."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.path = store_path(home)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._conn()  # open now so a bad store fails at construction
+
+    # -- connections -------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            conns, self._all = self._all, []
+            self._closed = True
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read query and return all rows."""
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def write(self, ops: Iterable[Op]) -> None:
+        """Apply ``ops`` in one transaction: all of them or none."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in ops:
+                    conn.execute(sql, params)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def transaction(self) -> _Transaction:
+        """A ``BEGIN IMMEDIATE`` transaction for read-check-write sequences."""
+        return _Transaction(self)
+
+    # -- runs --------------------------------------------------------------------------
+
+    def get_run(self, execution_id: str) -> RunRow | None:
+        """The run with this id, or None."""
+        rows = self.query(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE execution_id = ?", (execution_id,)
+        )
+        return RunRow(*rows[0]) if rows else None
+
+    def require_run(self, execution_id: str) -> RunRow:
+        """The run with this id; :class:`RunNotFound` if there is none."""
+        row = self.get_run(execution_id)
+        if row is None:
+            raise RunNotFound(execution_id)
+        return row
+
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        agent: str | None = None,
+        conversation_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunRow]:
+        """Runs, newest first, optionally filtered."""
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if agent is not None:
+            where.append("(agent_name = ? OR last_agent = ? OR agent_ref = ?)")
+            params += [agent, agent, agent]
+        if conversation_id is not None:
+            where.append("conversation_id = ?")
+            params.append(conversation_id)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.query(
+            f"SELECT {_RUN_COLUMNS} FROM runs {clause} "
+            "ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [RunRow(*r) for r in rows]
+
+    def claimable_runs(self, now: float, limit: int = 100) -> list[RunRow]:
+        """Running runs whose lease is free or expired (candidates for recovery)."""
+        rows = self.query(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'running' "
+            "AND (lease_owner IS NULL OR lease_expires < ?) ORDER BY created_at LIMIT ?",
+            (now, limit),
+        )
+        return [RunRow(*r) for r in rows]
+
+    def running_leases(self) -> list[tuple[str, str | None, float | None]]:
+        """(execution_id, lease_owner, lease_expires) of every running run."""
+        return [
+            (r[0], r[1], r[2])
+            for r in self.query(
+                "SELECT execution_id, lease_owner, lease_expires FROM runs WHERE status = 'running'"
+            )
+        ]
+
+    def claim(
+        self, execution_id: str, owner: str, expires: float, now: float, *, steal_from: str | None
+    ) -> bool:
+        """Take the run's lease if it is free, expired, ours, or held by ``steal_from``."""
+        conn = self._conn()
+        try:
+            cur = conn.execute(
+                "UPDATE runs SET lease_owner = ?, lease_expires = ?, updated_at = ? "
+                "WHERE execution_id = ? AND status = 'running' AND (lease_owner IS NULL "
+                "OR lease_expires < ? OR lease_owner = ? OR lease_owner = ?)",
+                (owner, expires, now, execution_id, now, owner, steal_from or owner),
+            )
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+        return cur.rowcount == 1
+
+    # -- journal and events --------------------------------------------------------------
+
+    def journal(self, execution_id: str) -> list[JournalRow]:
+        """The run's durable steps in the order they started."""
+        rows = self.query(
+            "SELECT key, kind, state, agent, name, args_json, data_json, context_json, "
+            "attempts, started_at, finished_at, ordinal FROM journal "
+            "WHERE execution_id = ? ORDER BY ordinal",
+            (execution_id,),
+        )
+        return [JournalRow(*r) for r in rows]
+
+    def events(self, execution_id: str, after: int = 0, limit: int | None = None) -> list[Event]:
+        """The run's events with ``seq > after``, in order."""
+        rows = self.query(
+            "SELECT seq, type, at, agent, data_json FROM events "
+            "WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (execution_id, after, -1 if limit is None else limit),
+        )
+        return [decode_event(execution_id, *r) for r in rows]
+
+    def event_state(self, execution_id: str) -> tuple[int, set[str]]:
+        """The highest event seq of the run and the keys of its events."""
+        rows = self.query("SELECT seq, key FROM events WHERE execution_id = ?", (execution_id,))
+        return max((r[0] for r in rows), default=0), {r[1] for r in rows}
+
+    # -- approvals -----------------------------------------------------------------------
+
+    def approvals(
+        self, *, execution_id: str | None = None, status: str | None = None, limit: int = 200
+    ) -> list[ApprovalRecord]:
+        """Approvals, oldest first, optionally filtered by run and status."""
+        where, params = [], []
+        if execution_id is not None:
+            where.append("execution_id = ?")
+            params.append(execution_id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.query(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals {clause} ORDER BY requested_at LIMIT ?",
+            (*params, limit),
+        )
+        return [_approval(r) for r in rows]
+
+    def decide(
+        self,
+        approval_or_execution_id: str,
+        *,
+        approved: bool,
+        by: str | None,
+        note: str | None,
+        reason: str | None,
+        now: float,
+    ) -> tuple[ApprovalRecord, bool]:
+        """Record a decision. Returns the decided approval and whether the run can now resume.
+
+        Raises :class:`ApprovalNotFound`, :class:`ApprovalAlreadyDecided` or
+        :class:`RunNotWaiting`; in each case nothing is changed.
+        """
+        with self.transaction() as tx:
+            record = self._find_approval(tx, approval_or_execution_id)
+            if record.status != "pending":
+                raise ApprovalAlreadyDecided(
+                    f"approval {record.approval_id} ({record.tool_name}) was already "
+                    f"{record.status} by {record.decided_by or 'someone'}; nothing changed"
+                )
+            run = tx.query("SELECT status FROM runs WHERE execution_id = ?", (record.execution_id,))
+            if not run or run[0][0] != "waiting_approval":
+                status = run[0][0] if run else "missing"
+                raise RunNotWaiting(
+                    f"run {record.execution_id} is {status}, not waiting for approval; "
+                    "nothing changed"
+                )
+            status = "approved" if approved else "rejected"
+            tx.execute(
+                "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, note = ?, "
+                "reason = ? WHERE approval_id = ?",
+                (status, now, by, note, reason, record.approval_id),
+            )
+            seq = tx.query(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE execution_id = ?",
+                (record.execution_id,),
+            )[0][0]
+            tx.execute(
+                "INSERT INTO events (execution_id, seq, key, type, at, agent, data_json) "
+                "VALUES (?, ?, ?, 'approval_decided', ?, ?, ?)",
+                (
+                    record.execution_id,
+                    seq,
+                    f"approval_decided:{record.call_key}",
+                    now,
+                    record.agent,
+                    encode_payload(
+                        tool_name=record.tool_name,
+                        call_id=record.call_id,
+                        args=record.args,
+                        approval_id=record.approval_id,
+                        decision=status,
+                        by=by,
+                        note=note,
+                        reason=reason,
+                    ),
+                ),
+            )
+            pending = tx.query(
+                "SELECT COUNT(*) FROM approvals WHERE execution_id = ? AND status = 'pending'",
+                (record.execution_id,),
+            )[0][0]
+            if pending == 0:
+                tx.execute(
+                    "UPDATE runs SET status = 'running', lease_owner = NULL, lease_expires = NULL,"
+                    " updated_at = ? WHERE execution_id = ?",
+                    (now, record.execution_id),
+                )
+        decided = self.approvals(execution_id=record.execution_id)
+        final = next(a for a in decided if a.approval_id == record.approval_id)
+        return final, pending == 0
+
+    def _find_approval(self, tx: _Transaction, ident: str) -> ApprovalRecord:
+        rows = tx.query(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE approval_id = ?", (ident,)
+        )
+        if rows:
+            return _approval(rows[0])
+        rows = tx.query(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE execution_id = ? "
+            "ORDER BY requested_at",
+            (ident,),
+        )
+        if not rows:
+            if not tx.query("SELECT 1 FROM runs WHERE execution_id = ?", (ident,)):
+                raise ApprovalNotFound(f"no approval or run with id {ident!r}")
+            raise RunNotWaiting(f"run {ident} has no approval request; nothing changed")
+        records = [_approval(r) for r in rows]
+        pending = [r for r in records if r.status == "pending"]
+        if len(pending) > 1:
+            ids = ", ".join(f"{r.approval_id} ({r.tool_name})" for r in pending)
+            raise ApprovalNotFound(
+                f"run {ident} has {len(pending)} pending approvals; name one of: {ids}"
+            )
+        return pending[0] if pending else records[-1]
+
+
+_APPROVAL_COLUMNS = (
+    "approval_id, execution_id, call_key, call_id, agent, tool_name, args_json, status, "
+    "requested_at, decided_at, decided_by, note, reason"
+)
+
+
+def _approval(row: tuple[Any, ...]) -> ApprovalRecord:
+    values = list(row)
+    values[6] = json.loads(values[6])
+    return ApprovalRecord(*values)
+
+
+class _Transaction:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._conn = store._conn()
+
+    def __enter__(self) -> _Transaction:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise translate(exc, self._store.path) from exc
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        except sqlite3.Error as err:
+            if exc_type is None:
+                raise translate(err, self._store.path) from err
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+
+class GroupCommitter:
+    """Batches writes issued from one event loop into shared transactions.
+
+    ``await commit(ops)`` returns once ``ops`` are durable. Every commit requested during
+    the same loop iteration goes into one SQLite transaction.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: list[tuple[list[Op], asyncio.Future[None]]] = []
+        self._scheduled = False
+
+    async def commit(self, ops: list[Op]) -> None:
+        """Durably apply ``ops`` (in one transaction with other concurrent commits)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((ops, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        self._scheduled = False
+        try:
+            self._store.write(op for ops, _ in batch for op in ops)
+        except Exception:
+            # One bad batch must not fail unrelated runs: retry each run's ops alone.
+            for ops, future in batch:
+                try:
+                    self._store.write(ops)
+                except Exception as exc:
+                    if not future.done():
+                        future.set_exception(exc)
+                else:
+                    if not future.done():
+                        future.set_result(None)
+            return
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
