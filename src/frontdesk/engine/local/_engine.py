@@ -289,7 +289,7 @@ class LocalEngine:
         now = time.time()
         output = plain_value(result.final_output)
         last_agent = result.last_agent.name
-        context_type, context_json = dump_context(run.context)
+        _, context_json = dump_context(run.context)
         sets, usage = self._usage_sets(run)
         await run.commit(
             [
@@ -332,7 +332,7 @@ class LocalEngine:
                         json.dumps(args),
                         now,
                     ),
-                )  # fmt: skip
+                )
             )
             ops.append(
                 run.event_op(
@@ -343,9 +343,8 @@ class LocalEngine:
                     call_id=call_id,
                     args=args,
                     approval_id=approval_id,
-                )  # fmt: skip
+                )
             )
-        context_type, context_json = dump_context(run.context)
         sets, usage = self._usage_sets(run)
         ops.append(
             (
@@ -369,9 +368,14 @@ class LocalEngine:
                 event = (
                     "INSERT INTO events (execution_id, seq, key, type, at, agent, data_json) "
                     "VALUES (?, ?, ?, 'error', ?, NULL, ?)",
-                    (execution_id, seq + 1, f"error:{attempt}", now,
-                     encode_payload(error=message, error_type=type(exc).__name__)),
-                )  # fmt: skip
+                    (
+                        execution_id,
+                        seq + 1,
+                        f"error:{attempt}",
+                        now,
+                        encode_payload(error=message, error_type=type(exc).__name__),
+                    ),
+                )
             ops: list[Op | None] = [event]
             usage_sets = ""
             usage: tuple[int, ...] = ()
@@ -443,9 +447,13 @@ class LocalEngine:
             tx.execute(
                 "INSERT OR IGNORE INTO events (execution_id, seq, key, type, at, agent, data_json) "
                 "VALUES (?, ?, 'cancelled', 'error', ?, NULL, ?)",
-                (execution_id, seq + 1, now,
-                 encode_payload(error="run cancelled", status="cancelled")),
-            )  # fmt: skip
+                (
+                    execution_id,
+                    seq + 1,
+                    now,
+                    encode_payload(error="run cancelled", status="cancelled"),
+                ),
+            )
             tx.execute(
                 "UPDATE runs SET status = 'cancelled', cancel_requested = 1, finished_at = ?, "
                 "updated_at = ?, lease_owner = NULL, lease_expires = NULL WHERE execution_id = ?",

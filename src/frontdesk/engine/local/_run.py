@@ -227,9 +227,19 @@ class DurableRun:
         existing = self.journal.get(key)
         ordinal = existing.ordinal if existing else self.next_ordinal()
         row = JournalRow(
-            key, kind, state, agent, name, args_json, data_json, context_json,
-            attempts, started_at, finished_at, ordinal,
-        )  # fmt: skip
+            key,
+            kind,
+            state,
+            agent,
+            name,
+            args_json,
+            data_json,
+            context_json,
+            attempts,
+            started_at,
+            finished_at,
+            ordinal,
+        )
         self.journal[key] = row
         return (
             "INSERT OR REPLACE INTO journal (execution_id, key, kind, state, agent, name, "
@@ -258,9 +268,19 @@ class DurableRun:
 
 def _row_values(row: JournalRow) -> tuple[Any, ...]:
     return (
-        row.key, row.kind, row.state, row.agent, row.name, row.args_json, row.data_json,
-        row.context_json, row.attempts, row.started_at, row.finished_at, row.ordinal,
-    )  # fmt: skip
+        row.key,
+        row.kind,
+        row.state,
+        row.agent,
+        row.name,
+        row.args_json,
+        row.data_json,
+        row.context_json,
+        row.attempts,
+        row.started_at,
+        row.finished_at,
+        row.ordinal,
+    )
 
 
 def _consume(task: Any) -> None:

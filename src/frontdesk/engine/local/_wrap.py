@@ -127,7 +127,7 @@ async def _durable_invoke(
                     data_json=encode_value(result),
                     started_at=started,
                     finished_at=started,
-                ),  # fmt: skip
+                ),
                 run.event_op(
                     f"tool_result:{call_key}",
                     "tool_result",
@@ -138,7 +138,7 @@ async def _durable_invoke(
                     result=result,
                     rejected=True,
                     duration_ms=0.0,
-                ),  # fmt: skip
+                ),
             ]
         )
         return result
@@ -155,7 +155,7 @@ async def _durable_invoke(
                 args_json=args_json,
                 started_at=started,
                 attempts=attempt,
-            ),  # fmt: skip
+            ),
             run.event_op(
                 f"tool_call:{call_key}",
                 "tool_call",
@@ -163,7 +163,7 @@ async def _durable_invoke(
                 tool_name=tool_name,
                 call_id=call_id,
                 args=args,
-            ),  # fmt: skip
+            ),
             run.event_op(
                 f"tool_retry:{call_key}:{attempt}",
                 "tool_call",
@@ -205,7 +205,7 @@ async def _durable_invoke(
                 started_at=started,
                 finished_at=finished,
                 attempts=attempt,
-            ),  # fmt: skip
+            ),
             run.event_op(
                 f"tool_result:{call_key}",
                 "tool_result",
@@ -216,7 +216,7 @@ async def _durable_invoke(
                 result=plain_value(result),
                 duration_ms=round((finished - started) * 1000, 3),
                 attempt=attempt,
-            ),  # fmt: skip
+            ),
         ]
     )
     return result
@@ -292,7 +292,7 @@ class _Graph:
                         context_json=snapshot,
                         started_at=started,
                         finished_at=time.time(),
-                    ),  # fmt: skip
+                    ),
                     run.event_op(key, "handoff", source, target=chosen.name),
                 ]
             )
