@@ -1,1 +1,48 @@
-"""frontdesk."""
+"""Airline customer service: a triage agent that hands off to FAQ and seat booking agents.
+
+Bookings and seat maps live in SQLite at ``current_home() / "airline.db"``, seeded from the
+fixtures in ``data/`` on first use. The demo booking is ``LL0EZ6`` on ``FLT-123``.
+"""
+
+from ._db import (
+    Booking,
+    BookingNotFound,
+    MalformedSeat,
+    Seat,
+    SeatChangeRefused,
+    SeatNotFound,
+    SeatTaken,
+    change_seat,
+    db_path,
+    get_booking,
+    init_db,
+    normalize_seat,
+    seat_map,
+)
+from .agents import AGENTS, faq_agent, init_agents, seat_booking_agent, triage_agent
+from .tools import AirlineAgentContext, faq_lookup_tool, on_seat_booking_handoff, update_seat
+
+__all__ = [
+    "AGENTS",
+    "AirlineAgentContext",
+    "Booking",
+    "BookingNotFound",
+    "MalformedSeat",
+    "Seat",
+    "SeatChangeRefused",
+    "SeatNotFound",
+    "SeatTaken",
+    "change_seat",
+    "db_path",
+    "faq_agent",
+    "faq_lookup_tool",
+    "get_booking",
+    "init_agents",
+    "init_db",
+    "normalize_seat",
+    "on_seat_booking_handoff",
+    "seat_booking_agent",
+    "seat_map",
+    "triage_agent",
+    "update_seat",
+]
