@@ -13,12 +13,11 @@ history and as a stream of events.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +39,10 @@ DEFAULT_MAX_MESSAGE_CHARS = 4000
 
 @dataclass(frozen=True)
 class RunResult:
-    """A run as it stands: its output once completed, and its whole history."""
+    """A run as it stands: its output once completed, and its whole history.
+
+    ``events``, ``approvals`` and ``steps`` are read from the store on first access.
+    """
 
     execution_id: str
     status: str
@@ -48,7 +50,6 @@ class RunResult:
     output: Any
     last_agent: str | None
     usage: Usage
-    events: list[Event]
     started_at: datetime | None
     finished_at: datetime | None
     agent: str
@@ -58,8 +59,28 @@ class RunResult:
     model_label: str | None = None
     context: Any = None
     conversation_id: str | None = None
-    approvals: list[ApprovalRecord] = field(default_factory=list)
-    steps: list[JournalRow] = field(default_factory=list)
+    _store: Store | None = field(default=None, repr=False, compare=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def _load(self, name: str, loader: Callable[[Store], Any]) -> Any:
+        if name not in self._cache:
+            self._cache[name] = loader(self._store) if self._store is not None else []
+        return self._cache[name]
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event of the run, in order."""
+        return self._load("events", lambda s: s.events(self.execution_id))  # type: ignore[no-any-return]
+
+    @property
+    def approvals(self) -> list[ApprovalRecord]:
+        """Every approval request of the run, with its decision."""
+        return self._load("approvals", lambda s: s.approvals(execution_id=self.execution_id))  # type: ignore[no-any-return]
+
+    @property
+    def steps(self) -> list[JournalRow]:
+        """The durable steps (model calls, tool calls, handoffs) with their timings."""
+        return self._load("steps", lambda s: s.journal(self.execution_id))  # type: ignore[no-any-return]
 
     @property
     def duration(self) -> float | None:
@@ -83,7 +104,7 @@ def _dt(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, tz=UTC) if ts is not None else None
 
 
-def build_result(store: Store, row: RunRow, *, full: bool = True) -> RunResult:
+def build_result(store: Store, row: RunRow) -> RunResult:
     """Assemble a :class:`RunResult` from the store."""
     context = None
     if row.context_json is not None:
@@ -97,7 +118,6 @@ def build_result(store: Store, row: RunRow, *, full: bool = True) -> RunResult:
         output=json.loads(row.output_json) if row.output_json is not None else None,
         last_agent=row.last_agent,
         usage=row.usage,
-        events=store.events(row.execution_id) if full else [],
         started_at=_dt(row.started_at),
         finished_at=_dt(row.finished_at),
         agent=row.agent_name,
@@ -107,8 +127,7 @@ def build_result(store: Store, row: RunRow, *, full: bool = True) -> RunResult:
         model_label=row.model_label,
         context=context,
         conversation_id=row.conversation_id,
-        approvals=store.approvals(execution_id=row.execution_id) if full else [],
-        steps=store.journal(row.execution_id) if full else [],
+        _store=store,
     )
 
 
@@ -329,12 +348,14 @@ class AgentRuntime:
     async def run_async(
         self, agent: Agent[Any], message: str | Sequence[Any], *, context: Any = None
     ) -> RunResult:
-        """Async twin of :meth:`run`."""
+        """Async twin of :meth:`run`. The run executes on the caller's event loop, so async
+        tools can use clients bound to it; if the caller goes away, the run is handed back
+        and resumed from its journal."""
         spec = self._spec(agent, message, context)
-        return await asyncio.wrap_future(self._engine.submit(self._run_and_wait(spec)))
+        return await self._run_and_wait(spec)
 
     async def _run_and_wait(self, spec: RunSpec) -> RunResult:
-        execution_id = await self._engine.start(spec)
+        execution_id = await self._engine.start(spec, acknowledge=False)
         row = await self._engine.wait_settled(execution_id)
         return build_result(self.store, row)
 
@@ -398,7 +419,7 @@ class AgentRuntime:
         rows = self.store.list_runs(
             status=status, agent=agent, limit=limit, offset=offset, conversation_id=conversation_id
         )
-        return [build_result(self.store, row, full=False) for row in rows]
+        return [build_result(self.store, row) for row in rows]
 
     def get(self, execution_id: str) -> RunResult:
         """One run with its events, steps and approvals; :class:`RunNotFound` if unknown."""

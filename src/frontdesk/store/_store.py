@@ -138,6 +138,8 @@ class Store:
         with self._lock:
             conns, self._all = self._all, []
             self._closed = True
+            # Results read lazily after close() get a fresh connection.
+            self._local = threading.local()
         for conn in conns:
             try:
                 conn.close()

@@ -27,15 +27,51 @@ from agents import Agent, RunConfig, Runner
 
 from ..._home import active_home
 from ...errors import AgentNotFound, FrontdeskError, InvalidRunState, RunNotFound
+from ...events import encode_payload
 from ...models._select import ModelSelector, RetryPolicy
 from ...store import GroupCommitter, Op, RunRow, Store
 from .._agents import AgentRegistry
 from .._context import dump_context, load_context
 from ._run import DurableRun, RunCancelled, _current, plain_value
-from ._wrap import EventHooks, durable_graph
+from ._wrap import EventHooks, GraphCache
 
 log = logging.getLogger("frontdesk.engine")
 T = TypeVar("T")
+
+
+def _failed_op(execution_id: str, message: str, now: float) -> Op:
+    return (
+        "UPDATE runs SET status = 'failed', error = ?, finished_at = ?, updated_at = ?, "
+        "lease_owner = NULL, lease_expires = NULL WHERE execution_id = ?",
+        (message, now, now, execution_id),
+    )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What driving a run needs from its stored row."""
+
+    agent_ref: str
+    agent_name: str
+    input_json: str
+    context_type: str | None
+    context_json: str | None
+    conversation_id: str | None
+    attempt: int
+    cancel_requested: bool
+
+    @classmethod
+    def of(cls, row: RunRow) -> _Plan:
+        return cls(
+            row.agent_ref,
+            row.agent_name,
+            row.input,
+            row.context_type,
+            row.context_json,
+            row.conversation_id,
+            row.attempt,
+            bool(row.cancel_requested),
+        )
 
 
 @dataclass(frozen=True)
@@ -88,7 +124,8 @@ class LocalEngine:
         self._runs: dict[str, DurableRun] = {}
         self._noted: dict[str, str] = {}
         self._loop = asyncio.new_event_loop()
-        self._committer = GroupCommitter(store)
+        self._committers: dict[asyncio.AbstractEventLoop, GroupCommitter] = {}
+        self._graphs = GraphCache(selector, policy)
         self._thread = threading.Thread(target=self._serve, name="frontdesk-engine", daemon=True)
         self._started = threading.Event()
         self._closing = False
@@ -96,6 +133,16 @@ class LocalEngine:
         self._started.wait()
 
     # -- loop plumbing ---------------------------------------------------------------------
+
+    def committer(self) -> GroupCommitter:
+        """The group committer of the running loop (runs may be driven on the caller's loop)."""
+        loop = asyncio.get_running_loop()
+        committer = self._committers.get(loop)
+        if committer is None:
+            committer = self._committers[loop] = GroupCommitter(self.store)
+            for stale in [other for other in self._committers if other.is_closed()]:
+                del self._committers[stale]
+        return committer
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -127,12 +174,13 @@ class LocalEngine:
         self._closing = True
 
         async def shutdown() -> None:
-            pending = [t for t in self._tasks.values() if not t.done()]
+            own = [t for t in self._tasks.values() if t.get_loop() is self._loop]
+            pending = [t for t in own if not t.done()]
             if pending:
                 await asyncio.wait(pending, timeout=timeout)
-            for task in [*self._tasks.values(), *self._background]:
+            for task in [*own, *self._background]:
                 task.cancel()
-            await asyncio.gather(*self._tasks.values(), *self._background, return_exceptions=True)
+            await asyncio.gather(*own, *self._background, return_exceptions=True)
             # Whatever was interrupted goes back to the pool for another process.
             self.store.write(
                 [
@@ -154,50 +202,78 @@ class LocalEngine:
 
     # -- starting and driving runs ------------------------------------------------------------
 
-    async def start(self, spec: RunSpec) -> str:
-        """Store a new run and start driving it. Returns its execution id."""
+    async def start(self, spec: RunSpec, *, acknowledge: bool = True) -> str:
+        """Store a new run and start driving it. Returns its execution id.
+
+        With ``acknowledge`` the run is durable before this returns (a handle may be given
+        out). Without it, as for a caller that waits for the result anyway, the run's row is
+        written with its first step, saving a transaction.
+        """
         execution_id = spec.execution_id or new_execution_id()
         context_type, context_json = dump_context(spec.context)
         now = time.time()
-        await self._committer.commit(
-            [
-                (
-                    "INSERT INTO runs (execution_id, agent_ref, agent_name, status, input, "
-                    "context_type, context_json, model_label, created_at, started_at, updated_at,"
-                    " lease_owner, lease_expires, conversation_id, turn) "
-                    "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        execution_id,
-                        spec.agent_ref,
-                        spec.agent.name,
-                        json.dumps(spec.input),
-                        context_type,
-                        context_json,
-                        self.selector.label,
-                        now,
-                        now,
-                        now,
-                        self.owner,
-                        now + self.lease_ttl,
-                        spec.conversation_id,
-                        spec.turn,
-                    ),
-                )
-            ]
+        plan = _Plan(
+            agent_ref=spec.agent_ref,
+            agent_name=spec.agent.name,
+            input_json=json.dumps(spec.input),
+            context_type=context_type,
+            context_json=context_json,
+            conversation_id=spec.conversation_id,
+            attempt=1,
+            cancel_requested=False,
         )
-        self._spawn(execution_id, spec.agent, spec.context)
+        insert: Op = (
+            "INSERT INTO runs (execution_id, agent_ref, agent_name, status, input, "
+            "context_type, context_json, model_label, created_at, started_at, updated_at,"
+            " lease_owner, lease_expires, conversation_id, turn) "
+            "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                execution_id,
+                plan.agent_ref,
+                plan.agent_name,
+                plan.input_json,
+                context_type,
+                context_json,
+                self.selector.label,
+                now,
+                now,
+                now,
+                self.owner,
+                now + self.lease_ttl,
+                spec.conversation_id,
+                spec.turn,
+            ),
+        )
+        if acknowledge:
+            await self.committer().commit([insert])
+            self.notify()
+            self._spawn(execution_id, spec.agent, spec.context, plan=plan)
+        else:
+            self._spawn(execution_id, spec.agent, spec.context, plan=plan, insert=insert)
         return execution_id
 
     async def wait_settled(self, execution_id: str) -> RunRow:
         """Wait until this process stops driving the run (done, failed, paused...)."""
         task = self._tasks.get(execution_id)
         if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(task)
+            if task.get_loop() is asyncio.get_running_loop():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(task)
+            else:
+                await _await_in_own_loop(task)
         return self.store.require_run(execution_id)
 
-    def _spawn(self, execution_id: str, agent: Agent[Any] | None, context: Any) -> None:
-        task = self._loop.create_task(self._drive(execution_id, agent, context))
+    def _spawn(
+        self,
+        execution_id: str,
+        agent: Agent[Any] | None,
+        context: Any,
+        *,
+        plan: _Plan | None = None,
+        insert: Op | None = None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._drive(execution_id, agent, context, plan, insert))
         self._tasks[execution_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(execution_id, None))
 
@@ -222,50 +298,67 @@ class LocalEngine:
         self._spawn(execution_id, agent, None)
         return True
 
-    async def _drive(self, execution_id: str, agent: Agent[Any] | None, context: Any) -> RunRow:
-        row = self.store.require_run(execution_id)
+    async def _drive(
+        self,
+        execution_id: str,
+        agent: Agent[Any] | None,
+        context: Any,
+        plan: _Plan | None,
+        insert: Op | None,
+    ) -> RunRow:
+        fresh = plan is not None
+        if plan is None:
+            plan = _Plan.of(self.store.require_run(execution_id))
+        if context is None:
+            try:
+                context = load_context(plan.context_type, plan.context_json)
+            except Exception as exc:
+                await self._fail(execution_id, None, exc, plan.attempt)
+                return self.store.require_run(execution_id)
+        run = DurableRun(
+            execution_id=execution_id,
+            store=None if fresh else self.store,
+            committer=self.committer(),
+            context=context,
+            context_type=plan.context_type,
+            context_json=plan.context_json,
+            notify=self.notify,
+        )
+        if insert is not None:
+            run.emit([insert])
+        run.cancelled = plan.cancel_requested
         try:
-            root = agent if agent is not None else self.registry.resolve(row.agent_ref)
-            if context is None:
-                context = load_context(row.context_type, row.context_json)
-            run = DurableRun(
-                execution_id=execution_id,
-                store=self.store,
-                committer=self._committer,
-                context=context,
-                context_type=row.context_type,
-                context_json=row.context_json,
-                notify=self.notify,
-            )
-            if row.cancel_requested:
-                run.cancelled = True
-            self._runs[execution_id] = run
-            graph = durable_graph(root, self.selector, self.policy)
+            root = agent if agent is not None else self.registry.resolve(plan.agent_ref)
+            graph = self._graphs.get(root)
         except Exception as exc:
-            await self._fail(execution_id, None, exc)
+            await self._fail(execution_id, run, exc, plan.attempt)
             return self.store.require_run(execution_id)
+        self._runs[execution_id] = run
         token = _current.set(run)
         try:
             with active_home(self.home):
                 result = await Runner.run(
                     graph,
-                    json.loads(row.input),
+                    json.loads(plan.input_json),
                     context=run.context,
                     hooks=EventHooks(),
                     max_turns=self.max_turns,
                     run_config=RunConfig(
                         tracing_disabled=not os.environ.get("OPENAI_API_KEY"),
-                        workflow_name=f"frontdesk:{row.agent_name}",
-                        group_id=row.conversation_id,
+                        workflow_name=f"frontdesk:{plan.agent_name}",
+                        group_id=plan.conversation_id,
                     ),
                 )
         except (RunCancelled, asyncio.CancelledError) as exc:
             if run.cancelled:
                 await self._finish_cancelled(execution_id, run)
             elif isinstance(exc, asyncio.CancelledError):
-                raise  # engine shutdown: the lease is released and the run resumes elsewhere
+                # Not a cancellation of the run: the engine or the caller's loop is going
+                # away. Hand the run back so another driver resumes it from the journal.
+                self._release(execution_id)
+                raise
         except Exception as exc:
-            await self._fail(execution_id, run, exc)
+            await self._fail(execution_id, run, exc, plan.attempt)
         else:
             if result.interruptions:
                 await self._pause(execution_id, run, result)
@@ -355,16 +448,15 @@ class LocalEngine:
         )
         await run.commit(ops)
 
-    async def _fail(self, execution_id: str, run: DurableRun | None, exc: BaseException) -> None:
+    async def _fail(
+        self, execution_id: str, run: DurableRun | None, exc: BaseException, attempt: int
+    ) -> None:
         now = time.time()
         message = str(exc) if isinstance(exc, FrontdeskError) else f"{type(exc).__name__}: {exc}"
         if run is None:
             seq, keys = self.store.event_state(execution_id)
-            attempt = self.store.require_run(execution_id).attempt
             event: Op | None = None
             if f"error:{attempt}" not in keys:
-                from ...events import encode_payload
-
                 event = (
                     "INSERT INTO events (execution_id, seq, key, type, at, agent, data_json) "
                     "VALUES (?, ?, ?, 'error', ?, NULL, ?)",
@@ -376,27 +468,25 @@ class LocalEngine:
                         encode_payload(error=message, error_type=type(exc).__name__),
                     ),
                 )
-            ops: list[Op | None] = [event]
-            usage_sets = ""
-            usage: tuple[int, ...] = ()
-        else:
-            attempt = self.store.require_run(execution_id).attempt
-            ops = [
+            await self.committer().commit(
+                [op for op in [event, _failed_op(execution_id, message, now)] if op is not None]
+            )
+            self.notify()
+            return
+        sets, usage = self._usage_sets(run)
+        await run.commit(
+            [
                 run.event_op(
                     f"error:{attempt}", "error", None, error=message, error_type=type(exc).__name__
-                )
+                ),
+                (
+                    f"UPDATE runs SET status = 'failed', error = ?, finished_at = ?, "
+                    f"updated_at = ?, lease_owner = NULL, lease_expires = NULL, {sets} "
+                    "WHERE execution_id = ?",
+                    (message, now, now, *usage, execution_id),
+                ),
             ]
-            sets, usage = self._usage_sets(run)
-            usage_sets = f", {sets}"
-        ops.append(
-            (
-                f"UPDATE runs SET status = 'failed', error = ?, finished_at = ?, updated_at = ?, "
-                f"lease_owner = NULL, lease_expires = NULL{usage_sets} WHERE execution_id = ?",
-                (message, now, now, *usage, execution_id),
-            )
         )
-        await self._committer.commit([op for op in ops if op is not None])
-        self.notify()
 
     async def _finish_cancelled(self, execution_id: str, run: DurableRun) -> None:
         now = time.time()
@@ -423,8 +513,12 @@ class LocalEngine:
         task = self._tasks.get(execution_id)
         if run is not None and task is not None:
             run.cancelled = True
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            if task.get_loop() is asyncio.get_running_loop():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            else:
+                task.get_loop().call_soon_threadsafe(task.cancel)
+                await _await_in_own_loop(task)
             return self.store.require_run(execution_id)
         now = time.time()
         owned_elsewhere = (
@@ -438,8 +532,6 @@ class LocalEngine:
                 [("UPDATE runs SET cancel_requested = 1 WHERE execution_id = ?", (execution_id,))]
             )
             return self.store.require_run(execution_id)
-        from ...events import encode_payload
-
         with self.store.transaction() as tx:
             seq = tx.query(
                 "SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = ?", (execution_id,)
@@ -508,6 +600,17 @@ class LocalEngine:
             return None
         return None
 
+    def _release(self, execution_id: str) -> None:
+        self.store.write(
+            [
+                (
+                    "UPDATE runs SET lease_owner = NULL, lease_expires = NULL "
+                    "WHERE execution_id = ? AND lease_owner = ? AND status = 'running'",
+                    (execution_id, self.owner),
+                )
+            ]
+        )
+
     def _note_unresolvable(self, row: RunRow, exc: AgentNotFound) -> None:
         note = f"pending: waiting for a process that has its agent ({exc})"
         if self._noted.get(row.execution_id) == note or row.note == note:
@@ -569,6 +672,15 @@ class LocalEngine:
             if await self.resume(execution_id):
                 taken.append(execution_id)
         return taken
+
+
+async def _await_in_own_loop(task: asyncio.Task[Any]) -> None:
+    """Wait for a task that belongs to another thread's event loop."""
+
+    async def settle() -> None:
+        await asyncio.gather(task, return_exceptions=True)
+
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(settle(), task.get_loop()))
 
 
 def wait_for(

@@ -16,6 +16,7 @@ journal at memory speed, and the loop continues live from the first step that wa
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hashlib
 import json
@@ -114,7 +115,7 @@ class DurableRun:
         self,
         *,
         execution_id: str,
-        store: Store,
+        store: Store | None,
         committer: GroupCommitter,
         context: Any,
         context_type: str | None,
@@ -125,13 +126,16 @@ class DurableRun:
         self.context = context
         self._committer = committer
         self._notify = notify
-        self.journal: dict[str, JournalRow] = {row.key: row for row in store.journal(execution_id)}
+        # ``store`` is None for a run that was just created: nothing to load.
+        self.journal: dict[str, JournalRow] = (
+            {row.key: row for row in store.journal(execution_id)} if store else {}
+        )
         self.decisions: dict[str, ApprovalRecord] = {
             a.call_key: a
-            for a in store.approvals(execution_id=execution_id)
+            for a in (store.approvals(execution_id=execution_id) if store else [])
             if a.status in ("approved", "rejected")
         }
-        self.seq, self.event_keys = store.event_state(execution_id)
+        self.seq, self.event_keys = store.event_state(execution_id) if store else (0, set())
         self.ordinal = max((r.ordinal for r in self.journal.values()), default=0)
         self.context_type = context_type
         self.last_context_json = context_json
@@ -142,6 +146,8 @@ class DurableRun:
         self.usage = Usage()
         self.cancelled = False
         self.replayed_steps = 0
+        self._buffer: list[Op] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -172,22 +178,38 @@ class DurableRun:
         )
 
     async def commit(self, ops: list[Op | None]) -> None:
-        """Make ``ops`` durable before the run goes on."""
-        real = [op for op in ops if op is not None]
+        """Make ``ops`` durable before the run goes on (with any buffered events)."""
+        real = self._take_buffered()
+        real.extend(op for op in ops if op is not None)
         if real:
             await self._committer.commit(real)
             self._notify()
 
     def emit(self, ops: list[Op | None]) -> None:
-        """Write ``ops`` soon, without waiting: for steps that replay safely if lost."""
-        import asyncio
+        """Write ``ops`` with the next commit, or within 50 ms: for steps that replay safely.
 
-        real = [op for op in ops if op is not None]
-        if not real:
-            return
-        task = asyncio.ensure_future(self._committer.commit(real))
-        task.add_done_callback(_consume)
-        task.add_done_callback(lambda _t: self._notify())
+        Buffering lets an ``agent_start`` or ``handoff`` ride along with the model call that
+        follows it instead of paying for a transaction of its own.
+        """
+        self._buffer.extend(op for op in ops if op is not None)
+        if self._buffer and self._flush_handle is None:
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(0.05, self._flush_buffered)
+
+    def _take_buffered(self) -> list[Op]:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        taken, self._buffer = self._buffer, []
+        return taken
+
+    def _flush_buffered(self) -> None:
+        self._flush_handle = None
+        ops = self._take_buffered()
+        if ops:
+            task = asyncio.ensure_future(self._committer.commit(ops))
+            task.add_done_callback(_consume)
+            task.add_done_callback(lambda _t: self._notify())
 
     def check_cancelled(self) -> None:
         if self.cancelled:

@@ -17,7 +17,7 @@ from agents import Agent, FunctionTool, Handoff, Model, RunContextWrapper, RunHo
 
 from ...models._select import ModelSelector, RetryPolicy, call_with_retries
 from ...tools import ToolCall, _tool_call_scope
-from .._agents import handoff_target
+from .._agents import handoff_target, iter_graph
 from ._run import (
     DurableRun,
     current_run,
@@ -308,6 +308,36 @@ def durable_graph(root: Agent[Any], selector: ModelSelector, policy: RetryPolicy
     at once instead of halfway through.
     """
     return _Graph(selector, policy).clone(root)
+
+
+def graph_signature(root: Agent[Any]) -> tuple[Any, ...]:
+    """Identity of everything the durable graph is built from, to know when to rebuild it."""
+    return tuple(
+        (id(a), id(a.model), tuple(map(id, a.tools)), tuple(map(id, a.handoffs)))
+        for a in iter_graph(root)
+    )
+
+
+class GraphCache:
+    """Durable graphs keyed by starting agent; rebuilt when an agent's tools or handoffs change.
+
+    The wrappers find the run they serve through a context variable, so one graph serves
+    every run started from the same agent.
+    """
+
+    def __init__(self, selector: ModelSelector, policy: RetryPolicy) -> None:
+        self._selector = selector
+        self._policy = policy
+        self._graphs: dict[int, tuple[Agent[Any], tuple[Any, ...], Agent[Any]]] = {}
+
+    def get(self, root: Agent[Any]) -> Agent[Any]:
+        signature = graph_signature(root)
+        cached = self._graphs.get(id(root))
+        if cached is not None and cached[0] is root and cached[1] == signature:
+            return cached[2]
+        graph = durable_graph(root, self._selector, self._policy)
+        self._graphs[id(root)] = (root, signature, graph)
+        return graph
 
 
 class EventHooks(RunHooks[Any]):
