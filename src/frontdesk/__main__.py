@@ -1,0 +1,5 @@
+"""``python -m frontdesk``: the command line."""
+
+from frontdesk.cli import main
+
+main()
