@@ -314,6 +314,11 @@ class Store:
         """
         with self.transaction() as tx:
             record = self._find_approval(tx, approval_or_execution_id)
+            if record.status == "cancelled":
+                raise RunNotWaiting(
+                    f"run {record.execution_id} was cancelled; its approval "
+                    f"{record.approval_id} can no longer be decided; nothing changed"
+                )
             if record.status != "pending":
                 raise ApprovalAlreadyDecided(
                     f"approval {record.approval_id} ({record.tool_name}) was already "
