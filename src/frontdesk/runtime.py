@@ -238,7 +238,8 @@ class AgentRuntime:
     ``home`` defaults to ``$FRONTDESK_HOME`` or ``./.frontdesk/``. ``model`` (or
     ``$FRONTDESK_MODEL``) overrides every agent's model; ``"rules"`` is the offline rules
     baseline. With ``recover=True`` the runtime takes over, in the background, runs left
-    behind by processes that died, whenever it can find their agents.
+    behind by processes that died, whenever it can find their agents. ``busy_timeout`` is how
+    long a write waits for another process's lock on the store before failing.
     """
 
     def __init__(
@@ -255,9 +256,10 @@ class AgentRuntime:
         lease_ttl: float = 30.0,
         poll_interval: float = 1.0,
         recover: bool = True,
+        busy_timeout: float = 10.0,
     ) -> None:
         self.home: Path = resolve_home(home)
-        self.store = Store(self.home)
+        self.store = Store(self.home, busy_timeout=busy_timeout)
         self.registry = AgentRegistry()
         self.selector = ModelSelector(model, model_provider)
         self.max_message_chars = max_message_chars

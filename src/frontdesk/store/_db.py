@@ -135,7 +135,9 @@ def store_path(home: Path) -> Path:
     return home / STORE_FILENAME
 
 
-def connect(path: Path, *, migrate: bool = True) -> sqlite3.Connection:
+def connect(
+    path: Path, *, migrate: bool = True, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> sqlite3.Connection:
     """Open (and if needed create or migrate) the store at ``path``.
 
     Raises :class:`StoreCorrupt` for a file that is not a frontdesk database,
@@ -144,12 +146,12 @@ def connect(path: Path, *, migrate: bool = True) -> sqlite3.Connection:
     """
     try:
         conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
         )
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the store at {path}: {exc}") from exc
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"the store at {path} could not switch to WAL mode (got {mode})")
@@ -168,7 +170,7 @@ def connect(path: Path, *, migrate: bool = True) -> sqlite3.Connection:
             _migrate(conn, path)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise translate(exc, path) from exc
+        raise translate(exc, path, busy_timeout_ms) from exc
     except BaseException:
         conn.close()
         raise
@@ -197,14 +199,16 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
-def translate(exc: sqlite3.Error, path: Path | None = None) -> StoreError:
+def translate(
+    exc: sqlite3.Error, path: Path | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> StoreError:
     """Turn a sqlite3 error into the frontdesk error that explains it."""
     where = f" at {path}" if path else ""
     text = str(exc).lower()
     if "locked" in text or "busy" in text:
         return StoreLocked(
             f"the store{where} is locked by another process (waited "
-            f"{BUSY_TIMEOUT_MS / 1000:.0f}s); nothing was changed, try again"
+            f"{busy_timeout_ms / 1000:g}s); nothing was changed, try again"
         )
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return StoreCorrupt(

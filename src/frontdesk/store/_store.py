@@ -113,8 +113,9 @@ class ApprovalRecord:
 class Store:
     """Typed access to a frontdesk home's SQLite store, safe to share between threads."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, busy_timeout: float = 10.0) -> None:
         self.home = home
+        self.busy_timeout_ms = int(busy_timeout * 1000)
         self.path = store_path(home)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -127,7 +128,7 @@ class Store:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path)
+            conn = connect(self.path, busy_timeout_ms=self.busy_timeout_ms)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -151,7 +152,7 @@ class Store:
         try:
             return self._conn().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise translate(exc, self.path) from exc
+            raise translate(exc, self.path, self.busy_timeout_ms) from exc
 
     def write(self, ops: Iterable[Op]) -> None:
         """Apply ``ops`` in one transaction: all of them or none."""
@@ -166,7 +167,7 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise translate(exc, self.path) from exc
+            raise translate(exc, self.path, self.busy_timeout_ms) from exc
 
     def transaction(self) -> _Transaction:
         """A ``BEGIN IMMEDIATE`` transaction for read-check-write sequences."""
@@ -248,7 +249,7 @@ class Store:
                 (owner, expires, now, execution_id, now, owner, steal_from or owner),
             )
         except sqlite3.Error as exc:
-            raise translate(exc, self.path) from exc
+            raise translate(exc, self.path, self.busy_timeout_ms) from exc
         return cur.rowcount == 1
 
     # -- journal and events --------------------------------------------------------------
@@ -422,7 +423,7 @@ class _Transaction:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise translate(exc, self._store.path) from exc
+            raise translate(exc, self._store.path, self._store.busy_timeout_ms) from exc
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -430,7 +431,7 @@ class _Transaction:
             self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
         except sqlite3.Error as err:
             if exc_type is None:
-                raise translate(err, self._store.path) from err
+                raise translate(err, self._store.path, self._store.busy_timeout_ms) from err
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._conn.execute(sql, params).fetchall()
