@@ -54,7 +54,7 @@ def response_adapter() -> TypeAdapter[Any]:
 
 def encode_response(response: Any) -> str:
     """Serialize a ``ModelResponse`` for the journal."""
-    data = response_adapter().dump_python(response, mode="json", by_alias=True, exclude_none=True)
+    data = response_adapter().dump_python(response, mode="json", by_alias=True)
     return json.dumps(data, separators=(",", ":"))
 
 
