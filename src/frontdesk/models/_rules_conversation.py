@@ -23,7 +23,7 @@ _MISSING = object()
 
 
 def parse_output(raw: str) -> Any:
-    """Parse a tool output: JSON, else a Python literal (how the SDK prints dicts), else the text."""
+    """Parse a tool output: JSON, else a Python literal (the SDK prints dicts), else the text."""
     text = raw.strip()
     try:
         return json.loads(text)

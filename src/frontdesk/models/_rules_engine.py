@@ -36,10 +36,11 @@ class FromMessage(ArgSource):
     scope: TextScope = "latest"
     transform: Callable[[str], Any] | None = None
     """Applied to the match, e.g. ``str.upper``."""
+    flags: int = re.IGNORECASE
 
     def resolve(self, conversation: Conversation) -> Any:
         """The (transformed) match, or None."""
-        value = conversation.search(self.pattern, self.scope)
+        value = conversation.search(self.pattern, self.scope, self.flags)
         if value is None or self.transform is None:
             return value
         return self.transform(value)

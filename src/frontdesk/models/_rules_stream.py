@@ -186,10 +186,3 @@ def stream_events(
         cls = payload.pop("cls")
         events.append(cast(TResponseStreamEvent, cls(sequence_number=sequence_number, **payload)))
     return events
-
-
-def completed_response(
-    response_id: str, output: Sequence[TResponseOutputItem], usage: Usage
-) -> Response:
-    """The final ``Response`` object for tracing and the completed event."""
-    return _response(response_id, output, usage)
