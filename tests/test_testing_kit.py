@@ -1,0 +1,169 @@
+"""The testing kit: mock_run runs real agents and tools; expect() fails loudly when it should."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from agents import Agent
+
+from frontdesk import AgentRuntime, InvalidInput, tool
+from frontdesk.testing import ExpectationFailed, MockEvent, expect, mock_run
+
+INVOICES = {"INV-1": 99.0}
+refunds: list[str] = []
+
+
+@tool
+def get_invoice(invoice_id: str) -> dict[str, Any]:
+    """Fetch an invoice."""
+    if invoice_id not in INVOICES:
+        return {"error": f"invoice {invoice_id} not found"}
+    return {"invoice_id": invoice_id, "amount": INVOICES[invoice_id]}
+
+
+@tool(approval_required=True)
+def process_refund(invoice_id: str, reason: str) -> dict[str, Any]:
+    """Refund an invoice."""
+    refunds.append(invoice_id)
+    return {"refunded": invoice_id, "reason": reason}
+
+
+billing = Agent(name="billing_specialist", model="gpt-4o", tools=[get_invoice, process_refund])
+technical = Agent(name="technical_specialist", model="gpt-4o")
+triage = Agent(name="support_triage", model="gpt-4o-mini", handoffs=[billing, technical])
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    refunds.clear()
+
+
+def test_mock_run_runs_real_tools_through_the_runtime() -> None:
+    result = mock_run(
+        triage,
+        "I was charged twice",
+        events=[
+            MockEvent.handoff("billing_specialist"),
+            MockEvent.tool_call("get_invoice", {"invoice_id": "INV-1"}),
+            MockEvent.done("A refund has been initiated."),
+        ],
+    )
+    (
+        expect(result)
+        .completed()
+        .handed_off_to("billing_specialist")
+        .called_tool("get_invoice", invoice_id="INV-1")
+        .did_not_call("process_refund")
+        .output_contains("refund has been initiated")
+        .used_at_most_tokens(1000)
+    )
+    tool_result = next(e for e in result.events if e.type == "tool_result")
+    assert tool_result.result == {"invoice_id": "INV-1", "amount": 99.0}
+    assert result.execution_id.startswith("run_")
+
+
+def test_approval_pause_then_approve_and_reject() -> None:
+    paused = mock_run(
+        triage,
+        "refund INV-1",
+        events=[
+            MockEvent.handoff("billing_specialist"),
+            MockEvent.tool_call("process_refund", invoice_id="INV-1", reason="duplicate"),
+            MockEvent.done("unused"),
+        ],
+    )
+    expect(paused).waiting_for_approval("process_refund").called_tool(
+        "process_refund", invoice_id="INV-1"
+    )
+    assert refunds == []
+
+    approved = mock_run(
+        triage,
+        "refund INV-1",
+        events=[
+            MockEvent.handoff("billing_specialist"),
+            MockEvent.tool_call("process_refund", invoice_id="INV-1", reason="duplicate"),
+            MockEvent.approve(by="lead"),
+            MockEvent.done("Refunded."),
+        ],
+    )
+    expect(approved).completed().output_contains("Refunded.")
+    assert refunds == ["INV-1"]
+
+    rejected = mock_run(
+        triage,
+        "refund INV-1",
+        events=[
+            MockEvent.handoff("billing_specialist"),
+            MockEvent.tool_call("process_refund", invoice_id="INV-1", reason="duplicate"),
+            MockEvent.reject("not a billing error"),
+            MockEvent.done("I could not refund that."),
+        ],
+    )
+    expect(rejected).completed()
+    assert refunds == ["INV-1"]
+    result_event = next(e for e in rejected.events if e.type == "tool_result")
+    assert "not a billing error" in result_event.result
+
+
+@pytest.mark.parametrize(
+    ("check", "message"),
+    [
+        (lambda e: e.failed(), "expected the run to be failed, but it is completed"),
+        (lambda e: e.waiting_for_approval(), "expected the run to be waiting_approval"),
+        (
+            lambda e: e.handed_off_to("technical_specialist"),
+            "expected a handoff to 'technical_specialist'",
+        ),
+        (lambda e: e.called_tool("process_refund"), "expected a call to 'process_refund'"),
+        (
+            lambda e: e.called_tool("get_invoice", invoice_id="INV-9"),
+            "to be called with {'invoice_id': 'INV-9'}",
+        ),
+        (lambda e: e.did_not_call("get_invoice"), "expected no call to 'get_invoice'"),
+        (lambda e: e.output_contains("escalated"), "expected the output to contain 'escalated'"),
+        (lambda e: e.used_at_most_tokens(-1), "expected at most -1 tokens"),
+    ],
+)
+def test_each_assertion_fails_when_it_should_and_prints_the_trace(check: Any, message: str) -> None:
+    result = mock_run(
+        triage,
+        "charged twice",
+        events=[
+            MockEvent.handoff("billing_specialist"),
+            MockEvent.tool_call("get_invoice", {"invoice_id": "INV-1"}),
+            MockEvent.done("Looked into it."),
+        ],
+    )
+    with pytest.raises(ExpectationFailed) as info:
+        check(expect(result))
+    text = str(info.value)
+    assert message in text
+    assert f"run {result.execution_id}" in text
+    assert "→ routed to billing_specialist" in text
+    assert "→ get_invoice(" in text
+
+
+def test_failed_run_and_completed_assertion() -> None:
+    result = mock_run(triage, "hi", events=[MockEvent.handoff("billing_specialist")])
+    expect(result).failed()
+    with pytest.raises(
+        ExpectationFailed, match="expected the run to be completed, but it is failed"
+    ):
+        expect(result).completed()
+
+
+def test_bad_scripts_are_clear_errors() -> None:
+    with pytest.raises(InvalidInput):
+        mock_run(triage, "hi", events=[])
+    result = mock_run(triage, "hi", events=[MockEvent.handoff("nobody"), MockEvent.done("x")])
+    expect(result).failed()
+    assert "cannot hand off to it" in (result.error or "")
+    with pytest.raises(InvalidInput, match="not waiting for an approval"):
+        mock_run(triage, "hi", events=[MockEvent.done("hello"), MockEvent.approve()])
+
+
+def test_pytest_fixture_gives_an_isolated_runtime(frontdesk_runtime: AgentRuntime) -> None:
+    assert frontdesk_runtime.runs() == []
+    assert str(frontdesk_runtime.home).endswith("frontdesk-home")
