@@ -197,6 +197,14 @@ async def test_fallback_when_nothing_matches_never_raises() -> None:
     assert calls == []
 
 
+async def test_a_rule_that_raises_is_skipped_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    agent = Agent(name="buggy", model="gpt-4o")
+    attach_rules(agent, Rules([Reply(lambda c: c.user_messages[5]), Reply("still here")]))
+    result = await run(agent, "hi")
+    assert text_of(result) == f"still here\n{RULES_LABEL}"
+    assert "rule step 0 of agent 'buggy' raised" in caplog.text
+
+
 async def test_the_same_call_is_not_repeated_within_a_user_turn() -> None:
     agent = Agent(name="looper", model="gpt-4o", tools=[check_status])
     attach_rules(agent, Rules([Call("check_status", {"region": "us-east"})], fallback="done"))

@@ -330,6 +330,7 @@ async def test_duplicate_charges_over_200_are_escalated_not_refunded(home: Path)
     assert not result.interruptions
     [queued] = list_escalations()
     assert queued["priority"] == "high" and "INV-8826" in queued["reason"]
+    assert queued["customer_id"] == "CUST-1008"
     assert "escalat" in str(result.final_output)
 
 

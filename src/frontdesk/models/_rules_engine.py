@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import string
 from abc import ABC, abstractmethod
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._rules_conversation import Conversation, Scope, TextScope, lookup_path, word_pattern
+
+logger = logging.getLogger(__name__)
 
 Condition = Callable[[Conversation], bool]
 """A predicate over the conversation, e.g. ``lambda c: c.mentions("refund")``."""
@@ -280,33 +283,54 @@ def _parallel_calls(step: Parallel, conversation: Conversation) -> list[tuple[st
     return ready
 
 
+def _fires(steps: Sequence[Step], index: int, conversation: Conversation) -> Decision | None:
+    """The decision of the step (or route block) starting at ``index``, if it fires."""
+    step = steps[index]
+    if isinstance(step, Route):
+        block = [s for s in steps[index : _block_end(steps, index)] if isinstance(s, Route)]
+        tool = _route_block(block, conversation)
+        return None if tool is None else Decision(handoff=tool, step=index)
+    if isinstance(step, Call):
+        args = step.ready_args(conversation)
+        return None if args is None else Decision(calls=((step.tool, args),), step=index)
+    if isinstance(step, Parallel):
+        calls = _parallel_calls(step, conversation)
+        return Decision(calls=tuple(calls), step=index) if calls else None
+    reply = _reply_value(step, conversation)
+    if reply is None or _repeats(reply, conversation):
+        return None
+    return Decision(reply=reply, step=index)
+
+
+def _block_end(steps: Sequence[Step], index: int) -> int:
+    """Index after the run of consecutive routes starting at ``index`` (or after the step)."""
+    end = index + 1
+    if isinstance(steps[index], Route):
+        while end < len(steps) and isinstance(steps[end], Route):
+            end += 1
+    return end
+
+
 def decide(rules: Rules, conversation: Conversation) -> Decision:
-    """Apply ``rules`` to the conversation: the first step that fires decides."""
+    """Apply ``rules`` to the conversation: the first step that fires decides.
+
+    A step whose condition or function raises is logged and skipped, so a faulty rule
+    degrades to the fallback instead of failing the run.
+    """
     steps = list(rules.steps)
     index = 0
     while index < len(steps):
-        step = steps[index]
-        if isinstance(step, Route):
-            end = index
-            while end < len(steps) and isinstance(steps[end], Route):
-                end += 1
-            block = [s for s in steps[index:end] if isinstance(s, Route)]
-            tool = _route_block(block, conversation)
-            if tool is not None:
-                return Decision(handoff=tool, step=index)
-            index = end
-            continue
-        if isinstance(step, Call):
-            args = step.ready_args(conversation)
-            if args is not None:
-                return Decision(calls=((step.tool, args),), step=index)
-        elif isinstance(step, Parallel):
-            calls = _parallel_calls(step, conversation)
-            if calls:
-                return Decision(calls=tuple(calls), step=index)
-        else:
-            reply = _reply_value(step, conversation)
-            if reply is not None and not _repeats(reply, conversation):
-                return Decision(reply=reply, step=index)
-        index += 1
+        try:
+            decision = _fires(steps, index, conversation)
+        except Exception:
+            logger.warning(
+                "rule step %d of agent %r raised; skipping it",
+                index,
+                conversation.agent_name,
+                exc_info=True,
+            )
+            decision = None
+        if decision is not None:
+            return decision
+        index = _block_end(steps, index)
     return Decision(reply=rules.fallback)

@@ -23,7 +23,7 @@ step that fires is the model's one decision for that call:
 A call with the same tool and arguments is never made twice for one user message, a route
 never returns to an agent already visited for it, and a reply never repeats the previous
 assistant message, so a conversation always ends. When no step fires the model answers with
-``Rules.fallback``. Conditions and functions receive a :class:`Conversation`: the user
+``Rules.fallback``; a step that raises is logged and skipped. Conditions and functions receive a :class:`Conversation`: the user
 messages, earlier tool calls with their parsed results, the previous assistant message and the
 tools and handoffs available now.
 

@@ -280,6 +280,9 @@ def escalate_to_human(ticket_id: str, reason: str, priority: str) -> dict[str, A
             known = conn.execute(
                 "SELECT customer_id FROM tickets WHERE ticket_id = ?", (ticket,)
             ).fetchone()
+            # A new conversation's ticket id may name the customer (e.g. "NEW-CUST-1008").
+            named = re.search(r"CUST-\d+", ticket)
+            customer = known["customer_id"] if known else (named.group(0) if named else None)
             escalation_id = f"ESC-{1000 + _next_number(conn, 'escalations')}"
             conn.execute(
                 "INSERT INTO escalations (escalation_id, ticket_id, customer_id, reason, priority,"
@@ -287,7 +290,7 @@ def escalate_to_human(ticket_id: str, reason: str, priority: str) -> dict[str, A
                 (
                     escalation_id,
                     ticket,
-                    known["customer_id"] if known else None,
+                    customer,
                     reason,
                     level,
                     now(),
