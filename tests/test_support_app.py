@@ -102,8 +102,10 @@ def test_init_db_reset_restores_the_seed(home: Path) -> None:
     init_db()
     with sqlite3.connect(home / "support.db") as conn:
         conn.execute("DELETE FROM customers")
-        conn.execute("INSERT INTO escalations (escalation_id, ticket_id, reason, priority,"
-                     " created_at) VALUES ('ESC-9', 'T', 'r', 'low', 'now')")  # fmt: skip
+        conn.execute(
+            "INSERT INTO escalations (escalation_id, ticket_id, reason, priority, created_at)"
+            " VALUES ('ESC-9', 'T', 'r', 'low', 'now')"
+        )
     init_db(reset=True)
     assert count(home, "customers") == 20
     assert list_escalations() == []
@@ -295,8 +297,10 @@ async def test_seed_message_refund_waits_for_approval_then_confirms(home: Path) 
     state.approve(approval)
     resumed = await Runner.run(agent, state, run_config=NO_TRACING)
 
-    [refund_id] = [r[0] for r in sqlite3.connect(home / "support.db").execute(
-        "SELECT refund_id FROM refunds WHERE invoice_id = 'INV-8821'")]  # fmt: skip
+    with sqlite3.connect(home / "support.db") as conn:
+        [(refund_id,)] = conn.execute(
+            "SELECT refund_id FROM refunds WHERE invoice_id = 'INV-8821'"
+        ).fetchall()
     answer = str(resumed.final_output)
     assert refund_id in answer and "$99.00" in answer
     assert answer.splitlines()[-1] == RULES_LABEL
