@@ -110,6 +110,11 @@ class ModelSelector:
         return isinstance(self.override, str) and self.override.strip().lower() == RULES
 
     @property
+    def persistable(self) -> str | None:
+        """The override as stored with a run (a name; a Model instance cannot be stored)."""
+        return self.override if isinstance(self.override, str) else None
+
+    @property
     def label(self) -> str | None:
         """A label recorded with each run, e.g. for the rules baseline."""
         if self.is_rules:

@@ -123,6 +123,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (conversation_id, idx)
     );
     """,
+    # 2 -> 3: the model a run was started with, so whichever process resumes it uses the same.
+    """
+    ALTER TABLE runs ADD COLUMN model_override TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

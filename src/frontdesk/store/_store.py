@@ -31,7 +31,7 @@ _RUN_COLUMNS = (
     "execution_id, agent_ref, agent_name, status, input, context_type, context_json, "
     "output_json, last_agent, error, note, model_label, requests, input_tokens, "
     "output_tokens, total_tokens, created_at, started_at, finished_at, updated_at, "
-    "lease_owner, lease_expires, cancel_requested, attempt, conversation_id, turn"
+    "lease_owner, lease_expires, cancel_requested, attempt, conversation_id, turn, model_override"
 )
 
 
@@ -65,6 +65,7 @@ class RunRow:
     attempt: int
     conversation_id: str | None
     turn: int | None
+    model_override: str | None
 
     @property
     def usage(self) -> Usage:

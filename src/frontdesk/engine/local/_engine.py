@@ -59,6 +59,7 @@ class _Plan:
     conversation_id: str | None
     attempt: int
     cancel_requested: bool
+    model_override: str | None = None
 
     @classmethod
     def of(cls, row: RunRow) -> _Plan:
@@ -71,6 +72,7 @@ class _Plan:
             row.conversation_id,
             row.attempt,
             bool(row.cancel_requested),
+            row.model_override,
         )
 
 
@@ -125,7 +127,7 @@ class LocalEngine:
         self._noted: dict[str, str] = {}
         self._loop = asyncio.new_event_loop()
         self._committers: dict[asyncio.AbstractEventLoop, GroupCommitter] = {}
-        self._graphs = GraphCache(selector, policy)
+        self._graphs: dict[str | None, GraphCache] = {None: GraphCache(selector, policy)}
         self._thread = threading.Thread(target=self._serve, name="frontdesk-engine", daemon=True)
         self._started = threading.Event()
         self._closing = False
@@ -221,12 +223,13 @@ class LocalEngine:
             conversation_id=spec.conversation_id,
             attempt=1,
             cancel_requested=False,
+            model_override=self.selector.persistable,
         )
         insert: Op = (
             "INSERT INTO runs (execution_id, agent_ref, agent_name, status, input, "
             "context_type, context_json, model_label, created_at, started_at, updated_at,"
-            " lease_owner, lease_expires, conversation_id, turn) "
-            "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " lease_owner, lease_expires, conversation_id, turn, model_override) "
+            "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 execution_id,
                 plan.agent_ref,
@@ -242,6 +245,7 @@ class LocalEngine:
                 now + self.lease_ttl,
                 spec.conversation_id,
                 spec.turn,
+                plan.model_override,
             ),
         )
         if acknowledge:
@@ -329,7 +333,7 @@ class LocalEngine:
         run.cancelled = plan.cancel_requested
         try:
             root = agent if agent is not None else self.registry.resolve(plan.agent_ref)
-            graph = self._graphs.get(root)
+            graph = self._graph_cache(plan.model_override).get(root)
         except Exception as exc:
             await self._fail(execution_id, run, exc, plan.attempt)
             return self.store.require_run(execution_id)
@@ -599,6 +603,14 @@ class LocalEngine:
         except PermissionError:
             return None
         return None
+
+    def _graph_cache(self, stored_override: str | None) -> GraphCache:
+        """Graphs for a run: its stored model override wins unless this process set one."""
+        key = None if self.selector.override is not None else stored_override
+        cache = self._graphs.get(key)
+        if cache is None:
+            cache = self._graphs[key] = GraphCache(ModelSelector(key), self.policy)
+        return cache
 
     def _release(self, execution_id: str) -> None:
         self.store.write(
