@@ -24,6 +24,7 @@ app.add_typer(_approvals.app, name="approvals")
 # Commands contributed by the apps and the server; each module adds itself to ``app``.
 _EXTENSIONS = (
     "frontdesk.cli._worker",
+    "frontdesk.cli._demo",
     "frontdesk.cli._support",
     "frontdesk.cli._disputes",
     "frontdesk.cli._airline",
