@@ -26,6 +26,7 @@ from typing import Any
 from agents import Agent, Model, ModelProvider
 
 from ._home import resolve_home
+from .conversations import Conversation
 from .engine._agents import AgentRegistry
 from .engine._context import load_context
 from .engine.local._engine import LocalEngine, RunSpec, wait_for
@@ -257,6 +258,7 @@ class AgentRuntime:
         poll_interval: float = 1.0,
         recover: bool = True,
         busy_timeout: float = 10.0,
+        compact_every: int = 50,
     ) -> None:
         self.home: Path = resolve_home(home)
         self.store = Store(self.home, busy_timeout=busy_timeout)
@@ -277,6 +279,7 @@ class AgentRuntime:
             poll_interval=poll_interval,
             recover=recover,
             max_turns=max_turns,
+            compact_every=compact_every,
         )
         self._closed = False
 
@@ -438,6 +441,29 @@ class AgentRuntime:
         self._engine.notify()
         self._engine.call(self._engine.resume(execution_id))
         return RunHandle(self, execution_id)
+
+    def conversation(
+        self,
+        conversation_id: str,
+        agent: Agent[Any] | None = None,
+        context: Any = None,
+        *,
+        max_input_chars: int = 1000,
+        turn_timeout: float | None = None,
+    ) -> Conversation:
+        """Create or reopen a durable multi-turn conversation (see :mod:`frontdesk.conversations`)."""
+        from .conversations import open_conversation
+
+        if agent is not None:
+            self.registry.register(agent)
+        return open_conversation(
+            self,
+            conversation_id,
+            agent,
+            context,
+            max_input_chars=max_input_chars,
+            turn_timeout=turn_timeout,
+        )
 
     def recover(self) -> list[str]:
         """Take over, now, every orphaned run this process can drive. Returns their ids."""

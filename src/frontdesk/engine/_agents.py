@@ -123,7 +123,17 @@ class AgentRegistry:
         return f"name:{self.register(agent)}"
 
     def resolve(self, ref: str) -> Agent[Any]:
-        """The agent for a stored reference, or :class:`AgentNotFound` saying what to do."""
+        """The agent for a stored reference, or :class:`AgentNotFound` saying what to do.
+
+        ``root#name`` is the agent called ``name`` reachable from the agent ``root``.
+        """
+        if "#" in ref:
+            root_ref, _, name = ref.rpartition("#")
+            root = self.resolve(root_ref)
+            for agent in iter_graph(root):
+                if agent.name == name:
+                    return agent
+            raise AgentNotFound(f"no agent named {name!r} is reachable from {root_ref!r}")
         if ref.startswith("name:"):
             key = ref[5:]
             with self._lock:

@@ -127,6 +127,15 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN model_override TEXT;
     """,
+    # 3 -> 4: a conversation's input items added since its last compaction, one row each.
+    """
+    CREATE TABLE conversation_items (
+        conversation_id TEXT NOT NULL,
+        idx             INTEGER NOT NULL,
+        item_json       TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, idx)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -32,6 +32,7 @@ from ...models._select import ModelSelector, RetryPolicy
 from ...store import GroupCommitter, Op, RunRow, Store
 from .._agents import AgentRegistry
 from .._context import dump_context, load_context
+from .._conversation import completion_ops, is_turn_input, release_ops, resolve_turn_input
 from ._run import DurableRun, RunCancelled, _current, plain_value
 from ._wrap import EventHooks, GraphCache
 
@@ -109,6 +110,7 @@ class LocalEngine:
         poll_interval: float = 1.0,
         recover: bool = True,
         max_turns: int = 10,
+        compact_every: int = 50,
     ) -> None:
         self.home = home
         self.store = store
@@ -119,6 +121,7 @@ class LocalEngine:
         self.poll_interval = poll_interval
         self.recover = recover
         self.max_turns = max_turns
+        self.compact_every = compact_every
         self.host = socket.gethostname()
         self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.changed = threading.Condition()
@@ -317,7 +320,7 @@ class LocalEngine:
             try:
                 context = load_context(plan.context_type, plan.context_json)
             except Exception as exc:
-                await self._fail(execution_id, None, exc, plan.attempt)
+                await self._fail(execution_id, None, exc, plan.attempt, plan)
                 return self.store.require_run(execution_id)
         run = DurableRun(
             execution_id=execution_id,
@@ -335,15 +338,21 @@ class LocalEngine:
             root = agent if agent is not None else self.registry.resolve(plan.agent_ref)
             graph = self._graph_cache(plan.model_override).get(root)
         except Exception as exc:
-            await self._fail(execution_id, run, exc, plan.attempt)
+            await self._fail(execution_id, run, exc, plan.attempt, plan)
             return self.store.require_run(execution_id)
         self._runs[execution_id] = run
+        stored_input = json.loads(plan.input_json)
+        runner_input = (
+            resolve_turn_input(self.store, stored_input)
+            if is_turn_input(stored_input)
+            else stored_input
+        )
         token = _current.set(run)
         try:
             with active_home(self.home):
                 result = await Runner.run(
                     graph,
-                    json.loads(plan.input_json),
+                    runner_input,
                     context=run.context,
                     hooks=EventHooks(),
                     max_turns=self.max_turns,
@@ -355,19 +364,19 @@ class LocalEngine:
                 )
         except (RunCancelled, asyncio.CancelledError) as exc:
             if run.cancelled:
-                await self._finish_cancelled(execution_id, run)
+                await self._finish_cancelled(execution_id, run, plan)
             elif isinstance(exc, asyncio.CancelledError):
                 # Not a cancellation of the run: the engine or the caller's loop is going
                 # away. Hand the run back so another driver resumes it from the journal.
                 self._release(execution_id)
                 raise
         except Exception as exc:
-            await self._fail(execution_id, run, exc, plan.attempt)
+            await self._fail(execution_id, run, exc, plan.attempt, plan)
         else:
             if result.interruptions:
                 await self._pause(execution_id, run, result)
             else:
-                await self._complete(execution_id, run, result)
+                await self._complete(execution_id, run, result, stored_input, plan)
         finally:
             _current.reset(token)
             self._runs.pop(execution_id, None)
@@ -382,14 +391,29 @@ class LocalEngine:
             (u.requests, u.input_tokens, u.output_tokens, u.total_tokens),
         )
 
-    async def _complete(self, execution_id: str, run: DurableRun, result: Any) -> None:
+    async def _complete(
+        self, execution_id: str, run: DurableRun, result: Any, stored_input: Any, plan: _Plan
+    ) -> None:
         now = time.time()
         output = plain_value(result.final_output)
         last_agent = result.last_agent.name
         _, context_json = dump_context(run.context)
         sets, usage = self._usage_sets(run)
+        turn_ops: list[Op] = []
+        if plan.conversation_id is not None and is_turn_input(stored_input):
+            turn_ops = completion_ops(
+                self.store,
+                plan.conversation_id,
+                execution_id,
+                stored_input["message"],
+                stored_input["base_len"],
+                result,
+                context_json,
+                self.compact_every,
+            )
         await run.commit(
             [
+                *turn_ops,
                 (
                     f"UPDATE runs SET status = 'completed', output_json = ?, last_agent = ?, "
                     f"context_json = ?, error = NULL, note = NULL, finished_at = ?, updated_at = ?,"
@@ -453,9 +477,19 @@ class LocalEngine:
         await run.commit(ops)
 
     async def _fail(
-        self, execution_id: str, run: DurableRun | None, exc: BaseException, attempt: int
+        self,
+        execution_id: str,
+        run: DurableRun | None,
+        exc: BaseException,
+        attempt: int,
+        plan: _Plan | None = None,
     ) -> None:
         now = time.time()
+        released = (
+            release_ops(plan.conversation_id, execution_id)
+            if plan is not None and plan.conversation_id
+            else []
+        )
         message = str(exc) if isinstance(exc, FrontdeskError) else f"{type(exc).__name__}: {exc}"
         if run is None:
             seq, keys = self.store.event_state(execution_id)
@@ -473,7 +507,11 @@ class LocalEngine:
                     ),
                 )
             await self.committer().commit(
-                [op for op in [event, _failed_op(execution_id, message, now)] if op is not None]
+                [
+                    op
+                    for op in [event, _failed_op(execution_id, message, now), *released]
+                    if op is not None
+                ]
             )
             self.notify()
             return
@@ -489,10 +527,11 @@ class LocalEngine:
                     "WHERE execution_id = ?",
                     (message, now, now, *usage, execution_id),
                 ),
+                *released,
             ]
         )
 
-    async def _finish_cancelled(self, execution_id: str, run: DurableRun) -> None:
+    async def _finish_cancelled(self, execution_id: str, run: DurableRun, plan: _Plan) -> None:
         now = time.time()
         sets, usage = self._usage_sets(run)
         await run.commit(
@@ -503,6 +542,7 @@ class LocalEngine:
                     f"lease_owner = NULL, lease_expires = NULL, {sets} WHERE execution_id = ?",
                     (now, now, *usage, execution_id),
                 ),
+                *(release_ops(plan.conversation_id, execution_id) if plan.conversation_id else []),
             ]
         )
 
@@ -560,6 +600,8 @@ class LocalEngine:
                 "AND status = 'pending'",
                 (execution_id,),
             )
+            for sql, params in release_ops(row.conversation_id or "", execution_id):
+                tx.execute(sql, params)
         self.notify()
         return self.store.require_run(execution_id)
 

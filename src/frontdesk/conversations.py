@@ -1,0 +1,208 @@
+"""Durable multi-turn conversations: ``runtime.conversation(id, agent=..., context=...)``.
+
+    conv = runtime.conversation("c-42", agent=triage_agent, context=AirlineAgentContext())
+    new_lines = conv.send("I'd like to change my seat", chat_length=len(conv.history()))
+
+The current agent, the context, the input items and the history are persisted. A conversation
+reopened from another process continues exactly where it was; a turn interrupted by a crash is
+completed exactly once when the conversation is next opened. Each turn is a run in the history
+(``frontdesk runs show``), linked to its conversation.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from agents import Agent
+
+from .engine._context import dump_context, load_context
+from .engine._conversation import claim_turn, load_items, turn_input
+from .engine.local._engine import RunSpec, wait_for
+from .errors import EmptyMessage, InvalidInput, MessageTooLong, RunFailed
+
+if TYPE_CHECKING:
+    from .runtime import AgentRuntime, RunResult
+
+DEFAULT_MAX_INPUT_CHARS = 1000
+
+
+class Conversation:
+    """One persisted conversation. Safe to use from several threads and processes."""
+
+    def __init__(
+        self,
+        runtime: AgentRuntime,
+        conversation_id: str,
+        *,
+        max_input_chars: int = DEFAULT_MAX_INPUT_CHARS,
+        turn_timeout: float | None = None,
+    ) -> None:
+        self._runtime = runtime
+        self.conversation_id = conversation_id
+        self.max_input_chars = max_input_chars
+        self.turn_timeout = turn_timeout
+
+    def __repr__(self) -> str:
+        return f"Conversation({self.conversation_id!r}, turns={self.turns})"
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _row(self) -> tuple[Any, ...]:
+        rows = self._runtime.store.query(
+            "SELECT agent_ref, current_agent, context_type, context_json, turns, history_len, "
+            "pending_run, generation FROM conversations WHERE conversation_id = ?",
+            (self.conversation_id,),
+        )
+        return rows[0]
+
+    def history(self) -> list[str]:
+        """Every line of the conversation, oldest first."""
+        return [
+            r[0]
+            for r in self._runtime.store.query(
+                "SELECT line FROM conversation_lines WHERE conversation_id = ? ORDER BY idx",
+                (self.conversation_id,),
+            )
+        ]
+
+    @property
+    def current_agent(self) -> str:
+        """Name of the agent that answers the next message."""
+        return str(self._row()[1])
+
+    @property
+    def context(self) -> Any:
+        """The conversation's context as of the last completed turn."""
+        row = self._row()
+        return load_context(row[2], row[3])
+
+    @property
+    def turns(self) -> int:
+        """Completed turns."""
+        return int(self._row()[4])
+
+    @property
+    def pending_run(self) -> str | None:
+        """Execution id of a turn in progress, if any."""
+        return self._row()[6]
+
+    @property
+    def compactions(self) -> int:
+        """How many times the stored input items were compacted."""
+        return int(self._row()[7])
+
+    def input_items(self) -> list[Any]:
+        """The input items the agents see on the next turn (before the new message)."""
+        return load_items(self._runtime.store, self.conversation_id)
+
+    def runs(self) -> list[RunResult]:
+        """The runs of this conversation's turns, newest first."""
+        return self._runtime.runs(conversation_id=self.conversation_id, limit=10_000)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def validate(self, user_input: str) -> None:
+        """Raise a ``ValueError`` subclass for empty or over-long input."""
+        if not isinstance(user_input, str):
+            raise InvalidInput(f"user input must be a str, got {type(user_input).__name__}")
+        if not user_input.strip():
+            raise EmptyMessage("the message is empty")
+        if len(user_input) > self.max_input_chars:
+            raise MessageTooLong(len(user_input), self.max_input_chars)
+
+    def send(self, user_input: str, chat_length: int | None = None) -> list[str]:
+        """Answer ``user_input``; returns the new history lines (the ``User:`` line first).
+
+        ``chat_length`` is how many lines the caller has seen; if the conversation moved on
+        (or another message is being answered) :class:`StaleConversation` is raised with the
+        current history and nothing is stored.
+        """
+        self.validate(user_input)
+        runtime = self._runtime
+        self.resume_pending()
+        execution_id = f"run_{int(time.time() * 1000):x}{uuid.uuid4().hex[:12]}"
+        turn, base_len, current, context_type, context_json = claim_turn(
+            runtime.store, self.conversation_id, chat_length, execution_id
+        )
+        history_len = int(self._row()[5])
+        try:
+            agent_ref = str(self._row()[0])
+            agent = runtime.registry.resolve(
+                agent_ref if current is None else f"{agent_ref}#{current}"
+            )
+            context = load_context(context_type, context_json)
+            spec = RunSpec(
+                agent=agent,
+                agent_ref=f"{agent_ref}#{agent.name}",
+                input=turn_input(self.conversation_id, base_len, user_input),
+                context=context,
+                conversation_id=self.conversation_id,
+                turn=turn,
+                execution_id=execution_id,
+            )
+        except BaseException:
+            from .engine._conversation import release_ops
+
+            runtime.store.write(release_ops(self.conversation_id, execution_id))
+            raise
+        result = runtime._engine.call(runtime._run_and_wait(spec), self.turn_timeout)
+        if result.status == "failed":
+            raise RunFailed(execution_id, result.error)
+        return self.history()[history_len:]
+
+    def resume_pending(self, timeout: float | None = 60.0) -> None:
+        """Finish a turn left in progress by a process that died, before anything else."""
+        pending = self.pending_run
+        if pending is None:
+            return
+        engine = self._runtime._engine
+        engine.call(engine.resume(pending))
+
+        def settled() -> bool | None:
+            row = self._runtime.store.get_run(pending)
+            if row is None or row.status != "running" or self.pending_run != pending:
+                return True
+            return None
+
+        wait_for(engine.changed, settled, timeout)
+
+
+def open_conversation(
+    runtime: AgentRuntime,
+    conversation_id: str,
+    agent: Agent[Any] | None,
+    context: Any,
+    **options: Any,
+) -> Conversation:
+    """Create the conversation, or reopen it (the stored agent and context win)."""
+    if not isinstance(conversation_id, str) or not conversation_id.strip():
+        raise InvalidInput("conversation_id must be a non-empty string")
+    if len(conversation_id) > 200:
+        raise InvalidInput("conversation_id is longer than 200 characters")
+    store = runtime.store
+    exists = store.query(
+        "SELECT 1 FROM conversations WHERE conversation_id = ?", (conversation_id,)
+    )
+    if not exists:
+        if agent is None:
+            raise InvalidInput(
+                f"conversation {conversation_id!r} does not exist; pass agent= to create it"
+            )
+        agent_ref = runtime.registry.reference(agent)
+        context_type, context_json = dump_context(context)
+        now = time.time()
+        store.write(
+            [
+                (
+                    "INSERT OR IGNORE INTO conversations (conversation_id, agent_ref, current_agent,"
+                    " context_type, context_json, items_json, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, '[]', ?, ?)",
+                    (conversation_id, agent_ref, agent.name, context_type, context_json, now, now),
+                )
+            ]
+        )
+    conversation = Conversation(runtime, conversation_id, **options)
+    conversation.resume_pending()
+    return conversation
