@@ -85,7 +85,7 @@ def _usage(inp: int, out: int) -> Any:
 def test_public_api_is_pinned() -> None:
     assert set(frontdesk.__all__) == {
         "AgentNotFound", "AgentRuntime", "ApprovalAlreadyDecided", "ApprovalNotFound",
-        "ApprovalRecord", "EmptyMessage", "Event", "EventStream", "EventType",
+        "ApprovalRecord", "Conversation", "EmptyMessage", "Event", "EventStream", "EventType",
         "FrontdeskError", "InvalidInput", "InvalidRunState", "MessageTooLong",
         "ModelNotConfigured", "RunFailed", "RunHandle", "RunNotFound", "RunNotWaiting",
         "RunResult", "SchemaTooNew", "StaleConversation", "StoreCorrupt", "StoreError",

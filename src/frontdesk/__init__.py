@@ -24,6 +24,7 @@ from .errors import (
     StoreError,
     StoreLocked,
 )
+from .conversations import Conversation
 from .events import Event, EventType, Usage
 from .runtime import (
     AgentRuntime,
@@ -47,6 +48,7 @@ __all__ = [
     "ApprovalAlreadyDecided",
     "ApprovalNotFound",
     "ApprovalRecord",
+    "Conversation",
     "EmptyMessage",
     "Event",
     "EventStream",

@@ -26,6 +26,7 @@ _EXTENSIONS = (
     "frontdesk.cli._worker",
     "frontdesk.cli._demo",
     "frontdesk.cli._support",
+    "frontdesk.cli._eval",
     "frontdesk.cli._disputes",
     "frontdesk.cli._airline",
     "frontdesk.cli._serve",

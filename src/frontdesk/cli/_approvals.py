@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ._render import short, status_text, when
 from ._runs import _wait_settled
@@ -38,7 +39,7 @@ def list_approvals(
             table.add_column(column, overflow="fold")
         for a in records:
             table.add_row(
-                a.approval_id, a.execution_id, a.agent or "", a.tool_name, short(a.args, 60),
+                a.approval_id, a.execution_id, a.agent or "", a.tool_name, Text(short(a.args, 60)),
                 status_text(a.status), when(datetime.fromtimestamp(a.requested_at, tz=UTC)),
                 a.decided_by or "",
             )  # fmt: skip

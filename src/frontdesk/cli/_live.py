@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from ..runtime import AgentRuntime, RunHandle, RunResult
 from ._render import describe_event
 from ._state import console
@@ -19,7 +21,7 @@ def follow(
         stream = handle.stream(after=last)
         for event in stream:
             if event.type not in ("agent_start", "message", "done"):
-                console.print(f"  {describe_event(event)}")
+                console.print(f"  {escape(describe_event(event))}")
         last = stream.last_seq
         result = runtime.get(handle.execution_id)
         if result.status == "waiting_approval" and approve_as is not None:
@@ -36,7 +38,7 @@ def print_outcome(result: RunResult) -> None:
     """The answer, or why there is none yet."""
     if result.status == "completed":
         console.print()
-        console.print(str(result.output))
+        console.print(str(result.output), markup=False)
     elif result.status == "waiting_approval":
         for approval in result.pending_approvals:
             console.print(
@@ -48,6 +50,6 @@ def print_outcome(result: RunResult) -> None:
         console.print(f"\n[red]run {result.status}[/red]: {result.error or ''}")
     console.print(
         f"\n[dim]run {result.execution_id} · {result.usage.total_tokens} tokens"
-        + (f" · {result.model_label}" if result.model_label else "")
+        + (f" · {escape(result.model_label)}" if result.model_label else "")
         + "[/dim]"
     )

@@ -60,7 +60,7 @@ def runs_table(runs: list[RunResult]) -> Table:
             when(r.started_at),
             f"{r.duration:.2f}s" if r.duration is not None else "-",
             str(r.usage.total_tokens),
-            short(r.input, 40),
+            Text(short(r.input, 40)),
         )
     return table
 
@@ -129,7 +129,7 @@ def timeline(result: RunResult) -> Table:
             duration = f"{(row.finished_at - row.started_at) * 1000:.1f} ms"
         tokens = str(event.usage.total_tokens) if event.usage is not None else ""
         table.add_row(
-            str(event.seq), offset, event.agent or "", describe_event(event), duration, tokens
+            str(event.seq), offset, event.agent or "", Text(describe_event(event)), duration, tokens
         )
     return table
 

@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ..errors import FrontdeskError
 from ._render import model_calls_table, runs_table, short, status_text, timeline
@@ -55,12 +56,12 @@ def show(execution_id: str) -> None:
         console.print(f"[bold]{result.execution_id}[/bold]  ", status_text(result.status))
         console.print(f"agent: {result.agent}   last agent: {result.last_agent or '-'}")
         if result.model_label:
-            console.print(f"model: {result.model_label}")
+            console.print(f"model: {escape(result.model_label)}")
         path = [result.agent] + [
             e.target for e in result.events if e.type == "handoff" and e.target
         ]
         console.print(f"agent path: {' → '.join(path)}")
-        console.print(f"input: {short(result.input, 200)}")
+        console.print(f"input: {escape(short(result.input, 200))}")
         if result.duration is not None:
             console.print(f"duration: {result.duration:.3f}s")
         console.print(timeline(result))
@@ -76,15 +77,16 @@ def show(execution_id: str) -> None:
                 )
             )
         if result.note:
-            console.print(f"[yellow]{result.note}[/yellow]")
+            console.print(f"[yellow]{escape(result.note)}[/yellow]")
         if result.error:
-            console.print(f"[red]error: {result.error}[/red]")
+            console.print(f"[red]error: {escape(result.error)}[/red]")
         if result.output is not None:
             console.print("[bold]output[/bold]")
             console.print(
                 result.output
                 if isinstance(result.output, str)
-                else json.dumps(result.output, indent=2)
+                else json.dumps(result.output, indent=2),
+                markup=False,
             )
 
 

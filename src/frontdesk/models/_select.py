@@ -25,7 +25,6 @@ from ..errors import ModelNotConfigured
 
 MODEL_ENV = "FRONTDESK_MODEL"
 RULES = "rules"
-RULES_LABEL = "rules baseline (offline, not an LLM)"
 
 T = TypeVar("T")
 
@@ -118,6 +117,8 @@ class ModelSelector:
     def label(self) -> str | None:
         """A label recorded with each run, e.g. for the rules baseline."""
         if self.is_rules:
+            from .rules import RULES_LABEL
+
             return RULES_LABEL
         if isinstance(self.override, str):
             return self.override

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ...errors import InvalidInput
 from ...models.rules import parse_output
+from ...runtime import RunResult
 
 REFUND_TOOL = "process_refund"
 ESCALATION_TOOL = "escalate_to_human"
@@ -221,6 +222,61 @@ def outcome_from_items(
     )
 
 
+def outcome_from_run(case_id: str, result: RunResult) -> CaseOutcome:
+    """Build an outcome from a durable run's persisted events (``result.events``).
+
+    Approval requests count as calls the model made; a refund that ran with no approval
+    request for its call id counts as executed without approval.
+    """
+    path = [result.agent]
+    calls: dict[str, ToolCallArgs] = {}
+    approved: set[str] = set()
+    approvals: list[ToolCallArgs] = []
+    outputs: dict[str, Any] = {}
+    for event in result.events:
+        call_id = event.call_id or ""
+        if event.type == "handoff" and event.target:
+            path.append(event.target)
+        elif event.type in ("tool_call", "approval_required") and event.tool_name:
+            calls.setdefault(call_id, (event.tool_name, dict(event.args or {})))
+            if event.type == "approval_required" and call_id not in approved:
+                approved.add(call_id)
+                approvals.append((event.tool_name, dict(event.args or {})))
+        elif event.type == "tool_result":
+            outputs[call_id] = (
+                event.result if not isinstance(event.result, str) else parse_output(event.result)
+            )
+    invoice_amounts = {
+        out["invoice_id"]: float(out["amount"])
+        for cid, (name, _) in calls.items()
+        if name == INVOICE_TOOL
+        and isinstance(out := outputs.get(cid), Mapping)
+        and "amount" in out
+        and "invoice_id" in out
+    }
+    without_approval, amounts = 0, []
+    for cid, (name, args) in calls.items():
+        if name != REFUND_TOOL:
+            continue
+        refund: Mapping[str, Any] = out if isinstance(out := outputs.get(cid), Mapping) else {}
+        executed = "refund_id" in refund and not refund.get("already_refunded")
+        if executed and cid not in approved:
+            without_approval += 1
+        amount = refund.get("amount") if executed else invoice_amounts.get(args.get("invoice_id"))
+        if isinstance(amount, int | float):
+            amounts.append(float(amount))
+    return CaseOutcome(
+        case_id=case_id,
+        agent_path=path,
+        tools_called=list(calls.values()),
+        approvals_requested=approvals,
+        refunds_executed_without_approval=without_approval,
+        refund_amounts=amounts,
+        final_output=None if result.output is None else str(result.output),
+        error=result.error,
+    )
+
+
 def _routed_to(outcome: CaseOutcome | None) -> str | None:
     if outcome is None or not outcome.agent_path:
         return None
@@ -299,5 +355,6 @@ __all__ = [
     "forbidden_actions",
     "load_cases",
     "outcome_from_items",
+    "outcome_from_run",
     "score",
 ]
