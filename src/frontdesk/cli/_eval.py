@@ -89,11 +89,12 @@ def support(
     misses = [
         c for c in report.cases if not c.routed_correctly or c.missing_tools or c.forbidden_actions
     ]
-    for case in misses[:20]:
+    for miss in misses[:20]:
         console.print(
-            f"  {case.case_id}: routed to {case.routed_to} (expected {case.expected_agent})"
-            + (f", missing {list(case.missing_tools)}" if case.missing_tools else "")
-            + (f", FORBIDDEN {list(case.forbidden_actions)}" if case.forbidden_actions else "")
+            f"  {miss.case_id}: routed to {miss.routed_to} (expected {miss.expected_agent})"
+            + (f", missing {list(miss.missing_tools)}" if miss.missing_tools else "")
+            + (f", FORBIDDEN {list(miss.forbidden_actions)}" if miss.forbidden_actions else ""),
+            markup=False,
         )
     if json_out is not None:
         json_out.write_text(report.to_json())

@@ -137,13 +137,13 @@ class AgentRegistry:
         if ref.startswith("name:"):
             key = ref[5:]
             with self._lock:
-                agent = self._by_name.get(key)
-            if agent is None:
+                found = self._by_name.get(key)
+            if found is None:
                 raise AgentNotFound(
                     f"agent {key!r} is not registered in this process; call "
                     f"runtime.register(agent, name={key!r}) (or pass it in AgentRuntime(agents=...))"
                 )
-            return agent
+            return found
         return import_reference(ref)
 
     def names(self) -> list[str]:

@@ -83,7 +83,8 @@ class RunSpec:
 
     agent: Agent[Any]
     agent_ref: str
-    input: str | list[Any]
+    input: str | list[Any] | dict[str, Any]
+    """A message, input items, or a conversation turn reference."""
     context: Any = None
     conversation_id: str | None = None
     turn: int | None = None
@@ -429,7 +430,7 @@ class LocalEngine:
         ops: list[Op | None] = []
         for item in result.interruptions:
             raw = item.raw_item
-            call_id = getattr(raw, "call_id", None) or getattr(raw, "id", "")
+            call_id = str(getattr(raw, "call_id", None) or getattr(raw, "id", None) or "")
             call_key = run.call_key(call_id)
             arguments = getattr(raw, "arguments", None) or "{}"
             try:
