@@ -201,3 +201,65 @@ def test_journal_stores_each_output_once(tmp_path: Path, baseline: dict[str, Any
         stored = json.loads(step.data_json or "{}")
         assert set(stored) <= {"output", "usage", "response_id", "request_id", "raw_usage"}
         assert crashflow.MESSAGE not in (step.data_json or "")
+
+
+def test_frontdesk_worker_resumes_a_killed_run(tmp_path: Path, baseline: dict[str, Any]) -> None:
+    """A `frontdesk worker` process picks up the orphaned run and drives it to the approval."""
+    flow_dir, home = tmp_path / "flow", tmp_path / "home"
+    flow_dir.mkdir()
+    home.mkdir()
+    proc = spawn(flow_dir, home, "after_model:1")
+    wait_parked(flow_dir, proc)
+    sigkill(proc)
+    worker = subprocess.Popen(
+        [PYTHON, "-m", "frontdesk", "--home", str(home), "worker", "--agents", "crashflow:triage", "--poll", "0.1"],
+        env=child_env(CRASHFLOW_DIR=str(flow_dir)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    os.environ["CRASHFLOW_DIR"] = str(flow_dir)
+    try:
+        deadline = time.monotonic() + 60
+        with AgentRuntime(home, recover=False) as observer:
+            execution_id = only_run(observer)
+            while observer.handle(execution_id).status != "waiting_approval":
+                assert time.monotonic() < deadline and worker.poll() is None
+                time.sleep(0.05)
+            # The worker is still alive: approving here lets the worker (or us) finish it.
+            observer.approve(execution_id, by="ops")
+            result = observer.handle(execution_id).result(timeout=60)
+    finally:
+        worker.terminate()
+        worker.wait(10)
+    assert outcome(result, flow_dir) == baseline
+
+
+def test_expired_lease_of_a_remote_owner_is_taken_over(
+    tmp_path: Path, baseline: dict[str, Any]
+) -> None:
+    """A run held by a process on another machine is taken over once its lease expires."""
+    import sqlite3
+
+    from frontdesk.store import store_path
+
+    flow_dir, home = tmp_path / "flow", tmp_path / "home"
+    flow_dir.mkdir()
+    home.mkdir()
+    proc = spawn(flow_dir, home, "after_model:2")
+    wait_parked(flow_dir, proc)
+    sigkill(proc)
+    # Pretend the dead driver lived on another host: its pid cannot be checked from here,
+    # only its lease tells.
+    conn = sqlite3.connect(store_path(home))
+    conn.execute(
+        "UPDATE runs SET lease_owner = 'elsewhere:4242:abcd', lease_expires = ?",
+        (time.time() + 1.0,),
+    )
+    conn.commit()
+    conn.close()
+    os.environ["CRASHFLOW_DIR"] = str(flow_dir)
+    with AgentRuntime(home, recover=False) as runtime:
+        execution_id = only_run(runtime)
+        assert runtime.recover() == []  # lease still valid: hands off
+        time.sleep(1.2)
+        assert runtime.recover() == [execution_id]
+        result = finish(runtime, execution_id)
+    assert outcome(result, flow_dir) == baseline
