@@ -394,3 +394,9 @@ def test_parallel_tool_calls_are_keyed_by_call_id(runtime: AgentRuntime) -> None
     assert '"B"' in (steps["tool:1:cb"].data_json or "")
     results = {e.call_id: e.result for e in result.events if e.type == "tool_result"}
     assert results == {"ca": "A", "cb": "B"}
+
+
+def test_local_engine_implements_the_engine_interface(runtime: AgentRuntime) -> None:
+    from frontdesk.engine._base import Engine
+
+    assert isinstance(runtime._engine, Engine)

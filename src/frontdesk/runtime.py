@@ -269,7 +269,7 @@ class AgentRuntime:
         items = agents.items() if isinstance(agents, dict) else ((None, a) for a in agents)
         for name, agent in items:
             self.registry.register(agent, name)
-        self._engine = LocalEngine(
+        self._engine: LocalEngine = LocalEngine(
             home=self.home,
             store=self.store,
             registry=self.registry,
