@@ -1,0 +1,173 @@
+"""``frontdesk disputes`` and ``frontdesk stripe-sandbox``: Stripe disputes from the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ._render import status_text
+from ._state import console, err_console, open_runtime, state
+
+disputes = typer.Typer(
+    help="Stripe disputes: list them with their deadlines, report on them, process one.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``disputes`` commands and ``stripe-sandbox``."""
+    app.add_typer(disputes, name="disputes")
+    app.command("stripe-sandbox")(stripe_sandbox)
+
+
+def stripe_sandbox(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 12111,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Serve the local Stripe-compatible sandbox (state in the home's stripe-sandbox.db)."""
+    from .._home import resolve_home
+    from ..sandbox.stripe import serve
+    from ..sandbox.stripe._app import DB_FILENAME
+
+    db_path = resolve_home(state.home) / DB_FILENAME
+    console.print(f"Stripe sandbox on http://{host}:{port} (state in {db_path}); any sk_test_ key")
+    serve(host=host, port=port, db_path=db_path)
+
+
+@contextmanager
+def _stripe_errors() -> Iterator[None]:
+    """Turn a Stripe failure (e.g. the sandbox is not running) into a message and exit 1."""
+    import stripe
+
+    from ..apps.disputes import StripeSettings
+
+    try:
+        yield
+    except stripe.StripeError as exc:
+        base = StripeSettings.from_env().api_base
+        err_console.print(f"[red]error:[/red] Stripe at {base}: {exc.user_message or exc}")
+        if StripeSettings.from_env().is_sandbox:
+            err_console.print("start the sandbox with: frontdesk stripe-sandbox")
+        raise typer.Exit(1) from None
+
+
+def _due(due_by: int | None) -> str:
+    if due_by is None:
+        return "-"
+    return datetime.fromtimestamp(due_by, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _deadline(hours_left: float | None, flagged: bool) -> Text:
+    if hours_left is None:
+        return Text("-")
+    if hours_left < 0:
+        return Text(f"⚠ past due by {-hours_left:.0f}h", style="bold red")
+    text = f"{hours_left:.0f}h left"
+    return Text(f"⚠ {text}", style="bold red") if flagged else Text(text)
+
+
+@disputes.command("list")
+def list_disputes(
+    within: Annotated[
+        float, typer.Option(help="Flag open disputes due within this many hours.")
+    ] = 48.0,
+    limit: Annotated[int, typer.Option(help="Show at most this many disputes.")] = 100,
+) -> None:
+    """List disputes from Stripe with their runs, flagging open ones due soon."""
+    from ..apps.disputes import stripe_client
+    from ..apps.disputes._stripe import format_amount
+    from ..apps.disputes.reporting import collect_disputes
+
+    with open_runtime() as runtime, _stripe_errors():
+        rows = collect_disputes(runtime, stripe_client(), limit=limit)
+    rows.sort(key=lambda d: (not d.is_open, d.due_by or 0))
+    flagged = sum(1 for d in rows if d.due_within(within))
+    table = Table(title=f"disputes ({flagged} open and due within {within:g}h)")
+    for column in (
+        "dispute", "payment intent", "amount", "reason", "status", "due by (UTC)", "deadline",
+        "handling", "run", "run status",
+    ):  # fmt: skip
+        table.add_column(column, overflow="fold")
+    for d in rows:
+        table.add_row(
+            d.dispute_id, d.payment_intent or "-", format_amount(d.amount, d.currency), d.reason,
+            status_text(d.status), _due(d.due_by),
+            _deadline(d.hours_left(), d.due_within(within)) if d.is_open else Text("-"),
+            d.handling, d.execution_id or "-",
+            status_text(d.run_status) if d.run_status else Text("-"),
+        )  # fmt: skip
+    console.print(table)
+
+
+@disputes.command("report")
+def report() -> None:
+    """Counts by status and reason, accepted versus contested, and the win rate."""
+    from ..apps.disputes import stripe_client
+    from ..apps.disputes.reporting import build_report, collect_disputes
+
+    with open_runtime() as runtime, _stripe_errors():
+        summary = build_report(collect_disputes(runtime, stripe_client()))
+    for title, counts in (("by status", summary.by_status), ("by reason", summary.by_reason)):
+        table = Table(title=f"disputes {title}")
+        table.add_column(title.removeprefix("by "))
+        table.add_column("count", justify="right")
+        for key, count in counts.items():
+            table.add_row(key, str(count))
+        console.print(table)
+    pending = summary.by_handling.get("pending", 0)
+    console.print(
+        f"total {summary.total}: accepted {summary.accepted}, contested {summary.contested}, "
+        f"not yet decided {pending}"
+    )
+    rate = summary.win_rate
+    console.print(
+        f"contested and closed: won {summary.won}, lost {summary.lost}; win rate "
+        + (f"{rate:.1%}" if rate is not None else "n/a (no contested dispute has closed yet)")
+    )
+
+
+@disputes.command("process")
+def process(
+    payment_intent_id: Annotated[str, typer.Argument(help="The disputed payment intent (pi_...).")],
+) -> None:
+    """Triage the payment intent's dispute through the durable runtime (once per dispute)."""
+    from ..apps.disputes import DisputeLookupError, run_dispute
+
+    with open_runtime() as runtime:
+        try:
+            processed = asyncio.run(run_dispute(payment_intent_id, runtime=runtime))
+        except DisputeLookupError as exc:
+            err_console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        _print_processed(processed.relevant_data, processed.run, processed.started)
+
+
+def _print_processed(data: dict[str, Any], run: Any, started: bool) -> None:
+    console.print(
+        f"dispute {data['dispute_id']} on {data['payment_intent']}: {data['reason']}, "
+        f"{data['status']}, {data['card_brand']} card, evidence due {_due(data['due_by'])} UTC"
+    )
+    if run is None:
+        console.print("another process is starting this dispute's run; try again shortly")
+        return
+    how = "started" if started else "already handled by"
+    console.print(
+        f"{how} run {run.execution_id}: ", status_text(run.status), f" ({run.last_agent})"
+    )
+    if run.status == "waiting_approval":
+        for approval in run.pending_approvals:
+            console.print(
+                f"{approval.tool_name} waits for approval: "
+                f"frontdesk approvals approve {run.execution_id}"
+            )
+    if run.output is not None:
+        console.print(str(run.output), markup=False)
+    if run.error:
+        console.print(f"[red]error:[/red] {run.error}")
