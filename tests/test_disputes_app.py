@@ -1,0 +1,745 @@
+"""The disputes app in one process: its SQLite records, its tools against the Stripe sandbox
+(a real HTTP server), its agents and rules through the runtime, intake and reporting."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stripe
+from agents import FunctionTool
+from agents.tool_context import ToolContext
+
+from frontdesk import AgentRuntime, RunResult
+from frontdesk.apps import disputes
+from frontdesk.apps.disputes import (
+    DisputeEvidence,
+    StripeNotConfigured,
+    StripeSettings,
+    accept_dispute_agent,
+    dispute_runs,
+    find_dispute,
+    handle_event,
+    init_db,
+    investigator_agent,
+    process_dispute,
+    relevant_data,
+    run_dispute,
+    start_dispute_run,
+    triage_agent,
+    webhook_events,
+)
+from frontdesk.apps.disputes._stripe import format_amount
+from frontdesk.apps.disputes.agents import (
+    ACCEPT_INSTRUCTIONS,
+    INVESTIGATOR_INSTRUCTIONS,
+    TRIAGE_INSTRUCTIONS,
+)
+from frontdesk.apps.disputes.intake import CLAIM_STALE_SECONDS
+from frontdesk.apps.disputes.reporting import DisputeSummary, build_report, summarize
+from frontdesk.apps.disputes.tools import (
+    close_dispute,
+    get_emails,
+    get_order,
+    get_phone_logs,
+    retrieve_payment_intent,
+    stage_dispute_evidence,
+    submit_dispute_evidence,
+)
+from frontdesk.sandbox.stripe import SandboxServer, running_sandbox
+from frontdesk.tools import ToolCall, _tool_call_scope
+
+NOT_RECEIVED = "pm_card_createDisputeProductNotReceived"
+SEED_ORDERS = {
+    1234: {"order_id": 1234, "fulfillment_details": "not_shipped"},
+    9101: {
+        "order_id": 9101,
+        "fulfillment_details": "shipped",
+        "tracking_info": {"carrier": "FedEx", "tracking_number": "123456789012"},
+        "delivery_status": "out for delivery",
+    },
+    1121: {
+        "order_id": 1121,
+        "fulfillment_details": "delivered",
+        "customer_id": "cus_PZ1234567890",
+        "customer_phone": "+15551234567",
+        "order_date": "2023-01-01",
+        "customer_email": "customer1@example.com",
+        "tracking_info": {
+            "carrier": "UPS",
+            "tracking_number": "1Z999AA10123456784",
+            "delivery_status": "delivered",
+        },
+        "shipping_address": {"zip": "10001"},
+        "tos_acceptance": {"date": "2023-01-01", "ip": "192.168.1.1"},
+    },
+}
+SEED_CALLS = [
+    {
+        "phone_number": "+15551234567",
+        "timestamp": "2023-03-14 15:24:00",
+        "duration_minutes": 5,
+        "notes": "Asked about status of order #1121",
+        "order_id": 1121,
+    },
+    {
+        "phone_number": "+15551234567",
+        "timestamp": "2023-02-28 10:10:00",
+        "duration_minutes": 7,
+        "notes": "Requested refund for order #1121, I told him we were unable to refund the "
+        "order because it was final sale",
+        "order_id": 1121,
+    },
+]
+SNEAKERS = "Hey, I know you don't accept refunds but the sneakers don't fit and I'd like a refund"
+
+
+# Helpers -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sandbox(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
+    """The Stripe sandbox on a free port; the app finds it through the environment."""
+    monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
+    with running_sandbox(home.parent / "stripe.db") as server:
+        monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", server.url)
+        yield server
+
+
+@pytest.fixture
+def client(sandbox: SandboxServer) -> stripe.StripeClient:
+    return sandbox.client(max_network_retries=0)
+
+
+@pytest.fixture
+def rules(home: Path) -> Iterator[AgentRuntime]:
+    """A runtime on the offline rules model."""
+    with AgentRuntime(home, model="rules", recover=False) as runtime:
+        yield runtime
+
+
+def pay(client: stripe.StripeClient, order_id: str | None, method: str = NOT_RECEIVED) -> Any:
+    params: dict[str, Any] = {
+        "amount": 2000,
+        "currency": "usd",
+        "payment_method": method,
+        "confirm": True,
+        "off_session": True,
+    }
+    if order_id is not None:
+        params["metadata"] = {"order_id": order_id}
+    return client.v1.payment_intents.create(params=params)
+
+
+def dispute_of(client: stripe.StripeClient, intent_id: str) -> Any:
+    (dispute,) = client.v1.disputes.list(params={"payment_intent": intent_id}).data
+    return dispute
+
+
+def closes(client: stripe.StripeClient, dispute_id: str) -> int:
+    events = client.v1.events.list(params={"type": "charge.dispute.closed", "limit": 100}).data
+    return sum(1 for e in events if e.data.object.id == dispute_id)
+
+
+async def invoke(tool: FunctionTool, key: str | None = None, **arguments: Any) -> Any:
+    """Run a tool as the runner does, inside a runtime tool call with ``key`` if given."""
+    raw = json.dumps(arguments)
+    context = ToolContext(None, tool_name=tool.name, tool_call_id="call-1", tool_arguments=raw)
+    if key is None:
+        return await tool.on_invoke_tool(context, raw)
+    call = ToolCall(
+        execution_id="run-1", call_id="call-1", tool_name=tool.name, idempotency_key=key
+    )
+    with _tool_call_scope(call):
+        return await tool.on_invoke_tool(context, raw)
+
+
+def stripe_message(result: dict[str, Any]) -> str:
+    message: str = result["error"]["message"]
+    return message
+
+
+def tool_results(result: RunResult, tool_name: str) -> list[Any]:
+    return [e.result for e in result.events if e.type == "tool_result" and e.tool_name == tool_name]
+
+
+async def triage(runtime: AgentRuntime, data: dict[str, Any]) -> RunResult:
+    return await runtime.run_async(triage_agent, json.dumps(data))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# The merchant's records --------------------------------------------------------------------
+
+
+async def test_first_use_creates_and_seeds_the_db_in_frontdesk_home(home: Path) -> None:
+    assert not (home / "disputes.db").exists()
+
+    assert await invoke(get_order, order_id=1234) == SEED_ORDERS[1234]
+
+    with sqlite3.connect(home / "disputes.db") as conn:
+        counts = [
+            conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("orders", "emails", "phone_logs")
+        ]
+    fixtures = [
+        len(json.loads((Path(disputes.__file__).parent / "data" / f"{name}.json").read_text()))
+        for name in ("orders", "emails", "phone_logs")
+    ]
+    assert counts == fixtures
+
+
+@pytest.mark.parametrize("order_id", sorted(SEED_ORDERS))
+async def test_seed_orders_are_the_given_records(home: Path, order_id: int) -> None:
+    assert await invoke(get_order, order_id=order_id) == SEED_ORDERS[order_id]
+    # The metadata carries the id as a string.
+    assert await invoke(get_order, order_id=str(order_id)) == SEED_ORDERS[order_id]
+
+
+async def test_seed_emails_and_phone_logs(home: Path) -> None:
+    assert await invoke(get_emails, email="customer1@example.com") == [
+        {"email": "customer1@example.com", "subject": "Order #1121", "body": SNEAKERS}
+    ]
+    assert await invoke(get_phone_logs, phone_number="+15551234567") == SEED_CALLS
+    (general,) = await invoke(get_phone_logs, phone_number="+15559876543")
+    assert general["order_id"] is None and general["notes"].startswith("General inquiry")
+    laptop = await invoke(get_emails, email="customer3@example.com")
+    assert [e["subject"] for e in laptop] == ["Feedback on recent purchase"]
+
+
+async def test_lookups_of_unknown_records(home: Path) -> None:
+    assert await invoke(get_order, order_id=4040) == "No order found"
+    assert await invoke(get_emails, email="nobody@example.com") == []
+    assert await invoke(get_phone_logs, phone_number="+15550000000") == []
+
+
+async def test_lookups_accept_formatted_numbers_and_any_case(home: Path) -> None:
+    assert await invoke(get_phone_logs, phone_number="+1 (555) 123-4567") == SEED_CALLS
+    assert len(await invoke(get_emails, email=" Customer1@Example.com ")) == 1
+
+
+async def test_the_data_is_more_than_the_demo_cases(home: Path) -> None:
+    orders = json.loads((Path(disputes.__file__).parent / "data" / "orders.json").read_text())
+    extra = [o for o in orders if o["order_id"] not in SEED_ORDERS]
+    assert len(extra) >= 5
+    assert {"shipped", "delivered", "not_shipped"} <= {o["fulfillment_details"] for o in extra}
+    for order in extra:
+        assert await invoke(get_order, order_id=order["order_id"]) == order
+    # Extra customers have their own communications.
+    (call,) = await invoke(get_phone_logs, phone_number="+15553456789")
+    assert call["order_id"] == 1422
+
+
+def test_init_db_reset_restores_the_fixtures(home: Path) -> None:
+    path = init_db(home)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM emails")
+    init_db(home)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM emails").fetchone()[0] == 0
+    init_db(home, reset=True)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM emails").fetchone()[0] == 7
+
+
+def test_threads_racing_to_first_use_seed_once(home: Path) -> None:
+    from frontdesk.apps.disputes._db import find_order
+
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda _: find_order(1121, home), range(16)))
+    assert {o.record()["customer_email"] if o else None for o in found} == {"customer1@example.com"}
+    with sqlite3.connect(home / "disputes.db") as conn:
+        assert conn.execute("SELECT count(*) FROM orders WHERE order_id = 1121").fetchone()[0] == 1
+
+
+# Agents ------------------------------------------------------------------------------------
+
+
+def test_agents_follow_the_seed() -> None:
+    assert (triage_agent.name, triage_agent.model) == ("Triage Agent", "gpt-4o")
+    assert (accept_dispute_agent.name, accept_dispute_agent.model) == (
+        "Accept Dispute Agent",
+        "gpt-4o",
+    )
+    assert (investigator_agent.name, investigator_agent.model) == (
+        "Dispute Intake Agent",
+        "o3-mini",
+    )
+    assert triage_agent.instructions == TRIAGE_INSTRUCTIONS
+    assert accept_dispute_agent.instructions == ACCEPT_INSTRUCTIONS
+    assert isinstance(investigator_agent.instructions, str)
+    assert investigator_agent.instructions.startswith(INVESTIGATOR_INSTRUCTIONS)
+    assert INVESTIGATOR_INSTRUCTIONS.startswith("As a dispute investigator, please compile")
+    assert "Reasoning for closing the dispute\n" in ACCEPT_INSTRUCTIONS
+    assert [t.name for t in triage_agent.tools] == ["retrieve_payment_intent", "get_order"]
+    assert triage_agent.handoffs == [accept_dispute_agent, investigator_agent]
+    assert [t.name for t in accept_dispute_agent.tools] == ["close_dispute"]
+    assert [t.name for t in investigator_agent.tools] == [
+        "get_emails", "get_phone_logs", "stage_dispute_evidence", "submit_dispute_evidence",
+    ]  # fmt: skip
+    assert retrieve_payment_intent.description.startswith("Retrieve a Stripe payment intent by ID.")
+    assert close_dispute.description.startswith("Close a Stripe dispute by ID.")
+
+
+def test_only_the_final_submission_needs_approval() -> None:
+    tools = [*triage_agent.tools, *accept_dispute_agent.tools, *investigator_agent.tools]
+    assert [t.name for t in tools if isinstance(t, FunctionTool) and t.needs_approval] == [
+        "submit_dispute_evidence"
+    ]
+
+
+# Which Stripe ------------------------------------------------------------------------------
+
+
+def test_without_a_secret_key_the_app_uses_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
+    monkeypatch.delenv("FRONTDESK_STRIPE_API_BASE", raising=False)
+    default = StripeSettings.from_env()
+    assert (default.api_base, default.is_sandbox) == ("http://127.0.0.1:12111", True)
+    assert default.api_key.startswith("sk_test_")
+    monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", "http://127.0.0.1:4000/")
+    assert StripeSettings.from_env().api_base == "http://127.0.0.1:4000"
+
+
+def test_a_secret_key_means_stripe_and_a_live_key_never_goes_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FRONTDESK_STRIPE_API_BASE", raising=False)
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_mine")
+    assert StripeSettings.from_env() == StripeSettings("sk_test_mine", "https://api.stripe.com")
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_mine")
+    assert StripeSettings.from_env().api_base == "https://api.stripe.com"
+    monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", "http://127.0.0.1:12111")
+    with pytest.raises(StripeNotConfigured, match="live key"):
+        StripeSettings.from_env()
+
+
+async def test_the_address_is_read_at_every_call(
+    home: Path, client: stripe.StripeClient, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    intent = pay(client, "1234")
+    assert (await invoke(retrieve_payment_intent, payment_intent_id=intent.id))["id"] == intent.id
+    with running_sandbox(home.parent / "other.db") as other:
+        monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", other.url)
+        result = await invoke(retrieve_payment_intent, payment_intent_id=intent.id)
+    assert stripe_message(result) == f"No such payment_intent: '{intent.id}'"
+
+
+def test_amounts_are_shown_in_major_units() -> None:
+    assert format_amount(2000, "usd") == "20.00 USD"
+    assert format_amount(123456, "eur") == "1,234.56 EUR"
+    assert format_amount(500, "jpy") == "500 JPY"
+    assert format_amount(None, "usd") == "unknown amount"
+
+
+# Stripe tools against the sandbox ----------------------------------------------------------
+
+
+async def test_retrieve_payment_intent_returns_a_plain_dict(client: stripe.StripeClient) -> None:
+    intent = pay(client, "1121")
+    result = await invoke(retrieve_payment_intent, payment_intent_id=intent.id)
+    assert type(result) is dict and type(result["metadata"]) is dict
+    assert (result["id"], result["status"], result["metadata"]) == (
+        intent.id, "succeeded", {"order_id": "1121"},
+    )  # fmt: skip
+
+
+async def test_a_stripe_error_is_a_result_with_stripes_message(client: stripe.StripeClient) -> None:
+    result = await invoke(retrieve_payment_intent, payment_intent_id="pi_missing")
+    assert result == {
+        "error": {
+            "message": "No such payment_intent: 'pi_missing'",
+            "type": "invalid_request_error",
+            "code": "resource_missing",
+            "param": "intent",
+        },
+        "http_status": 404,
+    }
+    assert "No such dispute: 'dp_missing'" in stripe_message(
+        await invoke(close_dispute, dispute_id="dp_missing")
+    )
+
+
+async def test_stripe_out_of_reach_is_a_result_too(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", f"http://127.0.0.1:{free_port()}")
+    result = await invoke(retrieve_payment_intent, payment_intent_id="pi_1")
+    assert result["error"]["type"] == "api_connection_error"
+    assert "connect" in stripe_message(result).lower()
+
+
+async def test_close_dispute_closes_once_per_idempotency_key(client: stripe.StripeClient) -> None:
+    dispute = dispute_of(client, pay(client, "1234").id)
+
+    first = await invoke(close_dispute, "fd_key_1", dispute_id=dispute.id)
+    replay = await invoke(close_dispute, "fd_key_1", dispute_id=dispute.id)
+
+    assert first["status"] == "lost" and type(first["evidence"]) is dict
+    assert replay == first
+    assert closes(client, dispute.id) == 1
+
+
+async def test_closing_a_closed_dispute_reports_it_and_writes_nothing(
+    client: stripe.StripeClient,
+) -> None:
+    dispute = dispute_of(client, pay(client, "1234").id)
+    client.v1.disputes.close(dispute.id)
+
+    result = await invoke(close_dispute, "fd_another_key", dispute_id=dispute.id)
+
+    assert result["already_closed"] is True and result["status"] == "lost"
+    assert stripe_message(result) == (
+        "This dispute is already closed (status lost), so it cannot be closed."
+    )
+    assert closes(client, dispute.id) == 1
+
+
+async def test_evidence_is_staged_unsubmitted_then_submitted(client: stripe.StripeClient) -> None:
+    dispute = dispute_of(client, pay(client, "1121").id)
+    evidence = {"shipping_carrier": "UPS", "uncategorized_text": "Delivered to the door."}
+
+    staged = await invoke(
+        stage_dispute_evidence, "fd_stage", dispute_id=dispute.id, evidence=evidence
+    )
+
+    assert staged["status"] == "needs_response"
+    assert staged["evidence_details"]["submission_count"] == 0
+    assert {k: v for k, v in staged["evidence"].items() if v} == evidence
+    submitted = await invoke(submit_dispute_evidence, "fd_submit", dispute_id=dispute.id)
+    assert submitted["status"] == "under_review"
+    assert submitted["evidence_details"]["submission_count"] == 1
+    again = await invoke(
+        stage_dispute_evidence, "fd_stage_2", dispute_id=dispute.id, evidence=evidence
+    )
+    assert "under review" in stripe_message(again)
+
+
+async def test_nothing_to_stage_or_submit_is_refused_before_stripe(
+    client: stripe.StripeClient,
+) -> None:
+    dispute = dispute_of(client, pay(client, "1121").id)
+    empty = await invoke(
+        stage_dispute_evidence, dispute_id=dispute.id, evidence={"customer_name": " "}
+    )
+    assert stripe_message(empty) == "No evidence was given; nothing was staged."
+    unstaged = await invoke(submit_dispute_evidence, dispute_id=dispute.id)
+    assert "No evidence is staged" in stripe_message(unstaged)
+    assert client.v1.disputes.retrieve(dispute.id).status == "needs_response"
+
+
+def test_evidence_fields_are_stripes_text_fields() -> None:
+    from frontdesk.sandbox.stripe import EVIDENCE_FIELDS
+
+    assert set(DisputeEvidence.model_fields) <= set(EVIDENCE_FIELDS)
+    assert DisputeEvidence(customer_name="Ada", shipping_date=None).fields() == {
+        "customer_name": "Ada"
+    }
+
+
+# Rules through the runtime -----------------------------------------------------------------
+
+
+def data_for(client: stripe.StripeClient, intent_id: str) -> dict[str, Any]:
+    return relevant_data(dispute_of(client, intent_id).to_dict())
+
+
+async def test_relevant_data_has_the_seven_fields(client: stripe.StripeClient) -> None:
+    intent = pay(client, "1234", "pm_card_createDispute")
+    dispute = dispute_of(client, intent.id)
+    assert relevant_data(dispute.to_dict()) == {
+        "dispute_id": dispute.id,
+        "amount": 2000,
+        "due_by": dispute.evidence_details.due_by,
+        "payment_intent": intent.id,
+        "reason": "fraudulent",
+        "status": "needs_response",
+        "card_brand": "visa",
+    }
+
+
+async def test_shipped_order_without_contacts_is_investigated_on_tracking(
+    client: stripe.StripeClient, rules: AgentRuntime
+) -> None:
+    data = data_for(client, pay(client, "9101").id)
+
+    result = await triage(rules, data)
+
+    assert (result.status, result.last_agent) == ("waiting_approval", "Dispute Intake Agent")
+    assert not tool_results(result, "get_emails") and not tool_results(result, "get_phone_logs")
+    evidence = client.v1.disputes.retrieve(data["dispute_id"]).evidence
+    assert (evidence.shipping_carrier, evidence.shipping_tracking_number) == (
+        "FedEx",
+        "123456789012",
+    )
+    assert "No email address on the order" in evidence.uncategorized_text
+
+
+async def test_a_rejected_submission_leaves_the_evidence_staged(
+    client: stripe.StripeClient, rules: AgentRuntime
+) -> None:
+    data = data_for(client, pay(client, "1305").id)
+    paused = await triage(rules, data)
+    (approval,) = paused.pending_approvals
+    assert approval.tool_name == "submit_dispute_evidence"
+
+    rules.reject(paused.execution_id, "Attach the delivery photo first", by="ops")
+    result = rules.handle(paused.execution_id).result(timeout=30)
+
+    assert result.status == "completed"
+    assert "Not submitted" in result.output and "Attach the delivery photo first" in result.output
+    dispute = client.v1.disputes.retrieve(data["dispute_id"])
+    assert dispute.status == "needs_response"
+    assert dispute.evidence.customer_name == "Dana Whitfield"
+    assert dispute.evidence.shipping_date == "2023-02-13"
+
+
+@pytest.mark.parametrize(
+    ("order_id", "says"),
+    [
+        (None, "has no order_id in its metadata"),
+        ("4040", "Order 4040 (from payment intent"),
+    ],
+)
+async def test_triage_without_an_order_asks_for_a_person(
+    client: stripe.StripeClient, rules: AgentRuntime, order_id: str | None, says: str
+) -> None:
+    data = data_for(client, pay(client, order_id).id)
+
+    result = await triage(rules, data)
+
+    assert (result.status, result.last_agent) == ("completed", "Triage Agent")
+    assert says in result.output and "needs a person to review it" in result.output
+    assert client.v1.disputes.retrieve(data["dispute_id"]).status == "needs_response"
+
+
+async def test_the_model_sees_stripes_message_for_an_unknown_payment_intent(
+    sandbox: SandboxServer, rules: AgentRuntime
+) -> None:
+    data = {"dispute_id": "dp_gone", "payment_intent": "pi_gone", "amount": 100}
+
+    result = await triage(rules, data)
+
+    (output,) = tool_results(result, "retrieve_payment_intent")
+    assert output["error"]["message"] == "No such payment_intent: 'pi_gone'"
+    assert "No such payment_intent: 'pi_gone'" in result.output
+
+
+# process_dispute ---------------------------------------------------------------------------
+
+
+async def test_process_dispute_warns_and_returns_none_without_a_dispute(
+    client: stripe.StripeClient, rules: AgentRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    undisputed = pay(client, "1234", "pm_card_visa")
+
+    assert await process_dispute(undisputed.id, triage_agent, runtime=rules) is None
+    assert await process_dispute("pi_nope", triage_agent, runtime=rules) is None
+
+    assert f"No dispute data found for PaymentIntent: {undisputed.id}" in caplog.text
+    assert (
+        "Payment intent 'pi_nope' could not be found: No such payment_intent: 'pi_nope'"
+        in caplog.text
+    )
+    assert rules.runs() == []
+
+
+async def test_process_dispute_without_stripe_warns(
+    home: Path,
+    rules: AgentRuntime,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", url)
+    with pytest.raises(disputes.DisputeLookupError, match=f"Stripe at {url} could not be asked"):
+        find_dispute("pi_1")
+    assert await process_dispute("pi_1", triage_agent, runtime=rules) is None
+    assert "could not be asked about payment intent 'pi_1'" in caplog.text
+
+
+async def test_processing_a_dispute_twice_reuses_its_run(
+    client: stripe.StripeClient, rules: AgentRuntime
+) -> None:
+    intent = pay(client, "1234")
+
+    first = await run_dispute(intent.id, runtime=rules)
+    second = await run_dispute(intent.id, runtime=rules)
+
+    assert first.started and not second.started
+    assert first.run is not None and second.run is not None
+    assert second.run.execution_id == first.run.execution_id
+    assert second.final_output == first.final_output
+    assert len(rules.runs()) == 1
+    assert closes(client, first.relevant_data["dispute_id"]) == 1
+
+
+# Intake: one run per dispute ---------------------------------------------------------------
+
+
+def claim_row(home: Path, dispute_id: str, claimed_at: float) -> None:
+    with sqlite3.connect(home / "disputes.db") as conn:
+        conn.execute(
+            "INSERT INTO dispute_runs (dispute_id, source, claimed_at) VALUES (?, 'crashed', ?)",
+            (dispute_id, claimed_at),
+        )
+
+
+async def test_a_fresh_claim_without_a_run_means_in_progress(
+    client: stripe.StripeClient, rules: AgentRuntime, home: Path
+) -> None:
+    data = data_for(client, pay(client, "1234").id)
+    init_db(home)
+    claim_row(home, data["dispute_id"], time.time())
+
+    run = start_dispute_run(rules, data)
+
+    assert (run.execution_id, run.started) == (None, False)
+    assert rules.runs() == []
+
+
+async def test_a_stale_claim_adopts_the_run_its_process_started(
+    client: stripe.StripeClient, rules: AgentRuntime, home: Path
+) -> None:
+    """The process died after starting the run and before recording it."""
+    data = data_for(client, pay(client, "1234").id)
+    init_db(home)
+    claim_row(home, data["dispute_id"], time.time() - CLAIM_STALE_SECONDS - 1)
+    orphan = rules.start(triage_agent, json.dumps(data))
+
+    run = start_dispute_run(rules, data)
+
+    assert (run.execution_id, run.started) == (orphan.execution_id, False)
+    assert dispute_runs(home) == {data["dispute_id"]: orphan.execution_id}
+    assert len(rules.runs()) == 1
+
+
+async def test_a_stale_claim_without_a_run_starts_one(
+    client: stripe.StripeClient, rules: AgentRuntime, home: Path
+) -> None:
+    data = data_for(client, pay(client, "1234").id)
+    init_db(home)
+    claim_row(home, data["dispute_id"], time.time() - CLAIM_STALE_SECONDS - 1)
+
+    run = start_dispute_run(rules, data)
+
+    assert run.started and run.execution_id is not None
+    assert rules.handle(run.execution_id).result(timeout=30).status == "completed"
+
+
+async def test_concurrent_starts_of_one_dispute_make_one_run(
+    client: stripe.StripeClient, rules: AgentRuntime
+) -> None:
+    data = data_for(client, pay(client, "9101").id)
+    with ThreadPoolExecutor(8) as pool:
+        runs = list(pool.map(lambda _: start_dispute_run(rules, data), range(8)))
+    ids = {r.execution_id for r in runs if r.execution_id is not None}
+    assert sum(r.started for r in runs) == 1 and len(ids) == 1
+    assert len(rules.runs()) == 1
+
+
+async def test_events_are_recorded_and_only_new_disputes_start_runs(
+    client: stripe.StripeClient, rules: AgentRuntime, home: Path
+) -> None:
+    intent = pay(client, "1234")
+    events = {e.type: e.to_dict() for e in client.v1.events.list(params={"limit": 100}).data}
+
+    started = handle_event(rules, events["charge.dispute.created"])
+    again = handle_event(rules, events["charge.dispute.created"])
+    ignored = handle_event(rules, events["payment_intent.succeeded"])
+
+    assert (started.action, again.action, ignored.action) == ("started", "duplicate", "ignored")
+    assert again.execution_id == started.execution_id
+    recorded = {e["type"]: e for e in webhook_events(home)}
+    assert recorded["charge.dispute.created"]["deliveries"] == 2
+    assert recorded["charge.dispute.created"]["execution_id"] == started.execution_id
+    assert recorded["payment_intent.succeeded"]["object_id"] == intent.id
+    assert recorded["payment_intent.succeeded"]["action"] == "ignored"
+    assert started.execution_id is not None
+    assert rules.handle(started.execution_id).result(timeout=30).status == "completed"
+
+
+# Reporting ---------------------------------------------------------------------------------
+
+NOW = 1_700_000_000
+
+
+def summary(status: str, due_in_hours: float = 100, **kw: Any) -> DisputeSummary:
+    fields: dict[str, Any] = {
+        "dispute_id": f"dp_{status}",
+        "payment_intent": "pi_1",
+        "amount": 2000,
+        "currency": "usd",
+        "reason": "fraudulent",
+        "status": status,
+        "due_by": int(NOW + due_in_hours * 3600),
+    }
+    return DisputeSummary(**{**fields, **kw})
+
+
+def test_deadlines_flag_open_disputes_due_within_48_hours() -> None:
+    assert summary("needs_response", due_in_hours=47).due_within(now=NOW)
+    assert summary("needs_response", due_in_hours=-1).due_within(now=NOW)
+    assert summary("warning_needs_response", due_in_hours=12).due_within(now=NOW)
+    assert not summary("needs_response", due_in_hours=49).due_within(now=NOW)
+    assert not summary("under_review", due_in_hours=2).due_within(now=NOW)
+    assert summary("needs_response", due_in_hours=49).due_within(72, now=NOW)
+    assert summary("needs_response", due_by=None).hours_left(NOW) is None
+
+
+def test_handling_follows_the_run_then_stripe() -> None:
+    assert summary("lost", handled_by="Accept Dispute Agent").handling == "accepted"
+    assert summary("needs_response", handled_by="Dispute Intake Agent").handling == "contested"
+    assert summary("won", submission_count=1).handling == "contested"
+    assert summary("lost").handling == "accepted"
+    assert summary("needs_response", handled_by="Triage Agent").handling == "pending"
+
+
+def test_report_counts_and_win_rate() -> None:
+    open_only = build_report([summary("needs_response", handled_by="Dispute Intake Agent")])
+    assert open_only.win_rate is None
+
+    report = build_report(
+        [
+            summary("lost", handled_by="Accept Dispute Agent", reason="product_not_received"),
+            summary("won", submission_count=1),
+            summary("won", submission_count=1),
+            summary("lost", submission_count=1),
+            summary("under_review", submission_count=1, reason="product_not_received"),
+        ]
+    )
+    assert report.total == 5
+    assert report.by_status == {"lost": 2, "won": 2, "under_review": 1}
+    assert report.by_reason == {"fraudulent": 3, "product_not_received": 2}
+    assert (report.accepted, report.contested) == (1, 4)
+    assert (report.won, report.lost) == (2, 1)
+    assert report.win_rate == pytest.approx(2 / 3)
+
+
+async def test_summaries_join_stripe_with_the_run(
+    client: stripe.StripeClient, rules: AgentRuntime
+) -> None:
+    intent = pay(client, "1234")
+    processed = await run_dispute(intent.id, runtime=rules)
+    dispute = client.v1.disputes.retrieve(processed.relevant_data["dispute_id"]).to_dict()
+
+    joined = summarize(dispute, processed.run)
+
+    assert (joined.status, joined.handling, joined.run_status) == ("lost", "accepted", "completed")
+    assert (
+        joined.payment_intent == intent.id
+        and joined.due_by == dispute["evidence_details"]["due_by"]
+    )
