@@ -8,7 +8,7 @@ import logging
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -176,9 +176,20 @@ async def triage(runtime: AgentRuntime, data: dict[str, Any]) -> RunResult:
 
 
 def free_port() -> int:
+    """A loopback port nothing listens on (for servers in child processes)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], Any], what: str, seconds: float = 60.0) -> Any:
+    """Poll ``condition`` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 # The merchant's records --------------------------------------------------------------------
@@ -590,20 +601,21 @@ async def test_processing_a_dispute_twice_reuses_its_run(
 # Intake: one run per dispute ---------------------------------------------------------------
 
 
-def claim_row(home: Path, dispute_id: str, claimed_at: float) -> None:
-    with sqlite3.connect(home / "disputes.db") as conn:
+def claimed(client: stripe.StripeClient, home: Path, age: float) -> dict[str, Any]:
+    """A dispute claimed ``age`` seconds ago by a process that recorded no run."""
+    data = data_for(client, pay(client, "1234").id)
+    with sqlite3.connect(init_db(home)) as conn:
         conn.execute(
             "INSERT INTO dispute_runs (dispute_id, source, claimed_at) VALUES (?, 'crashed', ?)",
-            (dispute_id, claimed_at),
+            (data["dispute_id"], time.time() - age),
         )
+    return data
 
 
 async def test_a_fresh_claim_without_a_run_means_in_progress(
     client: stripe.StripeClient, rules: AgentRuntime, home: Path
 ) -> None:
-    data = data_for(client, pay(client, "1234").id)
-    init_db(home)
-    claim_row(home, data["dispute_id"], time.time())
+    data = claimed(client, home, age=0)
 
     run = start_dispute_run(rules, data)
 
@@ -615,9 +627,7 @@ async def test_a_stale_claim_adopts_the_run_its_process_started(
     client: stripe.StripeClient, rules: AgentRuntime, home: Path
 ) -> None:
     """The process died after starting the run and before recording it."""
-    data = data_for(client, pay(client, "1234").id)
-    init_db(home)
-    claim_row(home, data["dispute_id"], time.time() - CLAIM_STALE_SECONDS - 1)
+    data = claimed(client, home, age=CLAIM_STALE_SECONDS + 1)
     orphan = rules.start(triage_agent, json.dumps(data))
 
     run = start_dispute_run(rules, data)
@@ -630,9 +640,7 @@ async def test_a_stale_claim_adopts_the_run_its_process_started(
 async def test_a_stale_claim_without_a_run_starts_one(
     client: stripe.StripeClient, rules: AgentRuntime, home: Path
 ) -> None:
-    data = data_for(client, pay(client, "1234").id)
-    init_db(home)
-    claim_row(home, data["dispute_id"], time.time() - CLAIM_STALE_SECONDS - 1)
+    data = claimed(client, home, age=CLAIM_STALE_SECONDS + 1)
 
     run = start_dispute_run(rules, data)
 

@@ -1,0 +1,470 @@
+"""Both dispute scenarios end to end: the real ``stripe`` SDK against the sandbox served over
+HTTP, the durable runtime on the offline rules model, the CLI in child processes, and a child
+SIGKILLed inside ``close_dispute`` whose run another process recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+import uvicorn
+
+from frontdesk import AgentRuntime, RunResult
+from frontdesk.apps.disputes import process_dispute, run_dispute, triage_agent
+from frontdesk.runtime import default_runtime
+from frontdesk.sandbox.stripe import (
+    DEFAULT_API_KEY,
+    SandboxServer,
+    configure_stripe,
+    create_app,
+    running_sandbox,
+)
+from test_disputes_app import free_port, wait_until
+
+from conftest import PYTHON, child_env
+
+pytestmark = pytest.mark.e2e
+
+SNEAKERS = "Hey, I know you don't accept refunds but the sneakers don't fit and I'd like a refund"
+CALLS = (
+    "Asked about status of order #1121",
+    "Requested refund for order #1121, I told him we were unable to refund the order because "
+    "it was final sale",
+)
+ACCEPTANCE = re.compile(
+    r"Dispute Details:\n- Dispute ID: dp_\w+\n- Amount: 20\.00 USD\n"
+    r"- Reason for Dispute: product_not_received\n\n"
+    r"Order Details:\n- Fulfillment status of the order: not_shipped\n\n"
+    r"Reasoning for closing the dispute:\n.*Order 1234 was never shipped.*Stripe now shows it as lost",
+    re.S,
+)
+WAIT_SECONDS = 60.0
+Asgi = Callable[
+    [dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+# Helpers -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sandbox(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
+    monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
+    with running_sandbox(home.parent / "stripe.db") as server:
+        monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", server.url)
+        yield server
+
+
+def client_for(url: str) -> stripe.StripeClient:
+    return stripe.StripeClient(DEFAULT_API_KEY, base_addresses={"api": url}, max_network_retries=0)
+
+
+def pay(
+    client: stripe.StripeClient,
+    order_id: str,
+    method: str = "pm_card_createDisputeProductNotReceived",
+) -> Any:
+    return client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "payment_method": method,
+            "confirm": True,
+            "metadata": {"order_id": order_id},
+            "off_session": True,
+            "automatic_payment_methods": {"enabled": True},
+        }
+    )
+
+
+def dispute_id_of(client: stripe.StripeClient, intent_id: str) -> str:
+    (dispute,) = client.v1.disputes.list(params={"payment_intent": intent_id}).data
+    return str(dispute.id)
+
+
+def events_of(
+    client: stripe.StripeClient, dispute_id: str, event_type: str = "charge.dispute.*"
+) -> list[Any]:
+    events = client.v1.events.list(params={"type": event_type, "limit": 100}).data
+    return [e for e in events if e.data.object.id == dispute_id]
+
+
+def cli(
+    home: Path, *args: str, stripe_url: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    env = child_env(COLUMNS="250", FRONTDESK_STRIPE_API_BASE=stripe_url)
+    proc = subprocess.run(
+        [PYTHON, "-m", "frontdesk", "--home", str(home), "--model", "rules", *args],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if check:
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+    return proc
+
+
+def spawn(
+    home: Path, logs: Path, *args: str, stripe_url: str, **env: str
+) -> subprocess.Popen[bytes]:
+    """A ``frontdesk`` child process, its output in files under ``logs``."""
+    logs.mkdir(exist_ok=True)
+    name = args[0]
+    return subprocess.Popen(
+        [PYTHON, "-m", "frontdesk", "--home", str(home), "--model", "rules", *args],
+        env=child_env(FRONTDESK_STRIPE_API_BASE=stripe_url, **env),
+        stdout=(logs / f"{name}.out").open("wb"), stderr=(logs / f"{name}.err").open("wb"),
+    )  # fmt: skip
+
+
+def approve_and_finish(runtime: AgentRuntime, execution_id: str) -> RunResult:
+    runtime.approve(execution_id, by="tester")
+    return runtime.handle(execution_id).result(timeout=WAIT_SECONDS)
+
+
+# The two scenarios -------------------------------------------------------------------------
+
+
+async def test_unshipped_order_with_the_tutorial_code_is_accepted_and_closed(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRONTDESK_MODEL", "rules")
+    monkeypatch.setattr(stripe, "api_base", stripe.api_base)
+    monkeypatch.setattr(stripe, "api_key", stripe.api_key)
+    configure_stripe(sandbox.url)
+    try:
+        # The scenario as written for Stripe test mode.
+        payment = stripe.PaymentIntent.create(
+            amount=2000,
+            currency="usd",
+            payment_method="pm_card_createDisputeProductNotReceived",
+            confirm=True,
+            metadata={"order_id": "1234"},
+            off_session=True,
+            automatic_payment_methods={"enabled": True},
+        )
+        processed = await process_dispute(payment.id, triage_agent)
+        runs = default_runtime().runs()
+    finally:
+        default_runtime().close()
+
+    assert processed is not None
+    relevant_data, final_output = processed
+    dispute = stripe.Dispute.retrieve(relevant_data["dispute_id"])
+    assert relevant_data == {
+        "dispute_id": dispute.id,
+        "amount": 2000,
+        "due_by": dispute.evidence_details.due_by,
+        "payment_intent": payment.id,
+        "reason": "product_not_received",
+        "status": "needs_response",
+        "card_brand": "visa",
+    }
+    assert ACCEPTANCE.match(final_output), final_output
+    assert dispute.status == "lost"
+    (run,) = runs
+    assert (run.status, run.last_agent) == ("completed", "Accept Dispute Agent")
+    assert "rules baseline" in (run.model_label or "")
+
+
+async def test_delivered_order_is_investigated_and_submitted_after_approval(
+    home: Path, sandbox: SandboxServer
+) -> None:
+    client = sandbox.client(max_network_retries=0)
+    payment = pay(client, "1121", "pm_card_createDispute")
+    with AgentRuntime(home, model="rules", recover=False) as runtime:
+        processed = await process_dispute(payment.id, triage_agent, runtime=runtime)
+        assert processed is not None
+        relevant_data, final_output = processed
+        (run,) = runtime.runs()
+
+        # The report is staged as evidence; the submission waits for a person.
+        assert final_output is None and run.status == "waiting_approval"
+        assert [a.tool_name for a in run.pending_approvals] == ["submit_dispute_evidence"]
+        staged = client.v1.disputes.retrieve(relevant_data["dispute_id"])
+        assert (staged.status, staged.evidence_details.submission_count) == ("needs_response", 0)
+        report = staged.evidence.uncategorized_text
+        assert SNEAKERS in report and all(call in report for call in CALLS)
+        assert "- Card Brand: visa" in report and "- Reason for Dispute: fraudulent" in report
+        assert "UPS 1Z999AA10123456784" in report
+        assert "accepted on 2023-01-01 from IP 192.168.1.1" in report
+        evidence = staged.evidence
+        assert (evidence.shipping_carrier, evidence.shipping_tracking_number) == (
+            "UPS", "1Z999AA10123456784",
+        )  # fmt: skip
+        assert evidence.customer_email_address == "customer1@example.com"
+        assert evidence.customer_purchase_ip == "192.168.1.1"
+        assert "final sale" in evidence.refund_refusal_explanation
+
+        done = approve_and_finish(runtime, run.execution_id)
+
+    assert done.status == "completed" and done.last_agent == "Dispute Intake Agent"
+    assert SNEAKERS in done.output and all(call in done.output for call in CALLS)
+    assert "Submitted to the card issuer; the dispute is now under_review" in done.output
+    submitted = client.v1.disputes.retrieve(relevant_data["dispute_id"])
+    assert (submitted.status, submitted.evidence_details.submission_count) == ("under_review", 1)
+
+
+async def test_every_stripe_write_replays_under_its_idempotency_key(
+    home: Path, sandbox: SandboxServer
+) -> None:
+    client = sandbox.client(max_network_retries=0)
+    accepted, contested = pay(client, "1234"), pay(client, "1121")
+    with AgentRuntime(home, model="rules", recover=False) as runtime:
+        await run_dispute(accepted.id, runtime=runtime)
+        paused = await run_dispute(contested.id, runtime=runtime)
+        assert paused.run is not None
+        approve_and_finish(runtime, paused.run.execution_id)
+    closed, submitted = dispute_id_of(client, accepted.id), dispute_id_of(client, contested.id)
+    with sqlite3.connect(sandbox.db_path) as conn:
+        writes = conn.execute(
+            "SELECT key, path, fingerprint FROM idempotency_keys WHERE method = 'POST'"
+            " AND path LIKE '/v1/disputes/%' ORDER BY created"
+        ).fetchall()
+    keys = {(path, "evidence" in fingerprint): key for key, path, fingerprint in writes}
+    assert len(writes) == len(keys) == 3 and all(k.startswith("fd_") for k in keys.values())
+    before = len(client.v1.events.list(params={"limit": 100}).data)
+
+    close_again = client.v1.disputes.close(
+        closed, options={"idempotency_key": keys[(f"/v1/disputes/{closed}/close", False)]}
+    )
+    submit_again = client.v1.disputes.update(
+        submitted,
+        params={"submit": True},
+        options={"idempotency_key": keys[(f"/v1/disputes/{submitted}", False)]},
+    )
+
+    for replay in (close_again, submit_again):
+        assert replay.last_response.headers["Idempotent-Replayed"] == "true"
+    assert close_again.status == "lost" and submit_again.status == "under_review"
+    assert len(client.v1.events.list(params={"limit": 100}).data) == before
+    assert len(events_of(client, closed, "charge.dispute.closed")) == 1
+    assert client.v1.disputes.retrieve(submitted).evidence_details.submission_count == 1
+
+
+# A crash inside close_dispute --------------------------------------------------------------
+
+
+class HoldFirstClose:
+    """The sandbox, except that the first dispute close is committed but not answered until
+    :attr:`release` is set, so a client can be killed right after Stripe acted."""
+
+    def __init__(self, app: Asgi) -> None:
+        self.app = app
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.close_keys: list[str] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/close"):
+            return await self.app(scope, receive, send)
+        self.close_keys.append(dict(scope["headers"]).get(b"idempotency-key", b"").decode())
+        if len(self.close_keys) > 1:
+            return await self.app(scope, receive, send)
+
+        async def held_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                self.held.set()
+                await asyncio.to_thread(self.release.wait, WAIT_SECONDS)
+            await send(message)
+
+        await self.app(scope, receive, held_send)
+
+
+@contextmanager
+def serve_in_thread(app: Asgi) -> Iterator[str]:
+    """Serve an ASGI app over HTTP on a free loopback port; yields its URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, "the server to start")
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[HoldFirstClose, str]]:
+    holder = HoldFirstClose(create_app(tmp_path / "held-stripe.db"))
+    with serve_in_thread(holder) as url:
+        monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
+        monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", url)
+        yield holder, url
+        holder.release.set()
+
+
+def kill_inside_close(
+    home: Path, holder: HoldFirstClose, url: str
+) -> tuple[stripe.StripeClient, str]:
+    """``frontdesk disputes process`` in a child, SIGKILLed once the sandbox has closed the
+    dispute and before the child hears back. Returns the client and the dispute id."""
+    client = client_for(url)
+    intent = pay(client, "1234")
+    child = spawn(home, home.parent / "logs", "disputes", "process", intent.id, stripe_url=url)
+    wait_until(lambda: holder.held.is_set() or child.poll() is not None, "the close request")
+    assert child.poll() is None, (home.parent / "logs" / "disputes.err").read_text()
+    dispute_id = dispute_id_of(client, intent.id)
+    assert client.v1.disputes.retrieve(dispute_id).status == "lost"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    holder.release.set()
+    return client, dispute_id
+
+
+def assert_closed_once(
+    result: RunResult, client: stripe.StripeClient, dispute_id: str, holder: HoldFirstClose
+) -> None:
+    assert result.status == "completed" and ACCEPTANCE.match(result.output), result.output
+    assert len(events_of(client, dispute_id, "charge.dispute.closed")) == 1
+    # The recovered call asked again with the same key, and Stripe replayed its answer.
+    assert len(holder.close_keys) == 2 and len(set(holder.close_keys)) == 1
+    assert holder.close_keys[0].startswith("fd_")
+    retries = [
+        e for e in result.events if e.type == "tool_call" and e.data.get("interrupted_attempt")
+    ]
+    assert [e.tool_name for e in retries] == ["close_dispute"]
+
+
+@pytest.mark.slow
+def test_a_run_killed_inside_close_dispute_closes_the_dispute_once(
+    home: Path, held: tuple[HoldFirstClose, str]
+) -> None:
+    holder, url = held
+    client, dispute_id = kill_inside_close(home, holder, url)
+
+    with AgentRuntime(home, model="rules", recover=False) as runtime:
+        (orphan,) = runtime.runs()
+        assert orphan.status == "running"
+        assert runtime.recover() == [orphan.execution_id]
+        result = runtime.handle(orphan.execution_id).result(timeout=WAIT_SECONDS)
+
+    assert_closed_once(result, client, dispute_id, holder)
+
+
+@pytest.mark.slow
+def test_frontdesk_serve_recovers_an_orphaned_dispute_run(
+    home: Path, held: tuple[HoldFirstClose, str]
+) -> None:
+    holder, url = held
+    client, dispute_id = kill_inside_close(home, holder, url)
+    port = free_port()
+    server = spawn(home, home.parent / "logs", "serve", "--port", str(port), stripe_url=url)
+    try:
+        with AgentRuntime(home, recover=False) as reader:
+            (orphan,) = reader.runs()
+            result = wait_until(
+                lambda: (r := reader.get(orphan.execution_id)).status == "completed" and r,
+                "frontdesk serve to finish the orphaned run",
+            )
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(20)
+
+    assert health["status"] == "ok"
+    assert server.returncode == 0
+    assert_closed_once(result, client, dispute_id, holder)
+
+
+# The command line --------------------------------------------------------------------------
+
+
+def test_cli_process_explains_a_missing_payment_intent_or_dispute(
+    home: Path, sandbox: SandboxServer
+) -> None:
+    undisputed = pay(sandbox.client(), "1234", "pm_card_visa")
+
+    missing = cli(home, "disputes", "process", "pi_nope", stripe_url=sandbox.url, check=False)
+    calm = cli(home, "disputes", "process", undisputed.id, stripe_url=sandbox.url, check=False)
+
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "Payment intent 'pi_nope' could not be found: No such payment_intent" in missing.stderr
+    assert calm.returncode == 1
+    assert f"No dispute data found for PaymentIntent: {undisputed.id}" in " ".join(
+        calm.stderr.split()
+    )
+
+
+def test_cli_process_runs_the_dispute_once(home: Path, sandbox: SandboxServer) -> None:
+    intent = pay(sandbox.client(), "1121")
+
+    first = cli(home, "disputes", "process", intent.id, stripe_url=sandbox.url).stdout
+    again = cli(home, "disputes", "process", intent.id, stripe_url=sandbox.url).stdout
+
+    assert "started run" in first and "waiting_approval" in first
+    assert "frontdesk approvals approve run_" in first
+    run_id = re.search(r"run (run_\w+)", first)
+    assert run_id is not None and f"already handled by run {run_id.group(1)}" in again
+
+
+async def test_cli_lists_disputes_with_deadlines_and_reports_outcomes(
+    home: Path, sandbox: SandboxServer
+) -> None:
+    client = sandbox.client(max_network_retries=0)
+    untouched = pay(client, "1510")
+    with AgentRuntime(home, model="rules", recover=False) as runtime:
+        await run_dispute(pay(client, "1234").id, runtime=runtime)
+        for order_id, outcome in (("1121", "won"), ("1802", "lost")):
+            paused = await run_dispute(pay(client, order_id).id, runtime=runtime)
+            assert paused.run is not None
+            approve_and_finish(runtime, paused.run.execution_id)
+            sandbox.resolve_dispute(paused.relevant_data["dispute_id"], outcome)
+
+    default = cli(home, "disputes", "list", stripe_url=sandbox.url).stdout
+    wide = cli(home, "disputes", "list", "--within", "200", stripe_url=sandbox.url).stdout
+    report = " ".join(cli(home, "disputes", "report", stripe_url=sandbox.url).stdout.split())
+
+    assert "disputes (0 open and due within 48h)" in default and "⚠" not in default
+    assert "disputes (1 open and due within 200h)" in wide
+    (flagged,) = [line for line in wide.splitlines() if "⚠" in line]
+    assert dispute_id_of(client, untouched.id) in flagged and "pending" in flagged
+    assert wide.count("accepted") == 1 and wide.count("contested") == 2
+    assert "lost │ 2" in report and "won │ 1" in report and "needs_response │ 1" in report
+    assert "product_not_received │ 4" in report
+    assert "total 4: accepted 1, contested 2, not yet decided 1" in report
+    assert "won 1, lost 1; win rate 50.0%" in report
+
+
+def test_stripe_sandbox_command_serves_the_sandbox(home: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = spawn(
+        home, home.parent / "logs", "stripe-sandbox", "--port", str(port), stripe_url=url
+    )
+    try:
+        client = client_for(url)
+
+        def created() -> Any:
+            try:
+                return pay(client, "1234")
+            except stripe.APIConnectionError:
+                return None
+
+        intent = wait_until(created, "the sandbox to answer")
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(20)
+    assert intent.status == "succeeded"
+    with sqlite3.connect(home / "stripe-sandbox.db") as conn:
+        assert (
+            conn.execute("SELECT count(*) FROM objects WHERE id = ?", (intent.id,)).fetchone()[0]
+            == 1
+        )
