@@ -5,6 +5,7 @@ approval on sensitive tools, a persisted trace of every handoff and tool call, r
 and event streaming.
 """
 
+from .conversations import Conversation
 from .errors import (
     AgentNotFound,
     ApprovalAlreadyDecided,
@@ -24,7 +25,6 @@ from .errors import (
     StoreError,
     StoreLocked,
 )
-from .conversations import Conversation
 from .events import Event, EventType, Usage
 from .runtime import (
     AgentRuntime,

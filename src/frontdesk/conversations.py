@@ -166,7 +166,7 @@ class Conversation:
                 return True
             return None
 
-        wait_for(engine.changed, settled, timeout)
+        wait_for(engine, settled, timeout)
 
 
 def open_conversation(

@@ -174,7 +174,7 @@ class EventStream(Iterator[Event]):
                     return True
                 return None
 
-            wait_for(runtime._engine.changed, check, None, self._poll)
+            wait_for(runtime._engine, check, None, self._poll)
         event = self._buffer.pop(0)
         self._last = event.seq
         return event
@@ -211,7 +211,7 @@ class RunHandle:
             row = store.require_run(self.execution_id)
             return row if row.status in TERMINAL_STATUSES else None
 
-        row = wait_for(self._runtime._engine.changed, check, timeout)
+        row = wait_for(self._runtime._engine, check, timeout)
         if row is None:
             raise TimeoutError(f"run {self.execution_id} did not finish within {timeout}s")
         return build_result(store, row)

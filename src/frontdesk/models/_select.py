@@ -75,7 +75,9 @@ async def call_with_retries(
     attempt = 1
     while True:
         try:
-            return await asyncio.wait_for(call(), timeout=policy.timeout)
+            # asyncio.timeout, unlike wait_for, does not wrap the call in a task of its own.
+            async with asyncio.timeout(policy.timeout):
+                return await call()
         except Exception as exc:
             if attempt >= policy.max_attempts or not is_transient(exc):
                 if isinstance(exc, asyncio.TimeoutError | TimeoutError) and not str(exc):

@@ -9,6 +9,7 @@ transaction, so a thousand runs do not pay for a thousand commits.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sqlite3
 import threading
@@ -161,8 +162,13 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in ops:
-                    conn.execute(sql, params)
+                # Runs of the same statement go through executemany: one call into SQLite.
+                for sql, group in itertools.groupby(ops, key=lambda op: op[0]):
+                    params = [p for _, p in group]
+                    if len(params) == 1:
+                        conn.execute(sql, params[0])
+                    else:
+                        conn.executemany(sql, params)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -466,6 +472,8 @@ class GroupCommitter:
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         self._scheduled = False
+        if not batch:
+            return
         try:
             self._store.write(op for ops, _ in batch for op in ops)
         except Exception:

@@ -2,6 +2,8 @@
 
 Bookings and seat maps live in SQLite at ``current_home() / "airline.db"``, seeded from the
 fixtures in ``data/`` on first use. The demo booking is ``LL0EZ6`` on ``FLT-123``.
+Every graph :func:`init_agents` builds, the module's own included, carries the offline rules
+(:mod:`.rules`), so the app runs keyless with ``FRONTDESK_MODEL=rules``.
 """
 
 from ._db import (
@@ -20,6 +22,7 @@ from ._db import (
     seat_map,
 )
 from .agents import AGENTS, faq_agent, init_agents, seat_booking_agent, triage_agent
+from .rules import attach_airline_rules
 from .tools import AirlineAgentContext, faq_lookup_tool, on_seat_booking_handoff, update_seat
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "SeatChangeRefused",
     "SeatNotFound",
     "SeatTaken",
+    "attach_airline_rules",
     "change_seat",
     "db_path",
     "faq_agent",

@@ -8,11 +8,15 @@ from types import MappingProxyType
 from agents import Agent, handoff
 from agents.extensions.handoff_prompt import RECOMMENDED_PROMPT_PREFIX
 
+from .rules import attach_airline_rules
 from .tools import AirlineAgentContext, faq_lookup_tool, on_seat_booking_handoff, update_seat
 
 
 def init_agents() -> tuple[Agent[AirlineAgentContext], dict[str, Agent[AirlineAgentContext]]]:
-    """Build a new agent graph; return its triage agent and every agent by name."""
+    """Build a new agent graph; return its triage agent and every agent by name.
+
+    Each graph carries the offline rules, so it also runs on ``FRONTDESK_MODEL=rules``.
+    """
     faq_agent = Agent[AirlineAgentContext](
         name="FAQ Agent",
         handoff_description="A helpful agent that can answer questions about the airline.",
@@ -49,9 +53,9 @@ def init_agents() -> tuple[Agent[AirlineAgentContext], dict[str, Agent[AirlineAg
     )
     faq_agent.handoffs.append(triage_agent)
     seat_booking_agent.handoffs.append(triage_agent)
-    return triage_agent, {
-        agent.name: agent for agent in [faq_agent, seat_booking_agent, triage_agent]
-    }
+    agents = {agent.name: agent for agent in [faq_agent, seat_booking_agent, triage_agent]}
+    attach_airline_rules(agents)
+    return triage_agent, agents
 
 
 triage_agent, _agents = init_agents()

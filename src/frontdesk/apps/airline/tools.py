@@ -11,6 +11,9 @@ from frontdesk._home import current_home
 
 from ._db import Booking, SeatChangeRefused, change_seat, get_booking
 
+SEAT_NOT_CHANGED = "The seat was not changed."
+"""Ends every ``update_seat`` answer that refuses the change."""
+
 
 class AirlineAgentContext(BaseModel):
     """What the agents know about the customer so far."""
@@ -59,7 +62,7 @@ async def update_seat(
             change_seat, confirmation_number, new_seat, current_home()
         )
     except SeatChangeRefused as refused:
-        return f"{refused} The seat was not changed."
+        return f"{refused} {SEAT_NOT_CHANGED}"
     _remember_booking(context.context, booking)
     context.context.seat_number = booking.seat
     return f"Updated seat to {booking.seat} for confirmation number {booking.confirmation_number}"

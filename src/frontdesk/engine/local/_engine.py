@@ -126,6 +126,8 @@ class LocalEngine:
         self.host = socket.gethostname()
         self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.changed = threading.Condition()
+        self.waiters = 0
+        """Threads blocked on :attr:`changed` (updated by :func:`wait_for`)."""
         self._tasks: dict[str, asyncio.Task[RunRow]] = {}
         self._runs: dict[str, DurableRun] = {}
         self._noted: dict[str, str] = {}
@@ -170,8 +172,9 @@ class LocalEngine:
 
     def notify(self) -> None:
         """Wake every thread waiting for news about runs."""
-        with self.changed:
-            self.changed.notify_all()
+        if self.waiters:
+            with self.changed:
+                self.changed.notify_all()
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the engine. Runs still in flight keep their journal and are resumed later."""
@@ -739,13 +742,14 @@ async def _await_in_own_loop(task: asyncio.Task[Any]) -> None:
 
 
 def wait_for(
-    condition: threading.Condition,
+    engine: LocalEngine,
     check: Callable[[], T | None],
     timeout: float | None,
     poll: float = 0.2,
 ) -> T | None:
     """Block until ``check()`` returns non-None, re-checking on each notify or ``poll`` s."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    condition = engine.changed
     while True:
         value = check()
         if value is not None:
@@ -754,4 +758,8 @@ def wait_for(
         if remaining <= 0:
             return None
         with condition:
-            condition.wait(remaining)
+            engine.waiters += 1
+            try:
+                condition.wait(remaining)
+            finally:
+                engine.waiters -= 1

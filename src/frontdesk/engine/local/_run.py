@@ -54,8 +54,7 @@ def response_adapter() -> TypeAdapter[Any]:
 
 def encode_response(response: Any) -> str:
     """Serialize a ``ModelResponse`` for the journal."""
-    data = response_adapter().dump_python(response, mode="json", by_alias=True)
-    return json.dumps(data, separators=(",", ":"))
+    return response_adapter().dump_json(response, by_alias=True).decode()
 
 
 def decode_response(text: str) -> Any:
@@ -81,8 +80,13 @@ def decode_value(text: str) -> Any:
     return data["s"] if "s" in data else data.get("v")
 
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
 def plain_value(value: Any) -> Any:
     """A JSON-ready form of a tool result, for events."""
+    if isinstance(value, _JSON_SCALARS):
+        return value
     return decode_value(encode_value(value))
 
 

@@ -25,7 +25,6 @@ from ._run import (
     durable_model_call,
     encode_value,
     idempotency_key,
-    plain_value,
 )
 
 REJECTION_PREFIX = "Tool call rejected by a human reviewer"
@@ -191,6 +190,7 @@ async def _durable_invoke(
         result = await original(ctx, args_json)
     finished = time.time()
     snapshot = run.context_snapshot()
+    encoded = encode_value(result)
     await run.commit(
         [
             run.journal_op(
@@ -200,7 +200,7 @@ async def _durable_invoke(
                 agent=agent_name,
                 name=tool_name,
                 args_json=args_json,
-                data_json=encode_value(result),
+                data_json=encoded,
                 context_json=snapshot,
                 started_at=started,
                 finished_at=finished,
@@ -213,7 +213,7 @@ async def _durable_invoke(
                 tool_name=tool_name,
                 call_id=call_id,
                 args=args,
-                result=plain_value(result),
+                result=result if isinstance(result, str) else decode_value(encoded),
                 duration_ms=round((finished - started) * 1000, 3),
                 attempt=attempt,
             ),

@@ -1,0 +1,119 @@
+"""``frontdesk chat airline``: talk to the airline agents in a durable conversation.
+
+The conversation lives in the store, not in this process: the history is printed again when
+the same ``--conversation-id`` is reopened (after a restart, or from another terminal), and a
+message sent from elsewhere in the meantime is shown before this client may send again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Annotated
+
+import typer
+
+from ..conversations import Conversation
+from ..errors import FrontdeskError, InvalidInput, StaleConversation
+from ..models._select import MODEL_ENV, RULES
+from ._state import open_runtime, state
+
+PROMPT = "Enter your message: "
+STALE = "** Stale conversation. Reloading..."
+
+chat = typer.Typer(
+    help="Chat with an app's agents in a durable conversation.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``chat`` commands."""
+    app.add_typer(chat, name="chat")
+
+
+def chat_model(option: str | None) -> str | None:
+    """The model to chat on: ``--model``, the global ``--model``, ``$FRONTDESK_MODEL``, else
+    the offline rules when no OpenAI key (or compatible server) is configured."""
+    chosen = option or state.model or os.environ.get(MODEL_ENV)
+    if chosen:
+        return chosen
+    if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
+        return None
+    return RULES
+
+
+def _show(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(line, flush=True)
+
+
+class ChatClient:
+    """A terminal client of one conversation: it remembers how many lines it has shown."""
+
+    def __init__(self, conversation: Conversation) -> None:
+        self.conversation = conversation
+        self.seen: list[str] = []
+
+    def start(self) -> None:
+        """Print the conversation so far."""
+        self.seen = self.conversation.history()
+        _show(self.seen)
+
+    def send(self, message: str) -> None:
+        """Send one message and print what the agents did, or why it was not sent."""
+        try:
+            new_lines = self.conversation.send(message, len(self.seen))
+        except StaleConversation as stale:
+            print(STALE, flush=True)
+            current = stale.history if stale.history is not None else self.conversation.history()
+            _show(current[len(self.seen) :])
+            self.seen = list(current)
+            return
+        except InvalidInput as refused:
+            print(f"** Message not sent: {refused}", flush=True)
+            return
+        except FrontdeskError as failed:
+            print(f"** {failed}", flush=True)
+            self.seen = self.conversation.history()
+            return
+        self.seen.extend(new_lines)
+        # The first line echoes the user's message, which is already on the screen.
+        _show(new_lines[1:])
+
+    def loop(self, read: Callable[[str], str] = input) -> None:
+        """Prompt and send until end of input or Ctrl-C."""
+        self.start()
+        try:
+            while True:
+                try:
+                    message = read(PROMPT)
+                except EOFError:
+                    break
+                self.send(message)
+        except KeyboardInterrupt:
+            pass
+        print(flush=True)
+
+
+@chat.command("airline")
+def airline(
+    conversation_id: Annotated[
+        str, typer.Option("--conversation-id", help="The conversation to start or continue.")
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(help="'rules' for the offline baseline, or a model name."),
+    ] = None,
+) -> None:
+    """Chat with the airline's triage, FAQ and seat booking agents."""
+    from ..apps.airline import AirlineAgentContext, triage_agent
+
+    try:
+        with open_runtime(model=chat_model(model)) as runtime:
+            conversation = runtime.conversation(
+                conversation_id, agent=triage_agent, context=AirlineAgentContext()
+            )
+            ChatClient(conversation).loop()
+    except KeyboardInterrupt:
+        # Ctrl-C while the conversation was opening or the runtime closing: nothing to undo.
+        print(flush=True)
