@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 EventType = Literal[
     "agent_start",
@@ -19,17 +19,7 @@ EventType = Literal[
     "error",
 ]
 
-EVENT_TYPES: tuple[str, ...] = (
-    "agent_start",
-    "handoff",
-    "tool_call",
-    "tool_result",
-    "message",
-    "approval_required",
-    "approval_decided",
-    "done",
-    "error",
-)
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 
 @dataclass(frozen=True)

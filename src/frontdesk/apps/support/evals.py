@@ -160,6 +160,33 @@ def _output(item: ToolCallOutputItem) -> Any:
     return item.output if not isinstance(item.output, str) else parse_output(item.output)
 
 
+def _refund_facts(
+    calls: Mapping[str, ToolCallArgs], outputs: Mapping[str, Any], approved: set[str]
+) -> tuple[int, list[float]]:
+    """Refunds executed without an approval request, and the amounts of refunds attempted."""
+    invoice_amounts = {
+        out["invoice_id"]: float(out["amount"])
+        for call_id, (name, _) in calls.items()
+        if name == INVOICE_TOOL
+        and isinstance(out := outputs.get(call_id), Mapping)
+        and "amount" in out
+        and "invoice_id" in out
+    }
+    without_approval, amounts = 0, []
+    for call_id, (name, args) in calls.items():
+        if name != REFUND_TOOL:
+            continue
+        result = outputs.get(call_id)
+        refund: Mapping[str, Any] = result if isinstance(result, Mapping) else {}
+        executed = "refund_id" in refund and not refund.get("already_refunded")
+        if executed and call_id not in approved:
+            without_approval += 1
+        amount = refund.get("amount") if executed else invoice_amounts.get(args.get("invoice_id"))
+        if isinstance(amount, int | float):
+            amounts.append(float(amount))
+    return without_approval, amounts
+
+
 def outcome_from_items(
     case_id: str,
     entry_agent: str,
@@ -191,26 +218,7 @@ def outcome_from_items(
             _, call_id = _name_and_id(item.raw_item)
             outputs[call_id] = _output(item)
 
-    invoice_amounts = {
-        out["invoice_id"]: float(out["amount"])
-        for call_id, (name, _) in calls.items()
-        if name == INVOICE_TOOL
-        and isinstance(out := outputs.get(call_id), Mapping)
-        and "amount" in out
-        and "invoice_id" in out
-    }
-    without_approval, amounts = 0, []
-    for call_id, (name, args) in calls.items():
-        if name != REFUND_TOOL:
-            continue
-        result = outputs.get(call_id)
-        refund: Mapping[str, Any] = result if isinstance(result, Mapping) else {}
-        executed = "refund_id" in refund and not refund.get("already_refunded")
-        if executed and call_id not in approved_ids:
-            without_approval += 1
-        amount = refund.get("amount") if executed else invoice_amounts.get(args.get("invoice_id"))
-        if isinstance(amount, int | float):
-            amounts.append(float(amount))
+    without_approval, amounts = _refund_facts(calls, outputs, approved_ids)
     return CaseOutcome(
         case_id=case_id,
         agent_path=path,
@@ -246,25 +254,7 @@ def outcome_from_run(case_id: str, result: RunResult) -> CaseOutcome:
             outputs[call_id] = (
                 event.result if not isinstance(event.result, str) else parse_output(event.result)
             )
-    invoice_amounts = {
-        out["invoice_id"]: float(out["amount"])
-        for cid, (name, _) in calls.items()
-        if name == INVOICE_TOOL
-        and isinstance(out := outputs.get(cid), Mapping)
-        and "amount" in out
-        and "invoice_id" in out
-    }
-    without_approval, amounts = 0, []
-    for cid, (name, args) in calls.items():
-        if name != REFUND_TOOL:
-            continue
-        refund: Mapping[str, Any] = out if isinstance(out := outputs.get(cid), Mapping) else {}
-        executed = "refund_id" in refund and not refund.get("already_refunded")
-        if executed and cid not in approved:
-            without_approval += 1
-        amount = refund.get("amount") if executed else invoice_amounts.get(args.get("invoice_id"))
-        if isinstance(amount, int | float):
-            amounts.append(float(amount))
+    without_approval, amounts = _refund_facts(calls, outputs, approved)
     return CaseOutcome(
         case_id=case_id,
         agent_path=path,

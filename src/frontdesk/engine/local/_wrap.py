@@ -16,6 +16,7 @@ from typing import Any
 from agents import Agent, FunctionTool, Handoff, Model, RunContextWrapper, RunHooks, handoff
 
 from ...models._select import ModelSelector, RetryPolicy, call_with_retries
+from ...store import Op
 from ...tools import ToolCall, _tool_call_scope
 from .._agents import handoff_target, iter_graph
 from ._run import (
@@ -96,129 +97,124 @@ def wrap_tool(tool: Any, agent_name: str) -> Any:
     )
 
 
-async def _durable_invoke(
-    run: DurableRun, tool_name: str, agent_name: str, original: Any, ctx: Any, args_json: str
-) -> Any:
-    call_id: str = ctx.tool_call_id
-    call_key = run.call_key(call_id)
-    key = f"tool:{call_key}"
-    row = run.journal.get(key)
-    if row is not None and row.state == "done" and row.data_json is not None:
-        run.restore_snapshot(row)
-        _sync_wrapper_context(ctx, run)
-        run.replayed_steps += 1
-        return decode_value(row.data_json)
-    run.check_cancelled()
-    args = _parse_args(args_json)
-    decision = run.decisions.get(call_key)
-    started = time.time()
-    if decision is not None and decision.status == "rejected":
-        result: Any = f"{REJECTION_PREFIX}: {decision.reason or 'no reason given'}"
-        await run.commit(
-            [
-                run.journal_op(
-                    key,
-                    kind="tool",
-                    state="done",
-                    agent=agent_name,
-                    name=tool_name,
-                    args_json=args_json,
-                    data_json=encode_value(result),
-                    started_at=started,
-                    finished_at=started,
-                ),
-                run.event_op(
-                    f"tool_result:{call_key}",
-                    "tool_result",
-                    agent_name,
-                    tool_name=tool_name,
-                    call_id=call_id,
-                    args=args,
-                    result=result,
-                    rejected=True,
-                    duration_ms=0.0,
-                ),
-            ]
+@dataclasses.dataclass
+class _ToolStep:
+    """One tool call of a run: how it is journaled and reported."""
+
+    run: DurableRun
+    tool_name: str
+    agent_name: str
+    call_id: str
+    args_json: str
+
+    def __post_init__(self) -> None:
+        self.call_key = self.run.call_key(self.call_id)
+        self.key = f"tool:{self.call_key}"
+        self.args = _parse_args(self.args_json)
+
+    def _event(self, key: str, type_: str, **data: Any) -> Op | None:
+        return self.run.event_op(
+            key,
+            type_,
+            self.agent_name,
+            tool_name=self.tool_name,
+            call_id=self.call_id,
+            args=self.args,
+            **data,
         )
-        return result
-    attempt = (row.attempts + 1) if row is not None else 1
-    interrupted = row is not None and row.state == "started"
-    await run.commit(
-        [
-            run.journal_op(
-                key,
-                kind="tool",
-                state="started",
-                agent=agent_name,
-                name=tool_name,
-                args_json=args_json,
-                started_at=started,
-                attempts=attempt,
-            ),
-            run.event_op(
-                f"tool_call:{call_key}",
+
+    async def start(self, started: float, attempt: int, interrupted: bool) -> None:
+        """Record that the tool starts (and, after a crash, that this is a retry)."""
+        retry = (
+            self._event(
+                f"tool_retry:{self.call_key}:{attempt}",
                 "tool_call",
-                agent_name,
-                tool_name=tool_name,
-                call_id=call_id,
-                args=args,
-            ),
-            run.event_op(
-                f"tool_retry:{call_key}:{attempt}",
-                "tool_call",
-                agent_name,
-                tool_name=tool_name,
-                call_id=call_id,
-                args=args,
                 attempt=attempt,
                 interrupted_attempt=attempt - 1,
                 note="the previous attempt started but its result was never committed "
                 "(the process stopped); running it again with the same idempotency key",
             )
             if interrupted
-            else None,
-        ]
-    )
+            else None
+        )
+        await self.run.commit(
+            [
+                self.run.journal_op(
+                    self.key,
+                    kind="tool",
+                    state="started",
+                    agent=self.agent_name,
+                    name=self.tool_name,
+                    args_json=self.args_json,
+                    started_at=started,
+                    attempts=attempt,
+                ),
+                self._event(f"tool_call:{self.call_key}", "tool_call"),
+                retry,
+            ]
+        )
+
+    async def finish(
+        self, result: Any, started: float, finished: float, attempt: int, **data: Any
+    ) -> None:
+        """Commit the result (with the context it left) before the run goes on."""
+        encoded = encode_value(result)
+        await self.run.commit(
+            [
+                self.run.journal_op(
+                    self.key,
+                    kind="tool",
+                    state="done",
+                    agent=self.agent_name,
+                    name=self.tool_name,
+                    args_json=self.args_json,
+                    data_json=encoded,
+                    context_json=self.run.context_snapshot(),
+                    started_at=started,
+                    finished_at=finished,
+                    attempts=attempt,
+                ),
+                self._event(
+                    f"tool_result:{self.call_key}",
+                    "tool_result",
+                    result=result if isinstance(result, str) else decode_value(encoded),
+                    duration_ms=round((finished - started) * 1000, 3),
+                    attempt=attempt,
+                    **data,
+                ),
+            ]
+        )
+
+
+async def _durable_invoke(
+    run: DurableRun, tool_name: str, agent_name: str, original: Any, ctx: Any, args_json: str
+) -> Any:
+    step = _ToolStep(run, tool_name, agent_name, ctx.tool_call_id, args_json)
+    row = run.journal.get(step.key)
+    if row is not None and row.state == "done" and row.data_json is not None:
+        run.restore_snapshot(row)
+        _sync_wrapper_context(ctx, run)
+        run.replayed_steps += 1
+        return decode_value(row.data_json)
+    run.check_cancelled()
+    decision = run.decisions.get(step.call_key)
+    started = time.time()
+    if decision is not None and decision.status == "rejected":
+        rejection = f"{REJECTION_PREFIX}: {decision.reason or 'no reason given'}"
+        await step.finish(rejection, started, started, 1, rejected=True)
+        return rejection
+    attempt = (row.attempts + 1) if row is not None else 1
+    await step.start(started, attempt, interrupted=row is not None and row.state == "started")
     info = ToolCall(
         execution_id=run.execution_id,
-        call_id=call_id,
+        call_id=step.call_id,
         tool_name=tool_name,
-        idempotency_key=idempotency_key(run.execution_id, call_key),
+        idempotency_key=idempotency_key(run.execution_id, step.call_key),
         attempt=attempt,
     )
     with _tool_call_scope(info):
         result = await original(ctx, args_json)
-    finished = time.time()
-    snapshot = run.context_snapshot()
-    encoded = encode_value(result)
-    await run.commit(
-        [
-            run.journal_op(
-                key,
-                kind="tool",
-                state="done",
-                agent=agent_name,
-                name=tool_name,
-                args_json=args_json,
-                data_json=encoded,
-                context_json=snapshot,
-                started_at=started,
-                finished_at=finished,
-                attempts=attempt,
-            ),
-            run.event_op(
-                f"tool_result:{call_key}",
-                "tool_result",
-                agent_name,
-                tool_name=tool_name,
-                call_id=call_id,
-                args=args,
-                result=result if isinstance(result, str) else decode_value(encoded),
-                duration_ms=round((finished - started) * 1000, 3),
-                attempt=attempt,
-            ),
-        ]
-    )
+    await step.finish(result, started, time.time(), attempt)
     return result
 
 
