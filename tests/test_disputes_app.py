@@ -22,29 +22,19 @@ from frontdesk import AgentRuntime, RunResult
 from frontdesk.apps import disputes
 from frontdesk.apps.disputes import (
     DisputeEvidence,
-    StripeNotConfigured,
-    StripeSettings,
     accept_dispute_agent,
-    dispute_runs,
     find_dispute,
-    handle_event,
     init_db,
     investigator_agent,
     process_dispute,
     relevant_data,
-    run_dispute,
-    start_dispute_run,
     triage_agent,
-    webhook_events,
 )
-from frontdesk.apps.disputes._stripe import format_amount
 from frontdesk.apps.disputes.agents import (
     ACCEPT_INSTRUCTIONS,
     INVESTIGATOR_INSTRUCTIONS,
     TRIAGE_INSTRUCTIONS,
 )
-from frontdesk.apps.disputes.intake import CLAIM_STALE_SECONDS
-from frontdesk.apps.disputes.reporting import DisputeSummary, build_report, summarize
 from frontdesk.apps.disputes.tools import (
     close_dispute,
     get_emails,
@@ -60,53 +50,21 @@ from frontdesk.tools import ToolCall, _tool_call_scope
 NOT_RECEIVED = "pm_card_createDisputeProductNotReceived"
 SEED_ORDERS = {
     1234: {"order_id": 1234, "fulfillment_details": "not_shipped"},
-    9101: {
-        "order_id": 9101,
-        "fulfillment_details": "shipped",
-        "tracking_info": {"carrier": "FedEx", "tracking_number": "123456789012"},
-        "delivery_status": "out for delivery",
-    },
-    1121: {
-        "order_id": 1121,
-        "fulfillment_details": "delivered",
-        "customer_id": "cus_PZ1234567890",
-        "customer_phone": "+15551234567",
-        "order_date": "2023-01-01",
-        "customer_email": "customer1@example.com",
-        "tracking_info": {
-            "carrier": "UPS",
-            "tracking_number": "1Z999AA10123456784",
-            "delivery_status": "delivered",
-        },
-        "shipping_address": {"zip": "10001"},
-        "tos_acceptance": {"date": "2023-01-01", "ip": "192.168.1.1"},
-    },
-}
+    9101: {"order_id": 9101, "fulfillment_details": "shipped", "tracking_info": {"carrier": "FedEx", "tracking_number": "123456789012"}, "delivery_status": "out for delivery"},
+    1121: {"order_id": 1121, "fulfillment_details": "delivered", "customer_id": "cus_PZ1234567890", "customer_phone": "+15551234567", "order_date": "2023-01-01", "customer_email": "customer1@example.com", "tracking_info": {"carrier": "UPS", "tracking_number": "1Z999AA10123456784", "delivery_status": "delivered"}, "shipping_address": {"zip": "10001"}, "tos_acceptance": {"date": "2023-01-01", "ip": "192.168.1.1"}},
+}  # fmt: skip
 SEED_CALLS = [
-    {
-        "phone_number": "+15551234567",
-        "timestamp": "2023-03-14 15:24:00",
-        "duration_minutes": 5,
-        "notes": "Asked about status of order #1121",
-        "order_id": 1121,
-    },
-    {
-        "phone_number": "+15551234567",
-        "timestamp": "2023-02-28 10:10:00",
-        "duration_minutes": 7,
-        "notes": "Requested refund for order #1121, I told him we were unable to refund the "
-        "order because it was final sale",
-        "order_id": 1121,
-    },
-]
+    {"phone_number": "+15551234567", "timestamp": "2023-03-14 15:24:00", "duration_minutes": 5, "notes": "Asked about status of order #1121", "order_id": 1121},
+    {"phone_number": "+15551234567", "timestamp": "2023-02-28 10:10:00", "duration_minutes": 7, "notes": "Requested refund for order #1121, I told him we were unable to refund the order because it was final sale", "order_id": 1121},
+]  # fmt: skip
 SNEAKERS = "Hey, I know you don't accept refunds but the sneakers don't fit and I'd like a refund"
 
 
 # Helpers -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sandbox(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
+@pytest.fixture(name="sandbox")
+def sandbox_fixture(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
     """The Stripe sandbox on a free port; the app finds it through the environment."""
     monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
     with running_sandbox(home.parent / "stripe.db") as server:
@@ -114,13 +72,13 @@ def sandbox(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServ
         yield server
 
 
-@pytest.fixture
-def client(sandbox: SandboxServer) -> stripe.StripeClient:
+@pytest.fixture(name="client")
+def client_fixture(sandbox: SandboxServer) -> stripe.StripeClient:
     return sandbox.client(max_network_retries=0)
 
 
-@pytest.fixture
-def rules(home: Path) -> Iterator[AgentRuntime]:
+@pytest.fixture(name="rules")
+def rules_fixture(home: Path) -> Iterator[AgentRuntime]:
     """A runtime on the offline rules model."""
     with AgentRuntime(home, model="rules", recover=False) as runtime:
         yield runtime
@@ -309,50 +267,6 @@ def test_only_the_final_submission_needs_approval() -> None:
     assert [t.name for t in tools if isinstance(t, FunctionTool) and t.needs_approval] == [
         "submit_dispute_evidence"
     ]
-
-
-# Which Stripe ------------------------------------------------------------------------------
-
-
-def test_without_a_secret_key_the_app_uses_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
-    monkeypatch.delenv("FRONTDESK_STRIPE_API_BASE", raising=False)
-    default = StripeSettings.from_env()
-    assert (default.api_base, default.is_sandbox) == ("http://127.0.0.1:12111", True)
-    assert default.api_key.startswith("sk_test_")
-    monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", "http://127.0.0.1:4000/")
-    assert StripeSettings.from_env().api_base == "http://127.0.0.1:4000"
-
-
-def test_a_secret_key_means_stripe_and_a_live_key_never_goes_elsewhere(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("FRONTDESK_STRIPE_API_BASE", raising=False)
-    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_mine")
-    assert StripeSettings.from_env() == StripeSettings("sk_test_mine", "https://api.stripe.com")
-    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_mine")
-    assert StripeSettings.from_env().api_base == "https://api.stripe.com"
-    monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", "http://127.0.0.1:12111")
-    with pytest.raises(StripeNotConfigured, match="live key"):
-        StripeSettings.from_env()
-
-
-async def test_the_address_is_read_at_every_call(
-    home: Path, client: stripe.StripeClient, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    intent = pay(client, "1234")
-    assert (await invoke(retrieve_payment_intent, payment_intent_id=intent.id))["id"] == intent.id
-    with running_sandbox(home.parent / "other.db") as other:
-        monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", other.url)
-        result = await invoke(retrieve_payment_intent, payment_intent_id=intent.id)
-    assert stripe_message(result) == f"No such payment_intent: '{intent.id}'"
-
-
-def test_amounts_are_shown_in_major_units() -> None:
-    assert format_amount(2000, "usd") == "20.00 USD"
-    assert format_amount(123456, "eur") == "1,234.56 EUR"
-    assert format_amount(500, "jpy") == "500 JPY"
-    assert format_amount(None, "usd") == "unknown amount"
 
 
 # Stripe tools against the sandbox ----------------------------------------------------------
@@ -580,174 +494,3 @@ async def test_process_dispute_without_stripe_warns(
         find_dispute("pi_1")
     assert await process_dispute("pi_1", triage_agent, runtime=rules) is None
     assert "could not be asked about payment intent 'pi_1'" in caplog.text
-
-
-async def test_processing_a_dispute_twice_reuses_its_run(
-    client: stripe.StripeClient, rules: AgentRuntime
-) -> None:
-    intent = pay(client, "1234")
-
-    first = await run_dispute(intent.id, runtime=rules)
-    second = await run_dispute(intent.id, runtime=rules)
-
-    assert first.started and not second.started
-    assert first.run is not None and second.run is not None
-    assert second.run.execution_id == first.run.execution_id
-    assert second.final_output == first.final_output
-    assert len(rules.runs()) == 1
-    assert closes(client, first.relevant_data["dispute_id"]) == 1
-
-
-# Intake: one run per dispute ---------------------------------------------------------------
-
-
-def claimed(client: stripe.StripeClient, home: Path, age: float) -> dict[str, Any]:
-    """A dispute claimed ``age`` seconds ago by a process that recorded no run."""
-    data = data_for(client, pay(client, "1234").id)
-    with sqlite3.connect(init_db(home)) as conn:
-        conn.execute(
-            "INSERT INTO dispute_runs (dispute_id, source, claimed_at) VALUES (?, 'crashed', ?)",
-            (data["dispute_id"], time.time() - age),
-        )
-    return data
-
-
-async def test_a_fresh_claim_without_a_run_means_in_progress(
-    client: stripe.StripeClient, rules: AgentRuntime, home: Path
-) -> None:
-    data = claimed(client, home, age=0)
-
-    run = start_dispute_run(rules, data)
-
-    assert (run.execution_id, run.started) == (None, False)
-    assert rules.runs() == []
-
-
-async def test_a_stale_claim_adopts_the_run_its_process_started(
-    client: stripe.StripeClient, rules: AgentRuntime, home: Path
-) -> None:
-    """The process died after starting the run and before recording it."""
-    data = claimed(client, home, age=CLAIM_STALE_SECONDS + 1)
-    orphan = rules.start(triage_agent, json.dumps(data))
-
-    run = start_dispute_run(rules, data)
-
-    assert (run.execution_id, run.started) == (orphan.execution_id, False)
-    assert dispute_runs(home) == {data["dispute_id"]: orphan.execution_id}
-    assert len(rules.runs()) == 1
-
-
-async def test_a_stale_claim_without_a_run_starts_one(
-    client: stripe.StripeClient, rules: AgentRuntime, home: Path
-) -> None:
-    data = claimed(client, home, age=CLAIM_STALE_SECONDS + 1)
-
-    run = start_dispute_run(rules, data)
-
-    assert run.started and run.execution_id is not None
-    assert rules.handle(run.execution_id).result(timeout=30).status == "completed"
-
-
-async def test_concurrent_starts_of_one_dispute_make_one_run(
-    client: stripe.StripeClient, rules: AgentRuntime
-) -> None:
-    data = data_for(client, pay(client, "9101").id)
-    with ThreadPoolExecutor(8) as pool:
-        runs = list(pool.map(lambda _: start_dispute_run(rules, data), range(8)))
-    ids = {r.execution_id for r in runs if r.execution_id is not None}
-    assert sum(r.started for r in runs) == 1 and len(ids) == 1
-    assert len(rules.runs()) == 1
-
-
-async def test_events_are_recorded_and_only_new_disputes_start_runs(
-    client: stripe.StripeClient, rules: AgentRuntime, home: Path
-) -> None:
-    intent = pay(client, "1234")
-    events = {e.type: e.to_dict() for e in client.v1.events.list(params={"limit": 100}).data}
-
-    started = handle_event(rules, events["charge.dispute.created"])
-    again = handle_event(rules, events["charge.dispute.created"])
-    ignored = handle_event(rules, events["payment_intent.succeeded"])
-
-    assert (started.action, again.action, ignored.action) == ("started", "duplicate", "ignored")
-    assert again.execution_id == started.execution_id
-    recorded = {e["type"]: e for e in webhook_events(home)}
-    assert recorded["charge.dispute.created"]["deliveries"] == 2
-    assert recorded["charge.dispute.created"]["execution_id"] == started.execution_id
-    assert recorded["payment_intent.succeeded"]["object_id"] == intent.id
-    assert recorded["payment_intent.succeeded"]["action"] == "ignored"
-    assert started.execution_id is not None
-    assert rules.handle(started.execution_id).result(timeout=30).status == "completed"
-
-
-# Reporting ---------------------------------------------------------------------------------
-
-NOW = 1_700_000_000
-
-
-def summary(status: str, due_in_hours: float = 100, **kw: Any) -> DisputeSummary:
-    fields: dict[str, Any] = {
-        "dispute_id": f"dp_{status}",
-        "payment_intent": "pi_1",
-        "amount": 2000,
-        "currency": "usd",
-        "reason": "fraudulent",
-        "status": status,
-        "due_by": int(NOW + due_in_hours * 3600),
-    }
-    return DisputeSummary(**{**fields, **kw})
-
-
-def test_deadlines_flag_open_disputes_due_within_48_hours() -> None:
-    assert summary("needs_response", due_in_hours=47).due_within(now=NOW)
-    assert summary("needs_response", due_in_hours=-1).due_within(now=NOW)
-    assert summary("warning_needs_response", due_in_hours=12).due_within(now=NOW)
-    assert not summary("needs_response", due_in_hours=49).due_within(now=NOW)
-    assert not summary("under_review", due_in_hours=2).due_within(now=NOW)
-    assert summary("needs_response", due_in_hours=49).due_within(72, now=NOW)
-    assert summary("needs_response", due_by=None).hours_left(NOW) is None
-
-
-def test_handling_follows_the_run_then_stripe() -> None:
-    assert summary("lost", handled_by="Accept Dispute Agent").handling == "accepted"
-    assert summary("needs_response", handled_by="Dispute Intake Agent").handling == "contested"
-    assert summary("won", submission_count=1).handling == "contested"
-    assert summary("lost").handling == "accepted"
-    assert summary("needs_response", handled_by="Triage Agent").handling == "pending"
-
-
-def test_report_counts_and_win_rate() -> None:
-    open_only = build_report([summary("needs_response", handled_by="Dispute Intake Agent")])
-    assert open_only.win_rate is None
-
-    report = build_report(
-        [
-            summary("lost", handled_by="Accept Dispute Agent", reason="product_not_received"),
-            summary("won", submission_count=1),
-            summary("won", submission_count=1),
-            summary("lost", submission_count=1),
-            summary("under_review", submission_count=1, reason="product_not_received"),
-        ]
-    )
-    assert report.total == 5
-    assert report.by_status == {"lost": 2, "won": 2, "under_review": 1}
-    assert report.by_reason == {"fraudulent": 3, "product_not_received": 2}
-    assert (report.accepted, report.contested) == (1, 4)
-    assert (report.won, report.lost) == (2, 1)
-    assert report.win_rate == pytest.approx(2 / 3)
-
-
-async def test_summaries_join_stripe_with_the_run(
-    client: stripe.StripeClient, rules: AgentRuntime
-) -> None:
-    intent = pay(client, "1234")
-    processed = await run_dispute(intent.id, runtime=rules)
-    dispute = client.v1.disputes.retrieve(processed.relevant_data["dispute_id"]).to_dict()
-
-    joined = summarize(dispute, processed.run)
-
-    assert (joined.status, joined.handling, joined.run_status) == ("lost", "accepted", "completed")
-    assert (
-        joined.payment_intent == intent.id
-        and joined.due_by == dispute["evidence_details"]["due_by"]
-    )

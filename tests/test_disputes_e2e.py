@@ -12,7 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,29 +21,33 @@ import httpx
 import pytest
 import stripe
 import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from frontdesk import AgentRuntime, RunResult
 from frontdesk.apps.disputes import process_dispute, run_dispute, triage_agent
+from frontdesk.apps.disputes.reporting import DisputeSummary, build_report, summarize
 from frontdesk.runtime import default_runtime
 from frontdesk.sandbox.stripe import (
     DEFAULT_API_KEY,
     SandboxServer,
     configure_stripe,
     create_app,
-    running_sandbox,
 )
-from test_disputes_app import free_port, wait_until
+from test_disputes_app import (  # noqa: F401 (the *_fixture names provide fixtures)
+    SEED_CALLS,
+    SNEAKERS,
+    client_fixture,
+    dispute_of,
+    free_port,
+    pay,
+    rules_fixture,
+    sandbox_fixture,
+    wait_until,
+)
 
 from conftest import PYTHON, child_env
 
-pytestmark = pytest.mark.e2e
-
-SNEAKERS = "Hey, I know you don't accept refunds but the sneakers don't fit and I'd like a refund"
-CALLS = (
-    "Asked about status of order #1121",
-    "Requested refund for order #1121, I told him we were unable to refund the order because "
-    "it was final sale",
-)
+CALLS = [call["notes"] for call in SEED_CALLS]
 ACCEPTANCE = re.compile(
     r"Dispute Details:\n- Dispute ID: dp_\w+\n- Amount: 20\.00 USD\n"
     r"- Reason for Dispute: product_not_received\n\n"
@@ -52,48 +56,13 @@ ACCEPTANCE = re.compile(
     re.S,
 )
 WAIT_SECONDS = 60.0
-Asgi = Callable[
-    [dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-    Awaitable[None],
-]
 
 
 # Helpers -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sandbox(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
-    monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
-    with running_sandbox(home.parent / "stripe.db") as server:
-        monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", server.url)
-        yield server
-
-
 def client_for(url: str) -> stripe.StripeClient:
     return stripe.StripeClient(DEFAULT_API_KEY, base_addresses={"api": url}, max_network_retries=0)
-
-
-def pay(
-    client: stripe.StripeClient,
-    order_id: str,
-    method: str = "pm_card_createDisputeProductNotReceived",
-) -> Any:
-    return client.v1.payment_intents.create(
-        params={
-            "amount": 2000,
-            "currency": "usd",
-            "payment_method": method,
-            "confirm": True,
-            "metadata": {"order_id": order_id},
-            "off_session": True,
-            "automatic_payment_methods": {"enabled": True},
-        }
-    )
-
-
-def dispute_id_of(client: stripe.StripeClient, intent_id: str) -> str:
-    (dispute,) = client.v1.disputes.list(params={"payment_intent": intent_id}).data
-    return str(dispute.id)
 
 
 def events_of(
@@ -116,17 +85,20 @@ def cli(
     return proc
 
 
-def spawn(
-    home: Path, logs: Path, *args: str, stripe_url: str, **env: str
-) -> subprocess.Popen[bytes]:
-    """A ``frontdesk`` child process, its output in files under ``logs``."""
-    logs.mkdir(exist_ok=True)
-    name = args[0]
+def spawn(home: Path, logs: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    """A ``frontdesk`` child process on the rules model, its output in ``logs/<command>.*``."""
+    logs.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [PYTHON, "-m", "frontdesk", "--home", str(home), "--model", "rules", *args],
-        env=child_env(FRONTDESK_STRIPE_API_BASE=stripe_url, **env),
-        stdout=(logs / f"{name}.out").open("wb"), stderr=(logs / f"{name}.err").open("wb"),
+        env=child_env(**env),
+        stdout=(logs / f"{args[0]}.out").open("wb"), stderr=(logs / f"{args[0]}.err").open("wb"),
     )  # fmt: skip
+
+
+def stop(child: subprocess.Popen[bytes]) -> None:
+    """Stop a server child as Ctrl-C does."""
+    child.send_signal(signal.SIGINT)
+    child.wait(20)
 
 
 def approve_and_finish(runtime: AgentRuntime, execution_id: str) -> RunResult:
@@ -137,6 +109,7 @@ def approve_and_finish(runtime: AgentRuntime, execution_id: str) -> RunResult:
 # The two scenarios -------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 async def test_unshipped_order_with_the_tutorial_code_is_accepted_and_closed(
     sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,6 +152,7 @@ async def test_unshipped_order_with_the_tutorial_code_is_accepted_and_closed(
     assert "rules baseline" in (run.model_label or "")
 
 
+@pytest.mark.e2e
 async def test_delivered_order_is_investigated_and_submitted_after_approval(
     home: Path, sandbox: SandboxServer
 ) -> None:
@@ -217,6 +191,7 @@ async def test_delivered_order_is_investigated_and_submitted_after_approval(
     assert (submitted.status, submitted.evidence_details.submission_count) == ("under_review", 1)
 
 
+@pytest.mark.e2e
 async def test_every_stripe_write_replays_under_its_idempotency_key(
     home: Path, sandbox: SandboxServer
 ) -> None:
@@ -227,7 +202,7 @@ async def test_every_stripe_write_replays_under_its_idempotency_key(
         paused = await run_dispute(contested.id, runtime=runtime)
         assert paused.run is not None
         approve_and_finish(runtime, paused.run.execution_id)
-    closed, submitted = dispute_id_of(client, accepted.id), dispute_id_of(client, contested.id)
+    closed, submitted = dispute_of(client, accepted.id).id, dispute_of(client, contested.id).id
     with sqlite3.connect(sandbox.db_path) as conn:
         writes = conn.execute(
             "SELECT key, path, fingerprint FROM idempotency_keys WHERE method = 'POST'"
@@ -261,20 +236,20 @@ class HoldFirstClose:
     """The sandbox, except that the first dispute close is committed but not answered until
     :attr:`release` is set, so a client can be killed right after Stripe acted."""
 
-    def __init__(self, app: Asgi) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.held = threading.Event()
         self.release = threading.Event()
         self.close_keys: list[str] = []
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].endswith("/close"):
             return await self.app(scope, receive, send)
         self.close_keys.append(dict(scope["headers"]).get(b"idempotency-key", b"").decode())
         if len(self.close_keys) > 1:
             return await self.app(scope, receive, send)
 
-        async def held_send(message: dict[str, Any]) -> None:
+        async def held_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 self.held.set()
                 await asyncio.to_thread(self.release.wait, WAIT_SECONDS)
@@ -284,7 +259,7 @@ class HoldFirstClose:
 
 
 @contextmanager
-def serve_in_thread(app: Asgi) -> Iterator[str]:
+def serve_in_thread(app: ASGIApp) -> Iterator[str]:
     """Serve an ASGI app over HTTP on a free loopback port; yields its URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
@@ -317,10 +292,12 @@ def kill_inside_close(
     dispute and before the child hears back. Returns the client and the dispute id."""
     client = client_for(url)
     intent = pay(client, "1234")
-    child = spawn(home, home.parent / "logs", "disputes", "process", intent.id, stripe_url=url)
+    child = spawn(
+        home, home.parent / "logs", "disputes", "process", intent.id, FRONTDESK_STRIPE_API_BASE=url
+    )
     wait_until(lambda: holder.held.is_set() or child.poll() is not None, "the close request")
     assert child.poll() is None, (home.parent / "logs" / "disputes.err").read_text()
-    dispute_id = dispute_id_of(client, intent.id)
+    dispute_id = dispute_of(client, intent.id).id
     assert client.v1.disputes.retrieve(dispute_id).status == "lost"
     os.kill(child.pid, signal.SIGKILL)
     child.wait(10)
@@ -344,6 +321,7 @@ def assert_closed_once(
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_a_run_killed_inside_close_dispute_closes_the_dispute_once(
     home: Path, held: tuple[HoldFirstClose, str]
 ) -> None:
@@ -360,13 +338,16 @@ def test_a_run_killed_inside_close_dispute_closes_the_dispute_once(
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_frontdesk_serve_recovers_an_orphaned_dispute_run(
     home: Path, held: tuple[HoldFirstClose, str]
 ) -> None:
     holder, url = held
     client, dispute_id = kill_inside_close(home, holder, url)
     port = free_port()
-    server = spawn(home, home.parent / "logs", "serve", "--port", str(port), stripe_url=url)
+    server = spawn(
+        home, home.parent / "logs", "serve", "--port", str(port), FRONTDESK_STRIPE_API_BASE=url
+    )
     try:
         with AgentRuntime(home, recover=False) as reader:
             (orphan,) = reader.runs()
@@ -376,17 +357,91 @@ def test_frontdesk_serve_recovers_an_orphaned_dispute_run(
             )
         health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(20)
+        stop(server)
 
     assert health["status"] == "ok"
     assert server.returncode == 0
     assert_closed_once(result, client, dispute_id, holder)
 
 
+# Deadlines and reporting -------------------------------------------------------------------
+
+NOW = 1_700_000_000
+
+
+def summary(status: str, due_in_hours: float = 100, **kw: Any) -> DisputeSummary:
+    fields: dict[str, Any] = {
+        "dispute_id": f"dp_{status}",
+        "payment_intent": "pi_1",
+        "amount": 2000,
+        "currency": "usd",
+        "reason": "fraudulent",
+        "status": status,
+        "due_by": int(NOW + due_in_hours * 3600),
+    }
+    return DisputeSummary(**{**fields, **kw})
+
+
+def test_deadlines_flag_open_disputes_due_within_48_hours() -> None:
+    assert summary("needs_response", due_in_hours=47).due_within(now=NOW)
+    assert summary("needs_response", due_in_hours=-1).due_within(now=NOW)
+    assert summary("warning_needs_response", due_in_hours=12).due_within(now=NOW)
+    assert not summary("needs_response", due_in_hours=49).due_within(now=NOW)
+    assert not summary("under_review", due_in_hours=2).due_within(now=NOW)
+    assert summary("needs_response", due_in_hours=49).due_within(72, now=NOW)
+    assert summary("needs_response", due_by=None).hours_left(NOW) is None
+
+
+def test_handling_follows_the_run_then_stripe() -> None:
+    assert summary("lost", handled_by="Accept Dispute Agent").handling == "accepted"
+    assert summary("needs_response", handled_by="Dispute Intake Agent").handling == "contested"
+    assert summary("won", submission_count=1).handling == "contested"
+    assert summary("lost").handling == "accepted"
+    assert summary("needs_response", handled_by="Triage Agent").handling == "pending"
+
+
+def test_report_counts_and_win_rate() -> None:
+    open_only = build_report([summary("needs_response", handled_by="Dispute Intake Agent")])
+    assert open_only.win_rate is None
+
+    report = build_report(
+        [
+            summary("lost", handled_by="Accept Dispute Agent", reason="product_not_received"),
+            summary("won", submission_count=1),
+            summary("won", submission_count=1),
+            summary("lost", submission_count=1),
+            summary("under_review", submission_count=1, reason="product_not_received"),
+        ]
+    )
+    assert report.total == 5
+    assert report.by_status == {"lost": 2, "won": 2, "under_review": 1}
+    assert report.by_reason == {"fraudulent": 3, "product_not_received": 2}
+    assert (report.accepted, report.contested) == (1, 4)
+    assert (report.won, report.lost) == (2, 1)
+    assert report.win_rate == pytest.approx(2 / 3)
+
+
+@pytest.mark.e2e
+async def test_summaries_join_stripe_with_the_run(
+    client: stripe.StripeClient, rules: AgentRuntime
+) -> None:
+    intent = pay(client, "1234")
+    processed = await run_dispute(intent.id, runtime=rules)
+    dispute = client.v1.disputes.retrieve(processed.relevant_data["dispute_id"]).to_dict()
+
+    joined = summarize(dispute, processed.run)
+
+    assert (joined.status, joined.handling, joined.run_status) == ("lost", "accepted", "completed")
+    assert (
+        joined.payment_intent == intent.id
+        and joined.due_by == dispute["evidence_details"]["due_by"]
+    )
+
+
 # The command line --------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_cli_process_explains_a_missing_payment_intent_or_dispute(
     home: Path, sandbox: SandboxServer
 ) -> None:
@@ -403,6 +458,7 @@ def test_cli_process_explains_a_missing_payment_intent_or_dispute(
     )
 
 
+@pytest.mark.e2e
 def test_cli_process_runs_the_dispute_once(home: Path, sandbox: SandboxServer) -> None:
     intent = pay(sandbox.client(), "1121")
 
@@ -415,6 +471,7 @@ def test_cli_process_runs_the_dispute_once(home: Path, sandbox: SandboxServer) -
     assert run_id is not None and f"already handled by run {run_id.group(1)}" in again
 
 
+@pytest.mark.e2e
 async def test_cli_lists_disputes_with_deadlines_and_reports_outcomes(
     home: Path, sandbox: SandboxServer
 ) -> None:
@@ -435,36 +492,9 @@ async def test_cli_lists_disputes_with_deadlines_and_reports_outcomes(
     assert "disputes (0 open and due within 48h)" in default and "⚠" not in default
     assert "disputes (1 open and due within 200h)" in wide
     (flagged,) = [line for line in wide.splitlines() if "⚠" in line]
-    assert dispute_id_of(client, untouched.id) in flagged and "pending" in flagged
+    assert dispute_of(client, untouched.id).id in flagged and "pending" in flagged
     assert wide.count("accepted") == 1 and wide.count("contested") == 2
     assert "lost │ 2" in report and "won │ 1" in report and "needs_response │ 1" in report
     assert "product_not_received │ 4" in report
     assert "total 4: accepted 1, contested 2, not yet decided 1" in report
     assert "won 1, lost 1; win rate 50.0%" in report
-
-
-def test_stripe_sandbox_command_serves_the_sandbox(home: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = spawn(
-        home, home.parent / "logs", "stripe-sandbox", "--port", str(port), stripe_url=url
-    )
-    try:
-        client = client_for(url)
-
-        def created() -> Any:
-            try:
-                return pay(client, "1234")
-            except stripe.APIConnectionError:
-                return None
-
-        intent = wait_until(created, "the sandbox to answer")
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(20)
-    assert intent.status == "succeeded"
-    with sqlite3.connect(home / "stripe-sandbox.db") as conn:
-        assert (
-            conn.execute("SELECT count(*) FROM objects WHERE id = ?", (intent.id,)).fetchone()[0]
-            == 1
-        )

@@ -1,10 +1,11 @@
-"""Stripe webhooks into ``frontdesk serve``: the sandbox delivers real signed events over HTTP
-to the server, running in a child process, which starts one durable run per dispute."""
+"""Stripe into frontdesk: webhooks into ``frontdesk serve`` (the sandbox delivers real signed
+events over HTTP to the server in a child process), one durable run per dispute however often
+or concurrently it arrives, and which Stripe the app talks to."""
 
 from __future__ import annotations
 
 import json
-import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,13 +19,37 @@ import pytest
 import stripe
 
 from frontdesk import AgentRuntime, RunResult
-from frontdesk.apps.disputes import dispute_runs, webhook_events
+from frontdesk.apps.disputes import (
+    StripeNotConfigured,
+    StripeSettings,
+    dispute_runs,
+    handle_event,
+    init_db,
+    run_dispute,
+    start_dispute_run,
+    triage_agent,
+    webhook_events,
+)
+from frontdesk.apps.disputes._stripe import format_amount
+from frontdesk.apps.disputes.intake import CLAIM_STALE_SECONDS
+from frontdesk.apps.disputes.tools import retrieve_payment_intent
 from frontdesk.sandbox.stripe import SandboxServer, running_sandbox, sign_payload
-from test_disputes_app import free_port, wait_until
+from test_disputes_app import (  # noqa: F401 (the fixtures the in-process intake tests use)
+    client_fixture,
+    closes,
+    data_for,
+    dispute_of,
+    free_port,
+    invoke,
+    pay,
+    rules_fixture,
+    sandbox_fixture,
+    stripe_message,
+    wait_until,
+)
+from test_disputes_e2e import client_for, spawn, stop
 
-from conftest import PYTHON, child_env
-
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.e2e
 
 FAST_RETRIES = (0.2, 0.5, 1.0)
 
@@ -66,17 +91,10 @@ class Stack:
 
 def start_server(home: Path, port: int, logs: Path, **env: str) -> subprocess.Popen[bytes]:
     """``frontdesk serve`` in a child process, answering /healthz when this returns."""
-    logs.mkdir(parents=True, exist_ok=True)
-    server = subprocess.Popen(
-        [PYTHON, "-m", "frontdesk", "--home", str(home), "--model", "rules", "serve",
-         "--port", str(port)],
-        env=child_env(**env),
-        stdout=(logs / f"serve-{port}.out").open("wb"),
-        stderr=(logs / f"serve-{port}.err").open("wb"),
-    )  # fmt: skip
+    server = spawn(home, logs, "serve", "--port", str(port), **env)
 
     def healthy() -> bool:
-        assert server.poll() is None, (logs / f"serve-{port}.err").read_text()
+        assert server.poll() is None, (logs / "serve.err").read_text()
         try:
             return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
         except httpx.TransportError:
@@ -84,11 +102,6 @@ def start_server(home: Path, port: int, logs: Path, **env: str) -> subprocess.Po
 
     wait_until(healthy, "frontdesk serve to answer")
     return server
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    server.send_signal(signal.SIGINT)
-    server.wait(20)
 
 
 @pytest.fixture(scope="module")
@@ -115,20 +128,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             stop(server)
 
 
-def pay(stack: Stack, order_id: str) -> tuple[str, str]:
-    """A disputed payment for ``order_id``; returns the payment intent and dispute ids."""
-    intent = stack.client.v1.payment_intents.create(
-        params={
-            "amount": 2000,
-            "currency": "usd",
-            "payment_method": "pm_card_createDisputeProductNotReceived",
-            "confirm": True,
-            "off_session": True,
-            "metadata": {"order_id": order_id},
-        }
-    )
-    (dispute,) = stack.client.v1.disputes.list(params={"payment_intent": intent.id}).data
-    return intent.id, dispute.id
+def disputed(stack: Stack, order_id: str) -> tuple[str, str]:
+    """A disputed payment for ``order_id``: its payment intent and dispute ids."""
+    intent = pay(stack.client, order_id)
+    return intent.id, dispute_of(stack.client, intent.id).id
 
 
 def run_of(stack: Stack, dispute_id: str) -> str:
@@ -169,17 +172,19 @@ def forged_event(event_id: str, dispute_id: str) -> str:
     )
 
 
-# Tests -------------------------------------------------------------------------------------
+# Webhooks into frontdesk serve ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_healthz(stack: Stack) -> None:
     response = httpx.get(f"{stack.url}/healthz", timeout=5)
     assert response.status_code == 200
     assert response.json()["status"] == "ok" and "rules" in response.json()["model"]
 
 
+@pytest.mark.slow
 def test_a_new_dispute_starts_one_run_that_closes_it(stack: Stack) -> None:
-    _, dispute_id = pay(stack, "1234")
+    _, dispute_id = disputed(stack, "1234")
 
     result = finished(stack, run_of(stack, dispute_id))
 
@@ -195,8 +200,9 @@ def test_a_new_dispute_starts_one_run_that_closes_it(stack: Stack) -> None:
     assert [a["status_code"] for a in attempts] == [200]
 
 
+@pytest.mark.slow
 def test_redelivered_events_start_nothing_new(stack: Stack) -> None:
-    _, dispute_id = pay(stack, "1234")
+    _, dispute_id = disputed(stack, "1234")
     execution_id = run_of(stack, dispute_id)
     created = stack.event("charge.dispute.created", dispute_id)
 
@@ -214,8 +220,9 @@ def test_redelivered_events_start_nothing_new(stack: Stack) -> None:
     finished(stack, execution_id)
 
 
+@pytest.mark.slow
 def test_concurrent_duplicate_deliveries_start_one_run(stack: Stack) -> None:
-    _, dispute_id = pay(stack, "9101")
+    _, dispute_id = disputed(stack, "9101")
     payload = json.dumps(stack.event("charge.dispute.created", dispute_id).to_dict())
 
     with ThreadPoolExecutor(6) as pool:
@@ -231,6 +238,7 @@ def test_concurrent_duplicate_deliveries_start_one_run(stack: Stack) -> None:
     assert [a.tool_name for a in paused.pending_approvals] == ["submit_dispute_evidence"]
 
 
+@pytest.mark.slow
 def test_bad_or_missing_signatures_get_400_and_start_nothing(stack: Stack) -> None:
     payload = forged_event("evt_forged_1", "dp_forged_1")
     tampered = payload.replace("4200", "1")
@@ -250,6 +258,7 @@ def test_bad_or_missing_signatures_get_400_and_start_nothing(stack: Stack) -> No
     assert stack.runs_for("dp_forged_1") == []
 
 
+@pytest.mark.slow
 def test_a_signed_event_for_an_unknown_payment_shows_stripes_message(stack: Stack) -> None:
     payload = forged_event("evt_forged_2", "dp_forged_2")
 
@@ -261,8 +270,9 @@ def test_a_signed_event_for_an_unknown_payment_shows_stripes_message(stack: Stac
     assert "No such payment_intent: 'pi_for_dp_forged_2'" in result.output
 
 
+@pytest.mark.slow
 def test_event_types_not_handled_get_200_and_are_recorded(stack: Stack) -> None:
-    intent_id, dispute_id = pay(stack, "1234")
+    intent_id, dispute_id = disputed(stack, "1234")
     finished(stack, run_of(stack, dispute_id))
     others = [
         stack.event("payment_intent.succeeded", intent_id),
@@ -278,6 +288,7 @@ def test_event_types_not_handled_get_200_and_are_recorded(stack: Stack) -> None:
     assert len(stack.runs_for(dispute_id)) == 1
 
 
+@pytest.mark.slow
 def test_without_a_secret_events_are_refused_for_a_retry(tmp_path: Path) -> None:
     home, port = tmp_path / "home", free_port()
     home.mkdir()
@@ -295,3 +306,170 @@ def test_without_a_secret_events_are_refused_for_a_retry(tmp_path: Path) -> None
     assert response.status_code == 503
     assert "STRIPE_WEBHOOK_SECRET is not set" in response.json()["error"]
     assert webhook_events(home) == []
+
+
+# Intake in one process: one run per dispute ------------------------------------------------
+
+
+def claimed(client: stripe.StripeClient, home: Path, age: float) -> dict[str, Any]:
+    """A dispute claimed ``age`` seconds ago by a process that recorded no run."""
+    data = data_for(client, pay(client, "1234").id)
+    with sqlite3.connect(init_db(home)) as conn:
+        conn.execute(
+            "INSERT INTO dispute_runs (dispute_id, source, claimed_at) VALUES (?, 'crashed', ?)",
+            (data["dispute_id"], time.time() - age),
+        )
+    return data
+
+
+async def test_a_fresh_claim_without_a_run_means_in_progress(
+    client: stripe.StripeClient, rules: AgentRuntime, home: Path
+) -> None:
+    data = claimed(client, home, age=0)
+
+    run = start_dispute_run(rules, data)
+
+    assert (run.execution_id, run.started) == (None, False)
+    assert rules.runs() == []
+
+
+async def test_a_stale_claim_adopts_the_run_its_process_started(
+    client: stripe.StripeClient, rules: AgentRuntime, home: Path
+) -> None:
+    """The process died after starting the run and before recording it."""
+    data = claimed(client, home, age=CLAIM_STALE_SECONDS + 1)
+    orphan = rules.start(triage_agent, json.dumps(data))
+
+    run = start_dispute_run(rules, data)
+
+    assert (run.execution_id, run.started) == (orphan.execution_id, False)
+    assert dispute_runs(home) == {data["dispute_id"]: orphan.execution_id}
+    assert len(rules.runs()) == 1
+
+
+async def test_a_stale_claim_without_a_run_starts_one(
+    client: stripe.StripeClient, rules: AgentRuntime, home: Path
+) -> None:
+    data = claimed(client, home, age=CLAIM_STALE_SECONDS + 1)
+
+    run = start_dispute_run(rules, data)
+
+    assert run.started and run.execution_id is not None
+    assert rules.handle(run.execution_id).result(timeout=30).status == "completed"
+
+
+async def test_concurrent_starts_of_one_dispute_make_one_run(
+    client: stripe.StripeClient, rules: AgentRuntime
+) -> None:
+    data = data_for(client, pay(client, "9101").id)
+    with ThreadPoolExecutor(8) as pool:
+        runs = list(pool.map(lambda _: start_dispute_run(rules, data), range(8)))
+    ids = {r.execution_id for r in runs if r.execution_id is not None}
+    assert sum(r.started for r in runs) == 1 and len(ids) == 1
+    assert len(rules.runs()) == 1
+
+
+async def test_events_are_recorded_and_only_new_disputes_start_runs(
+    client: stripe.StripeClient, rules: AgentRuntime, home: Path
+) -> None:
+    intent = pay(client, "1234")
+    events = {e.type: e.to_dict() for e in client.v1.events.list(params={"limit": 100}).data}
+
+    started = handle_event(rules, events["charge.dispute.created"])
+    again = handle_event(rules, events["charge.dispute.created"])
+    ignored = handle_event(rules, events["payment_intent.succeeded"])
+
+    assert (started.action, again.action, ignored.action) == ("started", "duplicate", "ignored")
+    assert again.execution_id == started.execution_id
+    recorded = {e["type"]: e for e in webhook_events(home)}
+    assert recorded["charge.dispute.created"]["deliveries"] == 2
+    assert recorded["charge.dispute.created"]["execution_id"] == started.execution_id
+    assert recorded["payment_intent.succeeded"]["object_id"] == intent.id
+    assert recorded["payment_intent.succeeded"]["action"] == "ignored"
+    assert started.execution_id is not None
+    assert rules.handle(started.execution_id).result(timeout=30).status == "completed"
+
+
+async def test_processing_a_dispute_twice_reuses_its_run(
+    client: stripe.StripeClient, rules: AgentRuntime
+) -> None:
+    intent = pay(client, "1234")
+
+    first = await run_dispute(intent.id, runtime=rules)
+    second = await run_dispute(intent.id, runtime=rules)
+
+    assert first.started and not second.started
+    assert first.run is not None and second.run is not None
+    assert second.run.execution_id == first.run.execution_id
+    assert second.final_output == first.final_output
+    assert len(rules.runs()) == 1
+    assert closes(client, first.relevant_data["dispute_id"]) == 1
+
+
+# Which Stripe the app talks to -------------------------------------------------------------
+
+
+def test_without_a_secret_key_the_app_uses_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
+    monkeypatch.delenv("FRONTDESK_STRIPE_API_BASE", raising=False)
+    default = StripeSettings.from_env()
+    assert (default.api_base, default.is_sandbox) == ("http://127.0.0.1:12111", True)
+    assert default.api_key.startswith("sk_test_")
+    monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", "http://127.0.0.1:4000/")
+    assert StripeSettings.from_env().api_base == "http://127.0.0.1:4000"
+
+
+def test_a_secret_key_means_stripe_and_a_live_key_never_goes_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FRONTDESK_STRIPE_API_BASE", raising=False)
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_mine")
+    assert StripeSettings.from_env() == StripeSettings("sk_test_mine", "https://api.stripe.com")
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_mine")
+    assert StripeSettings.from_env().api_base == "https://api.stripe.com"
+    monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", "http://127.0.0.1:12111")
+    with pytest.raises(StripeNotConfigured, match="live key"):
+        StripeSettings.from_env()
+
+
+async def test_the_address_is_read_at_every_call(
+    home: Path, client: stripe.StripeClient, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    intent = pay(client, "1234")
+    assert (await invoke(retrieve_payment_intent, payment_intent_id=intent.id))["id"] == intent.id
+    with running_sandbox(home.parent / "other.db") as other:
+        monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", other.url)
+        result = await invoke(retrieve_payment_intent, payment_intent_id=intent.id)
+    assert stripe_message(result) == f"No such payment_intent: '{intent.id}'"
+
+
+def test_amounts_are_shown_in_major_units() -> None:
+    assert format_amount(2000, "usd") == "20.00 USD"
+    assert format_amount(123456, "eur") == "1,234.56 EUR"
+    assert format_amount(500, "jpy") == "500 JPY"
+    assert format_amount(None, "usd") == "unknown amount"
+
+
+@pytest.mark.slow
+def test_stripe_sandbox_command_serves_the_sandbox(home: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = spawn(home, home.parent / "logs", "stripe-sandbox", "--port", str(port))
+    try:
+        client = client_for(url)
+
+        def created() -> Any:
+            try:
+                return pay(client, "1234")
+            except stripe.APIConnectionError:
+                return None
+
+        intent = wait_until(created, "the sandbox to answer")
+    finally:
+        stop(server)
+    assert intent.status == "succeeded"
+    with sqlite3.connect(home / "stripe-sandbox.db") as conn:
+        assert (
+            conn.execute("SELECT count(*) FROM objects WHERE id = ?", (intent.id,)).fetchone()[0]
+            == 1
+        )
