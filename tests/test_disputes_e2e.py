@@ -37,6 +37,7 @@ from test_disputes_app import (  # noqa: F401 (the *_fixture names provide fixtu
     SEED_CALLS,
     SNEAKERS,
     client_fixture,
+    closes,
     dispute_of,
     free_port,
     pay,
@@ -65,17 +66,17 @@ def client_for(url: str) -> stripe.StripeClient:
     return stripe.StripeClient(DEFAULT_API_KEY, base_addresses={"api": url}, max_network_retries=0)
 
 
-def events_of(
-    client: stripe.StripeClient, dispute_id: str, event_type: str = "charge.dispute.*"
-) -> list[Any]:
-    events = client.v1.events.list(params={"type": event_type, "limit": 100}).data
-    return [e for e in events if e.data.object.id == dispute_id]
+def stripe_free_env(**extra: str) -> dict[str, str]:
+    """A child's environment without the developer's Stripe keys: children talk to sandboxes."""
+    env = child_env(**extra)
+    env.pop("STRIPE_SECRET_KEY", None)
+    return env
 
 
 def cli(
     home: Path, *args: str, stripe_url: str, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    env = child_env(COLUMNS="250", FRONTDESK_STRIPE_API_BASE=stripe_url)
+    env = stripe_free_env(COLUMNS="250", FRONTDESK_STRIPE_API_BASE=stripe_url)
     proc = subprocess.run(
         [PYTHON, "-m", "frontdesk", "--home", str(home), "--model", "rules", *args],
         env=env, capture_output=True, text=True, timeout=120,
@@ -90,7 +91,7 @@ def spawn(home: Path, logs: Path, *args: str, **env: str) -> subprocess.Popen[by
     logs.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [PYTHON, "-m", "frontdesk", "--home", str(home), "--model", "rules", *args],
-        env=child_env(**env),
+        env=stripe_free_env(**env),
         stdout=(logs / f"{args[0]}.out").open("wb"), stderr=(logs / f"{args[0]}.err").open("wb"),
     )  # fmt: skip
 
@@ -147,9 +148,7 @@ async def test_unshipped_order_with_the_tutorial_code_is_accepted_and_closed(
     }
     assert ACCEPTANCE.match(final_output), final_output
     assert dispute.status == "lost"
-    (run,) = runs
-    assert (run.status, run.last_agent) == ("completed", "Accept Dispute Agent")
-    assert "rules baseline" in (run.model_label or "")
+    assert [(r.status, r.last_agent) for r in runs] == [("completed", "Accept Dispute Agent")]
 
 
 @pytest.mark.e2e
@@ -169,17 +168,13 @@ async def test_delivered_order_is_investigated_and_submitted_after_approval(
         assert [a.tool_name for a in run.pending_approvals] == ["submit_dispute_evidence"]
         staged = client.v1.disputes.retrieve(relevant_data["dispute_id"])
         assert (staged.status, staged.evidence_details.submission_count) == ("needs_response", 0)
-        report = staged.evidence.uncategorized_text
+        evidence = staged.evidence
+        report = evidence.uncategorized_text
         assert SNEAKERS in report and all(call in report for call in CALLS)
         assert "- Card Brand: visa" in report and "- Reason for Dispute: fraudulent" in report
-        assert "UPS 1Z999AA10123456784" in report
         assert "accepted on 2023-01-01 from IP 192.168.1.1" in report
-        evidence = staged.evidence
-        assert (evidence.shipping_carrier, evidence.shipping_tracking_number) == (
-            "UPS", "1Z999AA10123456784",
-        )  # fmt: skip
-        assert evidence.customer_email_address == "customer1@example.com"
-        assert evidence.customer_purchase_ip == "192.168.1.1"
+        assert (evidence.shipping_carrier, evidence.shipping_tracking_number) == ("UPS", "1Z999AA10123456784")  # fmt: skip
+        assert (evidence.customer_email_address, evidence.customer_purchase_ip) == ("customer1@example.com", "192.168.1.1")  # fmt: skip
         assert "final sale" in evidence.refund_refusal_explanation
 
         done = approve_and_finish(runtime, run.execution_id)
@@ -225,7 +220,7 @@ async def test_every_stripe_write_replays_under_its_idempotency_key(
         assert replay.last_response.headers["Idempotent-Replayed"] == "true"
     assert close_again.status == "lost" and submit_again.status == "under_review"
     assert len(client.v1.events.list(params={"limit": 100}).data) == before
-    assert len(events_of(client, closed, "charge.dispute.closed")) == 1
+    assert closes(client, closed) == 1
     assert client.v1.disputes.retrieve(submitted).evidence_details.submission_count == 1
 
 
@@ -310,7 +305,7 @@ def assert_closed_once(
     result: RunResult, client: stripe.StripeClient, dispute_id: str, holder: HoldFirstClose
 ) -> None:
     assert result.status == "completed" and ACCEPTANCE.match(result.output), result.output
-    assert len(events_of(client, dispute_id, "charge.dispute.closed")) == 1
+    assert closes(client, dispute_id) == 1
     # The recovered call asked again with the same key, and Stripe replayed its answer.
     assert len(holder.close_keys) == 2 and len(set(holder.close_keys)) == 1
     assert holder.close_keys[0].startswith("fd_")

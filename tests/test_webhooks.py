@@ -47,7 +47,7 @@ from test_disputes_app import (  # noqa: F401 (the fixtures the in-process intak
     stripe_message,
     wait_until,
 )
-from test_disputes_e2e import client_for, spawn, stop
+from test_disputes_e2e import cli, client_for, spawn, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -473,3 +473,17 @@ def test_stripe_sandbox_command_serves_the_sandbox(home: Path) -> None:
             conn.execute("SELECT count(*) FROM objects WHERE id = ?", (intent.id,)).fetchone()[0]
             == 1
         )
+
+
+@pytest.mark.slow
+def test_the_disputes_demo_starts_a_sandbox_when_none_answers(home: Path) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"
+
+    out = " ".join(cli(home, "disputes", "demo", stripe_url=nobody).stdout.split())
+
+    assert "Stripe at http://127.0.0.1:" in out and f"Stripe at {nobody}" not in out
+    assert "Reasoning for closing the dispute:" in out and "Stripe now shows it as lost" in out
+    assert "approved by demo; run completed" in out and "the dispute is now under_review" in out
+    with running_sandbox(home / "stripe-sandbox.db") as kept:
+        disputes = kept.client().v1.disputes.list().data
+    assert sorted(d.status for d in disputes) == ["lost", "under_review"]

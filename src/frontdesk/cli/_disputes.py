@@ -149,6 +149,40 @@ def process(
         _print_processed(processed.relevant_data, processed.run, processed.started)
 
 
+@disputes.command("demo")
+def demo(
+    approve: Annotated[
+        bool, typer.Option(help="Approve the evidence submission (as 'demo') when it waits.")
+    ] = True,
+) -> None:
+    """Both scenarios on the rules model: an unshipped order is accepted, a delivered one
+    contested. Starts a sandbox for the duration unless one answers (or STRIPE_SECRET_KEY)."""
+    from rich.rule import Rule
+
+    from .._home import resolve_home
+    from ..apps.disputes import run_dispute
+    from ..apps.disputes.demo import SCENARIOS, create_disputed_payment, stripe_for_demo
+
+    home = resolve_home(state.home)
+    with (
+        open_runtime(model=state.model or "rules") as runtime,
+        _stripe_errors(),
+        stripe_for_demo(home) as url,
+    ):
+        console.print(f"Stripe at {url}; home {home}")
+        for scenario in SCENARIOS:
+            console.print(Rule(f"order {scenario.order_id}: {scenario.expect}"))
+            intent_id = create_disputed_payment(scenario)
+            processed = asyncio.run(run_dispute(intent_id, runtime=runtime))
+            _print_processed(processed.relevant_data, processed.run, processed.started)
+            run = processed.run
+            if approve and run is not None and run.status == "waiting_approval":
+                runtime.approve(run.execution_id, by="demo", note="evidence reviewed")
+                done = runtime.handle(run.execution_id).result(timeout=120)
+                console.print("approved by demo; run ", status_text(done.status))
+                console.print(str(done.output), markup=False)
+
+
 def _print_processed(data: dict[str, Any], run: Any, started: bool) -> None:
     console.print(
         f"dispute {data['dispute_id']} on {data['payment_intent']}: {data['reason']}, "
