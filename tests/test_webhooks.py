@@ -248,6 +248,8 @@ def test_bad_or_missing_signatures_get_400_and_start_nothing(stack: Stack) -> No
         "wrong secret": stack.post(payload, stack.sign(payload, secret="whsec_not_ours")),
         "tampered payload": stack.post(tampered, stack.sign(payload)),
         "replayed an hour later": stack.post(payload, stack.sign(payload, age=3600)),
+        "signed, not JSON": stack.post("hello", stack.sign("hello")),
+        "signed, not an event": stack.post('{"id": 1}', stack.sign('{"id": 1}')),
     }
 
     for case, response in attempts.items():

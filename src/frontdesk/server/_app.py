@@ -50,8 +50,11 @@ def create_app(runtime: AgentRuntime, *, webhook_secret: str | None = None) -> F
             logger.warning("rejected a webhook whose signature does not verify")
             return _error(400, "the Stripe-Signature header does not match the payload")
         except ValueError:
+            return _error(400, "the payload is not JSON")
+        data = event.to_dict()
+        if not isinstance(data.get("id"), str) or not isinstance(data.get("type"), str):
             return _error(400, "the payload is not a Stripe event")
-        result = await run_in_threadpool(handle_event, runtime, event.to_dict())
+        result = await run_in_threadpool(handle_event, runtime, data)
         logger.info("webhook %s (%s): %s", result.event_id, result.type, result.action)
         body = {
             "received": True,
