@@ -400,3 +400,31 @@ def test_local_engine_implements_the_engine_interface(runtime: AgentRuntime) -> 
     from frontdesk.engine._base import Engine
 
     assert isinstance(runtime._engine, Engine)
+
+
+def test_start_with_an_execution_id_is_idempotent(runtime: AgentRuntime, home: Path) -> None:
+    agent = flow(approval=True)
+    first = runtime.start(agent, "refund", context=Ticket(), execution_id="dispute:dp_123")
+    assert first.execution_id == "dispute:dp_123"
+    assert first.wait(timeout=30).status == "waiting_approval"
+    again = runtime.start(agent, "refund again", context=Ticket(), execution_id="dispute:dp_123")
+    assert again.execution_id == "dispute:dp_123"
+    assert (
+        runtime.run(agent, "and again", context=Ticket(), execution_id="dispute:dp_123").status
+        == "waiting_approval"
+    )
+    with AgentRuntime(home, recover=False) as other:
+        other.start(agent, "from another process", context=Ticket(), execution_id="dispute:dp_123")
+    assert len(runtime.runs()) == 1
+    assert runtime.get("dispute:dp_123").input == "refund"
+    for bad in ("", " x", "a" * 201, "bad id", "../etc"):
+        with pytest.raises(frontdesk.InvalidInput):
+            runtime.start(agent, "x", execution_id=bad)
+    assert len(runtime.runs()) == 1
+
+
+def test_handle_wait_returns_at_an_approval(runtime: AgentRuntime) -> None:
+    handle = runtime.start(flow(approval=True), "refund", context=Ticket())
+    assert handle.wait(timeout=30).status == "waiting_approval"
+    with pytest.raises(TimeoutError):
+        handle.result(timeout=0.3)

@@ -13,9 +13,11 @@ history and as a stream of events.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,12 +32,22 @@ from .conversations import Conversation
 from .engine._agents import AgentRegistry
 from .engine._context import load_context
 from .engine.local._engine import LocalEngine, RunSpec, wait_for
-from .errors import EmptyMessage, MessageTooLong, RunNotFound
+from .errors import EmptyMessage, InvalidInput, MessageTooLong, RunNotFound
 from .events import Event, Usage
 from .models._select import ModelSelector, RetryPolicy
 from .store import SETTLED_STATUSES, TERMINAL_STATUSES, ApprovalRecord, JournalRow, RunRow, Store
 
 DEFAULT_MAX_MESSAGE_CHARS = 4000
+_EXECUTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}")
+
+
+def validate_execution_id(execution_id: str) -> None:
+    """Raise :class:`InvalidInput` unless the id is 1-200 letters, digits and ``_.:@-``."""
+    if not isinstance(execution_id, str) or not _EXECUTION_ID.fullmatch(execution_id):
+        raise InvalidInput(
+            f"invalid execution id {execution_id!r}: use 1-200 letters, digits and _.:@- "
+            "(starting with a letter or digit)"
+        )
 
 
 @dataclass(frozen=True)
@@ -216,6 +228,19 @@ class RunHandle:
             raise TimeoutError(f"run {self.execution_id} did not finish within {timeout}s")
         return build_result(store, row)
 
+    def wait(self, timeout: float | None = None) -> RunResult:
+        """Block until the run settles: completed, failed, cancelled or waiting for approval."""
+        store = self._runtime.store
+
+        def check() -> RunRow | None:
+            row = store.require_run(self.execution_id)
+            return row if row.status in SETTLED_STATUSES else None
+
+        row = wait_for(self._runtime._engine, check, timeout)
+        if row is None:
+            raise TimeoutError(f"run {self.execution_id} did not settle within {timeout}s")
+        return build_result(store, row)
+
     def get(self) -> RunResult:
         """The run as it stands now, without waiting."""
         return self._runtime.get(self.execution_id)
@@ -326,42 +351,75 @@ class AgentRuntime:
             raise TypeError(f"message must be a str or a list of input items, got {type(message)}")
 
     def _spec(
-        self, agent: Agent[Any], message: str | Sequence[Any], context: Any, **kw: Any
+        self,
+        agent: Agent[Any],
+        message: str | Sequence[Any],
+        context: Any,
+        execution_id: str | None = None,
+        **kw: Any,
     ) -> RunSpec:
         if not isinstance(agent, Agent):
             raise TypeError(f"expected an agents.Agent, got {type(agent).__name__}")
         self.validate_message(message)
+        if execution_id is not None:
+            validate_execution_id(execution_id)
+            kw["execution_id"] = execution_id
         ref = self.registry.reference(agent)
         payload = message if isinstance(message, str) else list(message)
         return RunSpec(agent=agent, agent_ref=ref, input=payload, context=context, **kw)
 
     def start(
-        self, agent: Agent[Any], message: str | Sequence[Any], *, context: Any = None
+        self,
+        agent: Agent[Any],
+        message: str | Sequence[Any],
+        *,
+        context: Any = None,
+        execution_id: str | None = None,
     ) -> RunHandle:
-        """Start a run and return at once with its handle."""
-        spec = self._spec(agent, message, context)
+        """Start a run and return at once with its handle.
+
+        With ``execution_id`` the start is idempotent: if a run with that id exists (from any
+        process), nothing new starts and its handle is returned. Use it to start exactly one
+        run per external event, e.g. per Stripe dispute.
+        """
+        spec = self._spec(agent, message, context, execution_id)
         execution_id = self._engine.call(self._engine.start(spec))
         return RunHandle(self, execution_id)
 
     def run(
-        self, agent: Agent[Any], message: str | Sequence[Any], *, context: Any = None
+        self,
+        agent: Agent[Any],
+        message: str | Sequence[Any],
+        *,
+        context: Any = None,
+        execution_id: str | None = None,
     ) -> RunResult:
-        """Run until the run completes, fails, or pauses for approval (``waiting_approval``)."""
-        spec = self._spec(agent, message, context)
+        """Run until the run completes, fails, or pauses for approval (``waiting_approval``).
+
+        With ``execution_id``, an existing run with that id is waited for instead of started.
+        """
+        spec = self._spec(agent, message, context, execution_id)
         return self._engine.call(self._run_and_wait(spec))
 
     async def run_async(
-        self, agent: Agent[Any], message: str | Sequence[Any], *, context: Any = None
+        self,
+        agent: Agent[Any],
+        message: str | Sequence[Any],
+        *,
+        context: Any = None,
+        execution_id: str | None = None,
     ) -> RunResult:
         """Async twin of :meth:`run`. The run executes on the caller's event loop, so async
         tools can use clients bound to it; if the caller goes away, the run is handed back
         and resumed from its journal."""
-        spec = self._spec(agent, message, context)
+        spec = self._spec(agent, message, context, execution_id)
         return await self._run_and_wait(spec)
 
     async def _run_and_wait(self, spec: RunSpec) -> RunResult:
         execution_id = await self._engine.start(spec, acknowledge=False)
         row = await self._engine.wait_settled(execution_id)
+        if row.status == "running":  # an existing run driven elsewhere: wait for it to settle
+            return await asyncio.to_thread(RunHandle(self, execution_id).wait)
         return build_result(self.store, row)
 
     def stream(

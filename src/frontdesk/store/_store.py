@@ -173,6 +173,8 @@ class Store:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+        except sqlite3.IntegrityError:
+            raise
         except sqlite3.Error as exc:
             raise translate(exc, self.path, self.busy_timeout_ms) from exc
 

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -255,8 +256,13 @@ class LocalEngine:
                 plan.model_override,
             ),
         )
-        if acknowledge:
-            await self.committer().commit([insert])
+        if acknowledge or spec.execution_id is not None:
+            # A caller-chosen id must be claimed before anything runs: if the run already
+            # exists, this start is a duplicate and the existing run is the answer.
+            try:
+                await self.committer().commit([insert])
+            except sqlite3.IntegrityError:
+                return execution_id
             self.notify()
             self._spawn(execution_id, spec.agent, spec.context, plan=plan)
         else:
