@@ -8,7 +8,9 @@ message sent from elsewhere in the meantime is shown before this client may send
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Annotated
 
 import typer
@@ -40,6 +42,17 @@ def chat_model(option: str | None) -> str | None:
     if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
         return None
     return RULES
+
+
+@contextmanager
+def _interrupts_for_main_thread() -> Iterator[None]:
+    """Threads started in the block never take Ctrl-C, so it always interrupts the main
+    thread's read of the next message (a signal taken by another thread would not)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _show(lines: Sequence[str]) -> None:
@@ -109,7 +122,9 @@ def airline(
     from ..apps.airline import AirlineAgentContext, triage_agent
 
     try:
-        with open_runtime(model=chat_model(model)) as runtime:
+        with ExitStack() as stack:
+            with _interrupts_for_main_thread():
+                runtime = stack.enter_context(open_runtime(model=chat_model(model)))
             conversation = runtime.conversation(
                 conversation_id, agent=triage_agent, context=AirlineAgentContext()
             )
