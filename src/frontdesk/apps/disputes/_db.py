@@ -12,19 +12,16 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from ..._home import current_home, resolve_home
-from ...errors import SchemaTooNew
+from .._sqlite import AppDatabase
 
 DB_FILENAME = "disputes.db"
 SCHEMA_VERSION = 1
-BUSY_TIMEOUT_SECONDS = 30.0
 _DATA_DIR = Path(__file__).with_name("data")
 
 _SCHEMA = (
@@ -154,7 +151,7 @@ class PhoneLog(BaseModel):
 
 def db_path(home: str | os.PathLike[str] | None = None) -> Path:
     """Where the disputes database is: in ``home`` if given, else in ``current_home()``."""
-    return (current_home() if home is None else resolve_home(home)) / DB_FILENAME
+    return DATABASE.path(home)
 
 
 def init_db(home: str | os.PathLike[str] | None = None, reset: bool = False) -> Path:
@@ -163,30 +160,14 @@ def init_db(home: str | os.PathLike[str] | None = None, reset: bool = False) -> 
     ``reset=True`` replaces every order, email and phone log with the fixtures and forgets
     which runs handle which disputes.
     """
-    path = db_path(home)
-    with closing(_open(path)) as conn:
-        _ensure_seeded(conn, reset=reset)
-    return path
+    return DATABASE.init(home, reset=reset)
 
 
-@contextmanager
-def connect(home: str | os.PathLike[str] | None = None) -> Iterator[sqlite3.Connection]:
+def connect(
+    home: str | os.PathLike[str] | None = None,
+) -> AbstractContextManager[sqlite3.Connection]:
     """An autocommit connection to the seeded database."""
-    with closing(_open(db_path(home))) as conn:
-        _ensure_seeded(conn, reset=False)
-        yield conn
-
-
-@contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction, taking the write lock up front."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    return DATABASE.connect(home)
 
 
 def normalize_phone(phone_number: str) -> str:
@@ -253,41 +234,6 @@ def _order_from_row(row: sqlite3.Row) -> Order:
     )
 
 
-def _open(path: Path) -> sqlite3.Connection:
-    # isolation_level=None: transactions are opened explicitly with BEGIN IMMEDIATE, so a
-    # check-then-write (seeding, claiming a dispute) is never interleaved with another writer.
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
-
-
-def _schema_version(conn: sqlite3.Connection) -> int:
-    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise SchemaTooNew(
-            f"the disputes database has schema version {version}; this frontdesk knows "
-            f"{SCHEMA_VERSION}: upgrade frontdesk to open it"
-        )
-    return version
-
-
-def _ensure_seeded(conn: sqlite3.Connection, *, reset: bool) -> None:
-    if not reset and _schema_version(conn) == SCHEMA_VERSION:
-        return
-    conn.execute("PRAGMA journal_mode = WAL")
-    with write_transaction(conn):
-        if not reset and _schema_version(conn) == SCHEMA_VERSION:
-            return
-        for table in _TABLES:
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        _seed(conn)
-        # user_version lives in the database header, so it commits with the seed data.
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
 def _seed(conn: sqlite3.Connection) -> None:
     for order in (Order.model_validate(o) for o in _fixture("orders.json")):
         tracking, tos = order.tracking_info, order.tos_acceptance
@@ -317,3 +263,13 @@ def _seed(conn: sqlite3.Connection) -> None:
 def _fixture(name: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = json.loads((_DATA_DIR / name).read_text("utf-8"))
     return rows
+
+
+DATABASE = AppDatabase(
+    name="disputes",
+    filename=DB_FILENAME,
+    schema=_SCHEMA,
+    tables=_TABLES,
+    seed=_seed,
+    version=SCHEMA_VERSION,
+)

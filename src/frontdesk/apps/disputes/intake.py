@@ -19,7 +19,8 @@ from typing import Any, Literal
 from agents import Agent
 
 from ...runtime import AgentRuntime
-from ._db import connect, write_transaction
+from .._sqlite import write_transaction
+from ._db import connect
 from .agents import triage_agent
 
 CLAIM_STALE_SECONDS = 30.0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -13,11 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..._home import current_home, resolve_home
+from .._sqlite import AppDatabase
 
 DB_FILENAME = "support.db"
 SEED_VERSION = "1"
-BUSY_TIMEOUT_SECONDS = 30.0
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -194,9 +192,6 @@ def _fixture(name: str, model: type[BaseModel]) -> list[Any]:
 
 
 def _seed(conn: sqlite3.Connection) -> None:
-    for statement in _SCHEMA.split(";"):
-        if statement.strip():
-            conn.execute(statement)
     for c in _fixture("customers.json", _Customer):
         conn.execute(
             "INSERT INTO customers VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -243,52 +238,30 @@ def _seed(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO meta VALUES ('seed_version', ?)", (SEED_VERSION,))
 
 
-def _is_seeded(conn: sqlite3.Connection) -> bool:
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'seed_version'").fetchone()
-    except sqlite3.OperationalError:
-        return False
-    return row is not None
-
-
-def _drop_all(conn: sqlite3.Connection) -> None:
-    names = [
-        row[0]
-        for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        )
-    ]
-    for name in names:
-        conn.execute(f'DROP TABLE IF EXISTS "{name}"')
-
-
-def _open(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
-def _ensure_seeded(conn: sqlite3.Connection, reset: bool = False) -> None:
-    """Create and seed the schema in one transaction unless it is already there.
-
-    ``BEGIN IMMEDIATE`` takes the write lock first, so a second process waits and then finds
-    the seed marker instead of seeding again; a failure rolls everything back.
-    """
-    if not reset and _is_seeded(conn):
-        return
-    with transaction(conn):
-        if reset:
-            _drop_all(conn)
-        elif _is_seeded(conn):
-            return
-        _seed(conn)
+DATABASE = AppDatabase(
+    name="support",
+    filename=DB_FILENAME,
+    schema=[statement for statement in _SCHEMA.split(";") if statement.strip()],
+    tables=(
+        "escalations",
+        "password_resets",
+        "service_status",
+        "tickets",
+        "refunds",
+        "charges",
+        "invoice_lines",
+        "invoices",
+        "customers",
+        "meta",
+    ),
+    seed=_seed,
+    version=int(SEED_VERSION),
+)
 
 
 def db_path(home: Path | None = None) -> Path:
     """Where the support database lives: ``<home>/support.db`` (home defaults to the runtime's)."""
-    base = resolve_home(home) if home is not None else current_home()
-    base.mkdir(parents=True, exist_ok=True)
-    return base / DB_FILENAME
+    return DATABASE.path(home)
 
 
 def init_db(home: Path | None = None, reset: bool = False) -> Path:
@@ -296,30 +269,12 @@ def init_db(home: Path | None = None, reset: bool = False) -> Path:
 
     Returns the database path.
     """
-    path = db_path(home)
-    with closing(_open(path)) as conn:
-        _ensure_seeded(conn, reset=reset)
-    return path
+    return DATABASE.init(home, reset=reset)
 
 
-@contextmanager
-def connect(home: Path | None = None) -> Iterator[sqlite3.Connection]:
+def connect(home: Path | None = None) -> AbstractContextManager[sqlite3.Connection]:
     """An autocommit connection to the seeded support database."""
-    with closing(_open(db_path(home))) as conn:
-        _ensure_seeded(conn)
-        yield conn
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction, taking the write lock up front."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    return DATABASE.connect(home)
 
 
 def now() -> str:

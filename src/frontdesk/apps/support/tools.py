@@ -14,7 +14,8 @@ from typing import Any
 from agents import function_tool
 
 from ...tools import current_tool_call_or_none, tool
-from ._db import connect, now, transaction
+from .._sqlite import write_transaction as transaction
+from ._db import connect, now
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 MAX_TEXT = 2000
