@@ -217,28 +217,22 @@ class RunHandle:
 
     def result(self, timeout: float | None = None) -> RunResult:
         """Block until the run completes, fails or is cancelled; ``TimeoutError`` after ``timeout``."""
-        store = self._runtime.store
-
-        def check() -> RunRow | None:
-            row = store.require_run(self.execution_id)
-            return row if row.status in TERMINAL_STATUSES else None
-
-        row = wait_for(self._runtime._engine, check, timeout)
-        if row is None:
-            raise TimeoutError(f"run {self.execution_id} did not finish within {timeout}s")
-        return build_result(store, row)
+        return self._wait_for(TERMINAL_STATUSES, timeout, "finish")
 
     def wait(self, timeout: float | None = None) -> RunResult:
         """Block until the run settles: completed, failed, cancelled or waiting for approval."""
+        return self._wait_for(SETTLED_STATUSES, timeout, "settle")
+
+    def _wait_for(self, statuses: frozenset[str], timeout: float | None, verb: str) -> RunResult:
         store = self._runtime.store
 
         def check() -> RunRow | None:
             row = store.require_run(self.execution_id)
-            return row if row.status in SETTLED_STATUSES else None
+            return row if row.status in statuses else None
 
         row = wait_for(self._runtime._engine, check, timeout)
         if row is None:
-            raise TimeoutError(f"run {self.execution_id} did not settle within {timeout}s")
+            raise TimeoutError(f"run {self.execution_id} did not {verb} within {timeout}s")
         return build_result(store, row)
 
     def get(self) -> RunResult:
