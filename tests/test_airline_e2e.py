@@ -17,9 +17,16 @@ import pytest
 
 import airlineflow
 from frontdesk import AgentRuntime, EmptyMessage, MessageTooLong, StaleConversation
-from frontdesk.apps.airline import AirlineAgentContext, get_booking, seat_map, triage_agent
+from frontdesk.apps.airline import (
+    AGENTS,
+    AirlineAgentContext,
+    get_booking,
+    init_agents,
+    seat_map,
+    triage_agent,
+)
 from frontdesk.conversations import Conversation
-from frontdesk.models.rules import RULES_LABEL
+from frontdesk.models.rules import RULES_LABEL, rules_for
 
 from conftest import PYTHON, child_env
 
@@ -175,6 +182,25 @@ def test_faq_agent_hands_back_what_it_cannot_answer(airline: AgentRuntime) -> No
 
 
 @pytest.mark.parametrize(
+    ("message", "agent"),
+    [
+        ("How many seats are on the plane?", "FAQ Agent"),
+        ("Can I bring a bag to my seat?", "FAQ Agent"),
+        ("Can I switch seats?", "Seat Booking Agent"),
+        ("I want a window seat", "Seat Booking Agent"),
+        ("My confirmation number is LL0EZ6", "Seat Booking Agent"),
+        ("hello", "Triage Agent"),
+    ],
+)
+def test_triage_routes_by_what_the_message_is_about(
+    airline: AgentRuntime, message: str, agent: str
+) -> None:
+    conv = open_chat(airline, message)
+
+    assert conv.current_agent == agent
+
+
+@pytest.mark.parametrize(
     ("seat", "why"),
     [
         ("12A", "Seat 12A on FLT-123 is already taken."),
@@ -216,6 +242,17 @@ def test_the_conversation_remembers_the_booking_but_never_repeats_it(
     free = {s.seat for s in seat_map("FLT-123", home) if not s.occupied}
     assert {"14C", "18B"} <= free
     assert [args["new_seat"] for _, args in tool_calls(airline, conv)] == ["14C", "15D"]
+
+
+def test_every_graph_init_agents_builds_carries_the_rules(airline: AgentRuntime) -> None:
+    triage, agents = init_agents()
+
+    assert agents.keys() == AGENTS.keys()
+    for name, agent in agents.items():
+        assert agent is not AGENTS[name] and rules_for(agent) is rules_for(AGENTS[name])
+    result = airline.run(triage, "What's the baggage allowance?", context=AirlineAgentContext())
+    assert result.status == "completed" and result.last_agent == "FAQ Agent"
+    assert result.output == f"{BAGS}\n{RULES_LABEL}"
 
 
 def test_every_turn_is_a_run_of_its_conversation_with_a_trace(
