@@ -488,3 +488,27 @@ def test_argument_sources_and_output_parsing() -> None:
     assert parse_output("{'ok': True, 'n': None}") == {"ok": True, "n": None}
     assert parse_output('{"ok": true}') == {"ok": True}
     assert parse_output("Tool execution was not approved.") == "Tool execution was not approved."
+
+
+async def test_reply_templates_read_results_of_the_current_message_only() -> None:
+    agent = Agent(name="desk", tools=[get_invoice])
+    attach_rules(
+        agent,
+        Rules(
+            [
+                Call("get_invoice", {"invoice_id": FromMessage(r"INV-\d+", transform=str.upper)}),
+                Reply("Invoice {get_invoice.invoice_id} is {get_invoice.status}."),
+            ],
+            fallback="Which invoice?",
+        ),
+    )
+    agent = with_rules_model(agent)
+    first = await Runner.run(agent, "status of INV-7?", run_config=NO_TRACING)
+    assert text_of(first).startswith("Invoice INV-7 is paid.")
+    second = await Runner.run(
+        agent,
+        [*first.to_input_list(), {"role": "user", "content": "thanks!"}],
+        run_config=NO_TRACING,
+    )
+    # The earlier lookup belongs to the earlier message: no stale re-announcement.
+    assert text_of(second).startswith("Which invoice?")

@@ -235,7 +235,7 @@ def render(template: str, conversation: Conversation) -> str | None:
         if head == "message":
             value: Any = conversation.last_user
         else:
-            result = conversation.result(head)
+            result = conversation.result(head, "turn")
             value = None if result is None else lookup_path(result, path)
         if value is None:
             return None

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import sqlite3
 import threading
@@ -154,6 +155,10 @@ class LocalEngine:
         return committer
 
     def _serve(self) -> None:
+        # Signals belong to the main thread: if this thread could take SIGINT, a main thread
+        # blocked reading input would never see Ctrl-C.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         asyncio.set_event_loop(self._loop)
         self._loop.call_soon(self._started.set)
         self._background = [
@@ -367,7 +372,9 @@ class LocalEngine:
                     hooks=EventHooks(),
                     max_turns=self.max_turns,
                     run_config=RunConfig(
-                        tracing_disabled=not os.environ.get("OPENAI_API_KEY"),
+                        # Traces go to OpenAI: only when there is a key and an LLM to trace.
+                        tracing_disabled=not os.environ.get("OPENAI_API_KEY")
+                        or self._graph_cache(plan.model_override).offline,
                         workflow_name=f"frontdesk:{plan.agent_name}",
                         group_id=plan.conversation_id,
                     ),

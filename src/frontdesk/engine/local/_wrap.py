@@ -326,6 +326,11 @@ class GraphCache:
         self._policy = policy
         self._graphs: dict[int, tuple[Agent[Any], tuple[Any, ...], Agent[Any]]] = {}
 
+    @property
+    def offline(self) -> bool:
+        """Whether these graphs run on the offline rules baseline (nothing to trace)."""
+        return self._selector.is_rules
+
     def get(self, root: Agent[Any]) -> Agent[Any]:
         signature = graph_signature(root)
         cached = self._graphs.get(id(root))
