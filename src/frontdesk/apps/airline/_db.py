@@ -16,18 +16,15 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from frontdesk._home import current_home, resolve_home
-from frontdesk.errors import InvalidInput, SchemaTooNew
+from frontdesk.apps._sqlite import AppDatabase, write_transaction
+from frontdesk.errors import InvalidInput
 
 DB_FILENAME = "airline.db"
 SCHEMA_VERSION = 1
-BUSY_TIMEOUT_SECONDS = 30.0
 NEARBY_LIMIT = 5
 _DATA_DIR = Path(__file__).with_name("data")
 
@@ -148,8 +145,7 @@ def _nearby_sentence(free_nearby: list[str]) -> str:
 
 def db_path(home: str | os.PathLike[str] | None = None) -> Path:
     """Where the airline database is: in ``home`` if given, else in ``current_home()``."""
-    directory = current_home() if home is None else resolve_home(home)
-    return directory / DB_FILENAME
+    return DATABASE.path(home)
 
 
 def init_db(home: str | os.PathLike[str] | None = None, reset: bool = False) -> Path:
@@ -157,10 +153,7 @@ def init_db(home: str | os.PathLike[str] | None = None, reset: bool = False) -> 
 
     With ``reset=True`` every flight, seat and booking is replaced by the fixtures.
     """
-    path = db_path(home)
-    with closing(_open(path)) as conn:
-        _ensure_seeded(conn, reset=reset)
-    return path
+    return DATABASE.init(home, reset=reset)
 
 
 def normalize_seat(seat: str) -> str | None:
@@ -175,13 +168,13 @@ def get_booking(
     confirmation_number: str, home: str | os.PathLike[str] | None = None
 ) -> Booking | None:
     """The booking with this confirmation number (any case), or ``None``."""
-    with _connect(home) as conn:
+    with DATABASE.connect(home) as conn:
         return _fetch_booking(conn, _normalize_confirmation(confirmation_number))
 
 
 def seat_map(flight_number: str, home: str | os.PathLike[str] | None = None) -> list[Seat]:
     """Every seat of the flight, front to back; empty if there is no such flight."""
-    with _connect(home) as conn:
+    with DATABASE.connect(home) as conn:
         return _fetch_seat_map(conn, flight_number.strip().upper())
 
 
@@ -199,7 +192,7 @@ def change_seat(
     if seat is None:
         raise MalformedSeat(new_seat)
     confirmation_number = _normalize_confirmation(confirmation_number)
-    with _connect(home) as conn, _write_transaction(conn):
+    with DATABASE.connect(home) as conn, write_transaction(conn):
         booking = _fetch_booking(conn, confirmation_number)
         if booking is None:
             raise BookingNotFound(confirmation_number)
@@ -269,58 +262,6 @@ def _fetch_seat_map(conn: sqlite3.Connection, flight_number: str) -> list[Seat]:
     ]
 
 
-def _open(path: Path) -> sqlite3.Connection:
-    # isolation_level=None: transactions are opened explicitly with BEGIN IMMEDIATE, so a
-    # check-then-write is never interleaved with another process's write.
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
-
-
-@contextmanager
-def _connect(home: str | os.PathLike[str] | None) -> Iterator[sqlite3.Connection]:
-    with closing(_open(db_path(home))) as conn:
-        _ensure_seeded(conn, reset=False)
-        yield conn
-
-
-@contextmanager
-def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _schema_version(conn: sqlite3.Connection) -> int:
-    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise SchemaTooNew(
-            f"the airline database has schema version {version}; this frontdesk knows "
-            f"{SCHEMA_VERSION}: upgrade frontdesk to open it"
-        )
-    return version
-
-
-def _ensure_seeded(conn: sqlite3.Connection, *, reset: bool) -> None:
-    if not reset and _schema_version(conn) == SCHEMA_VERSION:
-        return
-    with _write_transaction(conn):
-        # Another process may have seeded the database while this one waited for the lock.
-        if not reset and _schema_version(conn) == SCHEMA_VERSION:
-            return
-        for table in _TABLES_DROP_ORDER:
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        _seed(conn)
-        # user_version lives in the database header, so it commits with the seed data.
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
 def _seed(conn: sqlite3.Connection) -> None:
     flights = _fixture("flights.json")
     layout = _fixture("seat_layout.json")["row_groups"]
@@ -355,3 +296,14 @@ def _seed(conn: sqlite3.Connection) -> None:
 
 def _fixture(name: str) -> Any:
     return json.loads((_DATA_DIR / name).read_text("utf-8"))
+
+
+DATABASE = AppDatabase(
+    name="airline",
+    filename=DB_FILENAME,
+    schema=_SCHEMA,
+    tables=_TABLES_DROP_ORDER,
+    seed=_seed,
+    version=SCHEMA_VERSION,
+    rows_as_dicts=False,
+)
