@@ -156,7 +156,10 @@ def test_sigkill_then_recover_matches_uninterrupted_run(
         retries = [
             e for e in result.events if e.type == "tool_call" and e.data.get("interrupted_attempt")
         ]
-        assert [e.tool_name for e in retries] == [tool_name]
+        # A parallel sibling still in flight at the kill is retried too; its effect still
+        # happened once (checked above through the baseline's effects).
+        assert tool_name in [e.tool_name for e in retries]
+        assert {e.tool_name for e in retries} <= {"lookup_invoice", "lookup_account"}
 
 
 def test_sigkill_inside_approved_tool_runs_it_once(

@@ -136,6 +136,23 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (conversation_id, idx)
     );
     """,
+    # 4 -> 5: events lose UNIQUE(execution_id, key). Only a run's lease holder writes its
+    # events and it dedupes keys in memory, so the index only cost a B-tree per event.
+    """
+    CREATE TABLE events_v5 (
+        execution_id TEXT NOT NULL,
+        seq          INTEGER NOT NULL,
+        key          TEXT NOT NULL,
+        type         TEXT NOT NULL,
+        at           REAL NOT NULL,
+        agent        TEXT,
+        data_json    TEXT NOT NULL,
+        PRIMARY KEY (execution_id, seq)
+    );
+    INSERT INTO events_v5 SELECT execution_id, seq, key, type, at, agent, data_json FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_v5 RENAME TO events;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

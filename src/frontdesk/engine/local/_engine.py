@@ -131,6 +131,7 @@ class LocalEngine:
         self.waiters = 0
         """Threads blocked on :attr:`changed` (updated by :func:`wait_for`)."""
         self._tasks: dict[str, asyncio.Task[RunRow]] = {}
+        self._starting: set[str] = set()
         self._runs: dict[str, DurableRun] = {}
         self._noted: dict[str, str] = {}
         self._loop = asyncio.new_event_loop()
@@ -264,12 +265,18 @@ class LocalEngine:
         if acknowledge or spec.execution_id is not None:
             # A caller-chosen id must be claimed before anything runs: if the run already
             # exists, this start is a duplicate and the existing run is the answer.
+            # Until its task exists, resume() must not mistake the run for an orphan.
+            self._starting.add(execution_id)
             try:
-                await self.committer().commit([insert])
-            except sqlite3.IntegrityError:
-                return execution_id
-            self.notify()
-            self._spawn(execution_id, spec.agent, spec.context, plan=plan)
+                try:
+                    await self.committer().commit([insert])
+                except sqlite3.IntegrityError:
+                    return execution_id
+                self.notify()
+                self._spawn(execution_id, spec.agent, spec.context, plan=plan)
+            finally:
+                # Only now: the task is registered, so there is no gap for resume() to fall in.
+                self._starting.discard(execution_id)
         else:
             self._spawn(execution_id, spec.agent, spec.context, plan=plan, insert=insert)
         return execution_id
@@ -301,7 +308,7 @@ class LocalEngine:
 
     async def resume(self, execution_id: str) -> bool:
         """Claim and drive a runnable run if this process can. Returns whether it does."""
-        if execution_id in self._tasks:
+        if execution_id in self._tasks or execution_id in self._starting:
             return True
         row = self.store.get_run(execution_id)
         if row is None or row.status != "running":
