@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import tempfile
 import time
@@ -72,6 +73,7 @@ PLAIN = RunConfig(tracing_disabled=True)
 
 
 async def plain_sequential(agent: Agent[Any], n: int) -> float:
+    gc.collect()  # neither side pays for the other's garbage
     start = time.perf_counter()
     for _ in range(n):
         result = await Runner.run(agent, "my ticket T-1", run_config=PLAIN)
@@ -80,6 +82,7 @@ async def plain_sequential(agent: Agent[Any], n: int) -> float:
 
 
 async def frontdesk_sequential(runtime: AgentRuntime, agent: Agent[Any], n: int) -> float:
+    gc.collect()
     start = time.perf_counter()
     for _ in range(n):
         result = await runtime.run_async(agent, "my ticket T-1")
@@ -104,6 +107,21 @@ def best_of(values: list[float]) -> float:
     return min(values)
 
 
+async def paired(runtime: AgentRuntime, agent: Agent[Any], n: int) -> tuple[float, float]:
+    """Median seconds per run of each, alternating one plain and one frontdesk run so that
+    background load and drift hit both sides alike."""
+    plain, durable = [], []
+    for _ in range(n):
+        start = time.perf_counter()
+        await Runner.run(agent, "my ticket T-1", run_config=PLAIN)
+        plain.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        result = await runtime.run_async(agent, "my ticket T-1")
+        durable.append(time.perf_counter() - start)
+        assert result.status == "completed", result.error
+    return statistics.median(plain), statistics.median(durable)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=300, help="sequential runs per trial")
@@ -114,9 +132,9 @@ async def main() -> None:
 
     agent = build(0.0)
     with tempfile.TemporaryDirectory() as home, AgentRuntime(home, recover=False) as runtime:
-        # Warm up both paths (imports, pydantic schemas, SQLite pages).
-        await plain_sequential(agent, 20)
-        await frontdesk_sequential(runtime, agent, 20)
+        # Warm up both paths (imports, pydantic schemas, SQLite pages, the WAL).
+        await plain_sequential(agent, 200)
+        await frontdesk_sequential(runtime, agent, 200)
         plain_t, fd_t = [], []
         for _ in range(args.trials):
             plain_t.append(await plain_sequential(agent, args.runs))
@@ -133,6 +151,12 @@ async def main() -> None:
         print(
             f"  per-trial ratios : {', '.join(f'{f / p:.2f}' for p, f in zip(plain_t, fd_t, strict=True))}"
             f" (median {statistics.median(f / p for p, f in zip(plain_t, fd_t, strict=True)):.2f})"
+        )
+        pairs = args.runs * args.trials
+        plain_med, fd_med = await paired(runtime, agent, pairs)
+        print(
+            f"  paired medians   : plain {plain_med * 1000:.2f} ms, frontdesk {fd_med * 1000:.2f} ms"
+            f" per run: {fd_med / plain_med:.2f}x ({pairs} alternating pairs)"
         )
 
     slow = build(args.latency)

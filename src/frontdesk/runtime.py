@@ -35,7 +35,15 @@ from .engine.local._engine import LocalEngine, RunSpec, wait_for
 from .errors import EmptyMessage, InvalidInput, MessageTooLong, RunNotFound
 from .events import Event, Usage
 from .models._select import ModelSelector, RetryPolicy
-from .store import SETTLED_STATUSES, TERMINAL_STATUSES, ApprovalRecord, JournalRow, RunRow, Store
+from .store import (
+    SETTLED_STATUSES,
+    TERMINAL_STATUSES,
+    ApprovalRecord,
+    Checkpointer,
+    JournalRow,
+    RunRow,
+    Store,
+)
 
 DEFAULT_MAX_MESSAGE_CHARS = 4000
 _EXECUTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}")
@@ -280,7 +288,8 @@ class AgentRuntime:
         compact_every: int = 50,
     ) -> None:
         self.home: Path = resolve_home(home)
-        self.store = Store(self.home, busy_timeout=busy_timeout)
+        self.store = Store(self.home, busy_timeout=busy_timeout, background_checkpoints=True)
+        self._checkpointer = Checkpointer(self.store)
         self.registry = AgentRegistry()
         self.selector = ModelSelector(model, model_provider)
         self.max_message_chars = max_message_chars
@@ -316,6 +325,7 @@ class AgentRuntime:
             return
         self._closed = True
         self._engine.close()
+        self._checkpointer.close()
         self.store.close()
 
     @property

@@ -115,9 +115,12 @@ class ApprovalRecord:
 class Store:
     """Typed access to a frontdesk home's SQLite store, safe to share between threads."""
 
-    def __init__(self, home: Path, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self, home: Path, busy_timeout: float = 10.0, background_checkpoints: bool = False
+    ) -> None:
         self.home = home
         self.busy_timeout_ms = int(busy_timeout * 1000)
+        self.background_checkpoints = background_checkpoints
         self.path = store_path(home)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -131,6 +134,9 @@ class Store:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path, busy_timeout_ms=self.busy_timeout_ms)
+            if self.background_checkpoints:
+                # A Checkpointer thread folds the WAL back in, so no commit stalls on it.
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -447,6 +453,47 @@ class _Transaction:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._conn.execute(sql, params).rowcount
+
+
+class Checkpointer:
+    """Folds the WAL into the database from a thread of its own, off the commit path.
+
+    With SQLite's automatic checkpoint, every so many pages one unlucky commit stops to copy the
+    WAL back and fsync it. Here a daemon thread runs a ``PASSIVE`` checkpoint every
+    ``interval`` seconds instead (it never blocks writers or readers), and a ``TRUNCATE`` one
+    when the WAL has grown past ``max_wal_bytes``.
+    """
+
+    def __init__(self, store: Store, interval: float = 0.5, max_wal_bytes: int = 64 << 20) -> None:
+        self._store = store
+        self._interval = interval
+        self._max_wal_bytes = max_wal_bytes
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="frontdesk-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        wal = self._store.path.with_name(self._store.path.name + "-wal")
+        try:
+            conn = connect(self._store.path, busy_timeout_ms=self._store.busy_timeout_ms)
+        except Exception:  # the store's own connections report store errors
+            return
+        try:
+            while not self._stop.wait(self._interval):
+                mode = "PASSIVE"
+                try:
+                    if wal.exists() and wal.stat().st_size > self._max_wal_bytes:
+                        mode = "TRUNCATE"
+                    conn.execute(f"PRAGMA wal_checkpoint({mode})")
+                except (OSError, sqlite3.Error):
+                    continue
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        """Stop, after one last checkpoint."""
+        self._stop.set()
+        self._thread.join(5)
 
 
 class GroupCommitter:
