@@ -143,18 +143,5 @@ def mock_run(
                 rt.approve(result.execution_id, by=decision.by, note=decision.text)
             else:
                 rt.reject(result.execution_id, decision.text or "rejected", by=decision.by)
-            handle = rt.handle(result.execution_id)
-            result = _wait_settled(rt, handle.execution_id)
+            result = rt.handle(result.execution_id).wait(timeout=60)
         return result
-
-
-def _wait_settled(rt: AgentRuntime, execution_id: str, timeout: float = 60.0) -> RunResult:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = rt.get(execution_id)
-        if result.status != "running":
-            return result
-        time.sleep(0.01)
-    raise TimeoutError(f"mock run {execution_id} did not settle within {timeout}s")
