@@ -461,8 +461,8 @@ def test_cli_process_runs_the_dispute_once(home: Path, sandbox: SandboxServer) -
     again = cli(home, "disputes", "process", intent.id, stripe_url=sandbox.url).stdout
 
     assert "started run" in first and "waiting_approval" in first
-    assert "frontdesk approvals approve run_" in first
-    run_id = re.search(r"run (run_\w+)", first)
+    assert "frontdesk approvals approve dispute:dp_" in first
+    run_id = re.search(r"run (dispute:\w+)", first)
     assert run_id is not None and f"already handled by run {run_id.group(1)}" in again
 
 

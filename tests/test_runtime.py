@@ -405,10 +405,10 @@ def test_local_engine_implements_the_engine_interface(runtime: AgentRuntime) -> 
 def test_start_with_an_execution_id_is_idempotent(runtime: AgentRuntime, home: Path) -> None:
     agent = flow(approval=True)
     first = runtime.start(agent, "refund", context=Ticket(), execution_id="dispute:dp_123")
-    assert first.execution_id == "dispute:dp_123"
+    assert first.execution_id == "dispute:dp_123" and first.created
     assert first.wait(timeout=30).status == "waiting_approval"
     again = runtime.start(agent, "refund again", context=Ticket(), execution_id="dispute:dp_123")
-    assert again.execution_id == "dispute:dp_123"
+    assert again.execution_id == "dispute:dp_123" and not again.created
     assert (
         runtime.run(agent, "and again", context=Ticket(), execution_id="dispute:dp_123").status
         == "waiting_approval"

@@ -24,14 +24,12 @@ from frontdesk.apps.disputes import (
     StripeSettings,
     dispute_runs,
     handle_event,
-    init_db,
     run_dispute,
     start_dispute_run,
-    triage_agent,
     webhook_events,
 )
 from frontdesk.apps.disputes._stripe import format_amount
-from frontdesk.apps.disputes.intake import CLAIM_STALE_SECONDS
+from frontdesk.apps.disputes.intake import dispute_execution_id
 from frontdesk.apps.disputes.tools import retrieve_payment_intent
 from frontdesk.sandbox.stripe import SandboxServer, running_sandbox, sign_payload
 from test_disputes_app import (  # noqa: F401 (the fixtures the in-process intake tests use)
@@ -229,7 +227,7 @@ def test_concurrent_duplicate_deliveries_start_one_run(stack: Stack) -> None:
         responses = list(pool.map(lambda _: stack.post(payload, stack.sign(payload)), range(6)))
 
     assert {r.status_code for r in responses} <= {200, 409}
-    assert {r.json()["action"] for r in responses} <= {"started", "duplicate", "in_progress"}
+    assert {r.json()["action"] for r in responses} <= {"started", "duplicate"}
     execution_id = run_of(stack, dispute_id)
     event_id = json.loads(payload)["id"]
     wait_until(lambda: (stack.recorded(event_id) or {}).get("deliveries", 0) >= 7, "deliveries")
@@ -313,51 +311,19 @@ def test_without_a_secret_events_are_refused_for_a_retry(tmp_path: Path) -> None
 # Intake in one process: one run per dispute ------------------------------------------------
 
 
-def claimed(client: stripe.StripeClient, home: Path, age: float) -> dict[str, Any]:
-    """A dispute claimed ``age`` seconds ago by a process that recorded no run."""
+async def test_a_second_process_finds_the_run_the_first_started(
+    client: stripe.StripeClient, rules: AgentRuntime, home: Path
+) -> None:
     data = data_for(client, pay(client, "1234").id)
-    with sqlite3.connect(init_db(home)) as conn:
-        conn.execute(
-            "INSERT INTO dispute_runs (dispute_id, source, claimed_at) VALUES (?, 'crashed', ?)",
-            (data["dispute_id"], time.time() - age),
-        )
-    return data
 
+    first = start_dispute_run(rules, data)
+    with AgentRuntime(home, model="rules", recover=False) as other:
+        second = start_dispute_run(other, data)
 
-async def test_a_fresh_claim_without_a_run_means_in_progress(
-    client: stripe.StripeClient, rules: AgentRuntime, home: Path
-) -> None:
-    data = claimed(client, home, age=0)
-
-    run = start_dispute_run(rules, data)
-
-    assert (run.execution_id, run.started) == (None, False)
-    assert rules.runs() == []
-
-
-async def test_a_stale_claim_adopts_the_run_its_process_started(
-    client: stripe.StripeClient, rules: AgentRuntime, home: Path
-) -> None:
-    """The process died after starting the run and before recording it."""
-    data = claimed(client, home, age=CLAIM_STALE_SECONDS + 1)
-    orphan = rules.start(triage_agent, json.dumps(data))
-
-    run = start_dispute_run(rules, data)
-
-    assert (run.execution_id, run.started) == (orphan.execution_id, False)
-    assert dispute_runs(home) == {data["dispute_id"]: orphan.execution_id}
+    assert first.started and not second.started
+    assert first.execution_id == second.execution_id == dispute_execution_id(data["dispute_id"])
+    assert dispute_runs(home) == {data["dispute_id"]: first.execution_id}
     assert len(rules.runs()) == 1
-
-
-async def test_a_stale_claim_without_a_run_starts_one(
-    client: stripe.StripeClient, rules: AgentRuntime, home: Path
-) -> None:
-    data = claimed(client, home, age=CLAIM_STALE_SECONDS + 1)
-
-    run = start_dispute_run(rules, data)
-
-    assert run.started and run.execution_id is not None
-    assert rules.handle(run.execution_id).result(timeout=30).status == "completed"
 
 
 async def test_concurrent_starts_of_one_dispute_make_one_run(
@@ -366,8 +332,7 @@ async def test_concurrent_starts_of_one_dispute_make_one_run(
     data = data_for(client, pay(client, "9101").id)
     with ThreadPoolExecutor(8) as pool:
         runs = list(pool.map(lambda _: start_dispute_run(rules, data), range(8)))
-    ids = {r.execution_id for r in runs if r.execution_id is not None}
-    assert sum(r.started for r in runs) == 1 and len(ids) == 1
+    assert sum(r.started for r in runs) == 1 and len({r.execution_id for r in runs}) == 1
     assert len(rules.runs()) == 1
 
 

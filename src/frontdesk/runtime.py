@@ -207,9 +207,11 @@ class EventStream(Iterator[Event]):
 class RunHandle:
     """A handle on any run, in this process or another one."""
 
-    def __init__(self, runtime: AgentRuntime, execution_id: str) -> None:
+    def __init__(self, runtime: AgentRuntime, execution_id: str, created: bool = False) -> None:
         self._runtime = runtime
         self.execution_id = execution_id
+        self.created = created
+        """True when the ``start`` that returned this handle created the run."""
 
     def __repr__(self) -> str:
         return f"RunHandle({self.execution_id!r}, status={self.status!r})"
@@ -387,8 +389,8 @@ class AgentRuntime:
         run per external event, e.g. per Stripe dispute.
         """
         spec = self._spec(agent, message, context, execution_id)
-        execution_id = self._engine.call(self._engine.start(spec))
-        return RunHandle(self, execution_id)
+        execution_id, created = self._engine.call(self._engine.start(spec))
+        return RunHandle(self, execution_id, created)
 
     def run(
         self,
@@ -420,7 +422,7 @@ class AgentRuntime:
         return await self._run_and_wait(spec)
 
     async def _run_and_wait(self, spec: RunSpec) -> RunResult:
-        execution_id = await self._engine.start(spec, acknowledge=False)
+        execution_id, _ = await self._engine.start(spec, acknowledge=False)
         row = await self._engine.wait_settled(execution_id)
         if row.status == "running":  # an existing run driven elsewhere: wait for it to settle
             return await asyncio.to_thread(RunHandle(self, execution_id).wait)

@@ -26,8 +26,9 @@ class Engine(Protocol):
     changed: threading.Condition
     """Notified whenever a run's state or events change, for waiters and streams."""
 
-    async def start(self, spec: Any, *, acknowledge: bool = True) -> str:
-        """Persist a new run and start driving it; returns its execution id."""
+    async def start(self, spec: Any, *, acknowledge: bool = True) -> tuple[str, bool]:
+        """Persist a new run and start driving it; returns its execution id and whether it
+        was created (a caller-chosen id may name a run that already exists)."""
         ...
 
     async def wait_settled(self, execution_id: str) -> RunRow:

@@ -63,8 +63,7 @@ def create_app(runtime: AgentRuntime, *, webhook_secret: str | None = None) -> F
             "action": result.action,
             "execution_id": result.execution_id,
         }
-        # Another delivery is starting this dispute's run right now: ask Stripe to come back.
-        return JSONResponse(body, status_code=409 if result.action == "in_progress" else 200)
+        return JSONResponse(body)
 
     return app
 

@@ -65,15 +65,6 @@ _SCHEMA = (
     "CREATE INDEX emails_by_address ON emails (email)",
     "CREATE INDEX phone_logs_by_number ON phone_logs (phone_number, timestamp)",
     """
-    CREATE TABLE dispute_runs (
-        dispute_id TEXT PRIMARY KEY,
-        payment_intent TEXT,
-        execution_id TEXT UNIQUE,
-        source TEXT NOT NULL,
-        claimed_at REAL NOT NULL
-    )
-    """,
-    """
     CREATE TABLE webhook_events (
         event_id TEXT PRIMARY KEY,
         type TEXT NOT NULL,
@@ -87,6 +78,7 @@ _SCHEMA = (
     """,
 )
 _TABLES = ("webhook_events", "dispute_runs", "phone_logs", "emails", "orders")
+"""Dropped on reset; ``dispute_runs`` was an earlier bookkeeping table."""
 
 
 class TrackingInfo(BaseModel):

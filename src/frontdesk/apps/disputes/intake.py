@@ -1,10 +1,9 @@
 """Starting exactly one durable run per dispute, from a webhook or from ``process_dispute``.
 
-Stripe delivers events at least once, and a dispute may also be processed by hand, so every
-start goes through :func:`start_dispute_run`: a claim row per dispute in ``disputes.db``
-decides who starts the run, and later attempts find the run it started. A claim left without
-a run (the process died between claiming and recording) is taken over after
-:data:`CLAIM_STALE_SECONDS`, adopting the run if it had in fact started.
+Stripe delivers events at least once, and a dispute may also be processed by hand. Every
+start uses the execution id ``dispute:<dispute id>``, and the runtime starts a run with a given
+id at most once (atomically, across processes), so a redelivered event or a second
+``process_dispute`` finds the run the first one started.
 """
 
 from __future__ import annotations
@@ -19,16 +18,14 @@ from typing import Any, Literal
 from agents import Agent
 
 from ...runtime import AgentRuntime
-from .._sqlite import write_transaction
+from ...store import Store
 from ._db import connect
 from .agents import triage_agent
 
-CLAIM_STALE_SECONDS = 30.0
-"""How long a claim without a recorded run blocks other starts of the same dispute."""
 DISPUTE_CREATED = "charge.dispute.created"
-_ADOPT_SKEW_SECONDS = 5.0
+RUN_PREFIX = "dispute:"
 
-IntakeAction = Literal["started", "duplicate", "in_progress", "ignored"]
+IntakeAction = Literal["started", "duplicate", "ignored"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +33,7 @@ class DisputeRun:
     """The run that handles a dispute."""
 
     dispute_id: str
-    execution_id: str | None
-    """None while another process is starting the run."""
+    execution_id: str
     started: bool
     """Whether this call started it (False: it already existed)."""
 
@@ -52,11 +48,9 @@ class IntakeResult:
     execution_id: str | None = None
 
 
-@dataclass(frozen=True)
-class _Claim:
-    execution_id: str | None
-    owned: bool
-    previous_claim: float | None = None
+def dispute_execution_id(dispute_id: str) -> str:
+    """The execution id of the run that handles ``dispute_id``."""
+    return f"{RUN_PREFIX}{dispute_id}"
 
 
 def relevant_data(dispute: Mapping[str, Any]) -> dict[str, Any]:
@@ -76,34 +70,17 @@ def relevant_data(dispute: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def start_dispute_run(
-    runtime: AgentRuntime,
-    data: Mapping[str, Any],
-    *,
-    agent: Agent[Any] | None = None,
-    source: str = "api",
+    runtime: AgentRuntime, data: Mapping[str, Any], *, agent: Agent[Any] | None = None
 ) -> DisputeRun:
     """Start the run for this dispute unless one exists; either way say which run it is.
 
-    ``data`` is :func:`relevant_data`; the run's input is it as JSON. ``source`` is recorded
-    with the claim (e.g. the webhook event id).
+    ``data`` is :func:`relevant_data`; the run's input is it as JSON.
     """
-    agent = agent or triage_agent
     dispute_id = str(data["dispute_id"])
-    claim = _claim(runtime.home, dispute_id, data.get("payment_intent"), source)
-    if claim.execution_id is not None or not claim.owned:
-        return DisputeRun(dispute_id, claim.execution_id, started=False)
-    if claim.previous_claim is not None:
-        adopted = _find_run(runtime, agent, dispute_id, claim.previous_claim)
-        if adopted is not None:
-            _record(runtime.home, dispute_id, adopted)
-            return DisputeRun(dispute_id, adopted, started=False)
-    try:
-        handle = runtime.start(agent, json.dumps(dict(data)))
-    except BaseException:
-        _release(runtime.home, dispute_id)
-        raise
-    _record(runtime.home, dispute_id, handle.execution_id)
-    return DisputeRun(dispute_id, handle.execution_id, started=True)
+    handle = runtime.start(
+        agent or triage_agent, json.dumps(dict(data)), execution_id=dispute_execution_id(dispute_id)
+    )
+    return DisputeRun(dispute_id, handle.execution_id, started=handle.created)
 
 
 def handle_event(runtime: AgentRuntime, event: Mapping[str, Any]) -> IntakeResult:
@@ -114,20 +91,24 @@ def handle_event(runtime: AgentRuntime, event: Mapping[str, Any]) -> IntakeResul
     action: IntakeAction = "ignored"
     execution_id = None
     if event_type == DISPUTE_CREATED:
-        run = start_dispute_run(runtime, relevant_data(obj), source=f"webhook:{event_id}")
+        run = start_dispute_run(runtime, relevant_data(obj))
         execution_id = run.execution_id
-        action = "started" if run.started else "duplicate" if execution_id else "in_progress"
+        action = "started" if run.started else "duplicate"
     _record_event(runtime.home, event_id, event_type, obj.get("id"), action, execution_id)
     return IntakeResult(event_id, event_type, action, execution_id)
 
 
 def dispute_runs(home: Path) -> dict[str, str]:
     """Every dispute with a run: dispute id -> execution id."""
-    with connect(home) as conn:
-        rows = conn.execute(
-            "SELECT dispute_id, execution_id FROM dispute_runs WHERE execution_id IS NOT NULL"
-        ).fetchall()
-    return {row["dispute_id"]: row["execution_id"] for row in rows}
+    store = Store(home)
+    try:
+        rows = store.query(
+            "SELECT execution_id FROM runs WHERE substr(execution_id, 1, ?) = ?",
+            (len(RUN_PREFIX), RUN_PREFIX),
+        )
+    finally:
+        store.close()
+    return {row[0][len(RUN_PREFIX) :]: row[0] for row in rows}
 
 
 def webhook_events(home: Path) -> list[dict[str, Any]]:
@@ -137,73 +118,6 @@ def webhook_events(home: Path) -> list[dict[str, Any]]:
             "SELECT * FROM webhook_events ORDER BY first_received_at, event_id"
         ).fetchall()
     return [dict(row) for row in rows]
-
-
-def _claim(home: Path, dispute_id: str, payment_intent: Any, source: str) -> _Claim:
-    now = time.time()
-    with connect(home) as conn, write_transaction(conn):
-        row = conn.execute(
-            "SELECT execution_id, claimed_at FROM dispute_runs WHERE dispute_id = ?",
-            (dispute_id,),
-        ).fetchone()
-        if row is None:
-            conn.execute(
-                "INSERT INTO dispute_runs (dispute_id, payment_intent, source, claimed_at)"
-                " VALUES (?, ?, ?, ?)",
-                (dispute_id, payment_intent, source, now),
-            )
-            return _Claim(None, owned=True)
-        if row["execution_id"] is not None:
-            return _Claim(row["execution_id"], owned=False)
-        if now - row["claimed_at"] < CLAIM_STALE_SECONDS:
-            return _Claim(None, owned=False)
-        conn.execute(
-            "UPDATE dispute_runs SET source = ?, claimed_at = ? WHERE dispute_id = ?",
-            (source, now, dispute_id),
-        )
-        return _Claim(None, owned=True, previous_claim=row["claimed_at"])
-
-
-def _find_run(
-    runtime: AgentRuntime, agent: Agent[Any], dispute_id: str, claimed_at: float
-) -> str | None:
-    """A run for the dispute started since an abandoned claim (newest runs first)."""
-    offset, page = 0, 100
-    while True:
-        runs = runtime.runs(agent=agent.name, limit=page, offset=offset)
-        for run in runs:
-            started = run.started_at.timestamp() if run.started_at else 0.0
-            if started < claimed_at - _ADOPT_SKEW_SECONDS:
-                return None
-            if _input_dispute(run.input) == dispute_id:
-                return run.execution_id
-        if len(runs) < page:
-            return None
-        offset += page
-
-
-def _input_dispute(value: Any) -> str | None:
-    try:
-        data = json.loads(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-    return data.get("dispute_id") if isinstance(data, dict) else None
-
-
-def _record(home: Path, dispute_id: str, execution_id: str) -> None:
-    with connect(home) as conn:
-        conn.execute(
-            "UPDATE dispute_runs SET execution_id = ? WHERE dispute_id = ?",
-            (execution_id, dispute_id),
-        )
-
-
-def _release(home: Path, dispute_id: str) -> None:
-    with connect(home) as conn:
-        conn.execute(
-            "DELETE FROM dispute_runs WHERE dispute_id = ? AND execution_id IS NULL",
-            (dispute_id,),
-        )
 
 
 def _record_event(
@@ -216,13 +130,11 @@ def _record_event(
 ) -> None:
     now = time.time()
     with connect(home) as conn:
-        # A redelivery counts as one more delivery; it keeps the first outcome unless that
-        # outcome was "in_progress", which the later delivery settles.
+        # A redelivery counts as one more delivery and keeps the first outcome.
         conn.execute(
             "INSERT INTO webhook_events VALUES (?, ?, ?, ?, ?, 1, ?, ?)"
             " ON CONFLICT (event_id) DO UPDATE SET deliveries = deliveries + 1,"
             " last_received_at = excluded.last_received_at,"
-            " action = CASE WHEN action = 'in_progress' THEN excluded.action ELSE action END,"
             " execution_id = COALESCE(execution_id, excluded.execution_id)",
             (event_id, event_type, object_id, action, execution_id, now, now),
         )

@@ -81,14 +81,9 @@ async def run_dispute(
     dispute = await asyncio.to_thread(find_dispute, payment_intent_id)
     data = relevant_data(dispute)
     rt = runtime or default_runtime()
-    run: DisputeRun = await asyncio.to_thread(
-        start_dispute_run, rt, data, agent=triage_agent, source="process_dispute"
-    )
-    if run.execution_id is None:
-        logger.warning("Dispute %s is being started by another process", run.dispute_id)
-        return ProcessedDispute(data, None, started=False)
+    run: DisputeRun = await asyncio.to_thread(start_dispute_run, rt, data, agent=triage_agent)
     if run.started:
-        await asyncio.to_thread(_wait_settled, rt, run.execution_id)
+        await asyncio.to_thread(rt.handle(run.execution_id).wait)
     else:
         logger.info("Dispute %s is already handled by run %s", run.dispute_id, run.execution_id)
     result = rt.get(run.execution_id)
@@ -120,9 +115,3 @@ async def process_dispute(
         return None
     logger.info("WORKFLOW RESULT: %s", processed.final_output)
     return processed.relevant_data, processed.final_output
-
-
-def _wait_settled(runtime: AgentRuntime, execution_id: str) -> None:
-    """Block until the run completes, fails, is cancelled or waits for an approval."""
-    for _event in runtime.handle(execution_id).stream():
-        pass

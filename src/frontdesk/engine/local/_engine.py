@@ -218,8 +218,9 @@ class LocalEngine:
 
     # -- starting and driving runs ------------------------------------------------------------
 
-    async def start(self, spec: RunSpec, *, acknowledge: bool = True) -> str:
-        """Store a new run and start driving it. Returns its execution id.
+    async def start(self, spec: RunSpec, *, acknowledge: bool = True) -> tuple[str, bool]:
+        """Store a new run and start driving it. Returns its execution id and whether this
+        call created it (False: a run with the spec's ``execution_id`` already existed).
 
         With ``acknowledge`` the run is durable before this returns (a handle may be given
         out). Without it, as for a caller that waits for the result anyway, the run's row is
@@ -271,7 +272,7 @@ class LocalEngine:
                 try:
                     await self.committer().commit([insert])
                 except sqlite3.IntegrityError:
-                    return execution_id
+                    return execution_id, False
                 self.notify()
                 self._spawn(execution_id, spec.agent, spec.context, plan=plan)
             finally:
@@ -279,7 +280,7 @@ class LocalEngine:
                 self._starting.discard(execution_id)
         else:
             self._spawn(execution_id, spec.agent, spec.context, plan=plan, insert=insert)
-        return execution_id
+        return execution_id, True
 
     async def wait_settled(self, execution_id: str) -> RunRow:
         """Wait until this process stops driving the run (done, failed, paused...)."""
