@@ -31,3 +31,45 @@ def test_wal_is_checkpointed_in_the_background(home: Path) -> None:
     assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 40
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
+
+
+RACER = """
+import sys
+from frontdesk import AgentRuntime
+print("ready", flush=True)
+sys.stdin.read()
+with AgentRuntime(sys.argv[1], recover=False) as runtime:
+    print(len(runtime.runs()))
+"""
+
+
+def test_processes_racing_to_create_a_home_all_succeed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    home = tmp_path / "fresh"
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(home)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    for racer in racers:
+        assert racer.stdout is not None and racer.stdout.readline() == "ready\n"
+    for racer in racers:
+        assert racer.stdin is not None
+        racer.stdin.close()
+    outputs = [racer.stdout.read() for racer in racers if racer.stdout is not None]
+    errors = [racer.stderr.read() for racer in racers if racer.stderr is not None]
+    for racer in racers:
+        racer.wait(60)
+    assert [r.returncode for r in racers] == [0] * 6, errors
+    assert outputs == ["0\n"] * 6
+    conn = sqlite3.connect(store_path(home))
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()

@@ -143,10 +143,15 @@ def encode_payload(
 
 
 def decode_event(
-    execution_id: str, seq: int, type_: str, at: float, agent: str | None, payload: str
+    execution_id: str,
+    seq: int,
+    type_: str,
+    at: float,
+    agent: str | None,
+    payload: str | dict[str, Any],
 ) -> Event:
-    """Rebuild an :class:`Event` from a stored row."""
-    data = json.loads(payload)
+    """Rebuild an :class:`Event` from a stored row (its payload as JSON or already parsed)."""
+    data = json.loads(payload) if isinstance(payload, str) else payload
     usage = data.get("usage")
     return Event(
         execution_id=execution_id,

@@ -89,7 +89,12 @@ class AppDatabase:
     def _ensure_seeded(self, conn: sqlite3.Connection, *, reset: bool) -> None:
         if not reset and self._version(conn) == self.version:
             return
-        conn.execute("PRAGMA journal_mode = WAL")
+        try:
+            # WAL is a property of the file: if another process holds it open right now the
+            # switch fails at once (no busy wait), and that process (or a later one) makes it.
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError:
+            pass
         with write_transaction(conn):
             # Another process may have seeded the database while this one waited for the lock.
             if not reset and self._version(conn) == self.version:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from ..errors import SchemaTooNew, StoreCorrupt, StoreError, StoreLocked
@@ -153,6 +154,10 @@ MIGRATIONS: list[str] = [
     DROP TABLE events;
     ALTER TABLE events_v5 RENAME TO events;
     """,
+    # 5 -> 6: events refer to the journal row holding the output they report (stored once).
+    """
+    ALTER TABLE events ADD COLUMN ref TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -182,7 +187,7 @@ def connect(
         raise StoreError(f"cannot open the store at {path}: {exc}") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _switch_to_wal(conn, busy_timeout_ms)
         if str(mode).lower() != "wal":
             raise StoreError(f"the store at {path} could not switch to WAL mode (got {mode})")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -205,6 +210,22 @@ def connect(
         conn.close()
         raise
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> str:
+    """Put the database in WAL mode, waiting out other processes that are doing the same.
+
+    Switching needs the database to itself and SQLite does not apply the busy timeout to it,
+    so processes opening a new store at the same moment would fail at once without this.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

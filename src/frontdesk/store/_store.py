@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import ApprovalAlreadyDecided, ApprovalNotFound, RunNotFound, RunNotWaiting
 from ..events import Event, Usage, decode_event, encode_payload
 from ._db import connect, store_path, translate
+from ._values import hydrate
 
 Op = tuple[str, Sequence[Any]]
 """One SQL statement with its parameters."""
@@ -282,11 +283,19 @@ class Store:
     def events(self, execution_id: str, after: int = 0, limit: int | None = None) -> list[Event]:
         """The run's events with ``seq > after``, in order."""
         rows = self.query(
-            "SELECT seq, type, at, agent, data_json FROM events "
-            "WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            "SELECT e.seq, e.type, e.at, e.agent, e.data_json, j.data_json, r.output_json "
+            "FROM events e "
+            "LEFT JOIN journal j ON j.execution_id = e.execution_id AND j.key = e.ref "
+            "LEFT JOIN runs r ON r.execution_id = e.execution_id AND e.type = 'done' "
+            "WHERE e.execution_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?",
             (execution_id, after, -1 if limit is None else limit),
         )
-        return [decode_event(execution_id, *r) for r in rows]
+        return [
+            decode_event(
+                execution_id, seq, type_, at, agent, hydrate(type_, json.loads(payload), step, out)
+            )
+            for seq, type_, at, agent, payload, step, out in rows
+        ]
 
     def event_state(self, execution_id: str) -> tuple[int, set[str]]:
         """The highest event seq of the run and the keys of its events."""

@@ -32,10 +32,11 @@ from ...errors import AgentNotFound, FrontdeskError, InvalidRunState, RunNotFoun
 from ...events import encode_payload
 from ...models._select import ModelSelector, RetryPolicy
 from ...store import GroupCommitter, Op, RunRow, Store
+from ...store._values import plain_value
 from .._agents import AgentRegistry
 from .._context import dump_context, load_context
 from .._conversation import completion_ops, is_turn_input, release_ops, resolve_turn_input
-from ._run import DurableRun, RunCancelled, _current, plain_value
+from ._run import DurableRun, RunCancelled, _current
 from ._wrap import EventHooks, GraphCache
 
 log = logging.getLogger("frontdesk.engine")
@@ -445,7 +446,8 @@ class LocalEngine:
                     f" lease_owner = NULL, lease_expires = NULL, {sets} WHERE execution_id = ?",
                     (json.dumps(output), last_agent, context_json, now, now, *usage, execution_id),
                 ),
-                run.event_op("done", "done", last_agent, output=output, usage=run.usage),
+                # The output is the run's; the event refers to it rather than copying it.
+                run.event_op("done", "done", last_agent, usage=run.usage),
             ]
         )
 

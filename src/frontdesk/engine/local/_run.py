@@ -24,10 +24,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from ...events import Usage, encode_payload
 from ...store import ApprovalRecord, GroupCommitter, JournalRow, Op, Store
+from ...store._values import output_text
 from .._context import dump_context, restore_into
 
 _current: contextvars.ContextVar[DurableRun | None] = contextvars.ContextVar(
@@ -62,44 +63,9 @@ def decode_response(text: str) -> Any:
     return response_adapter().validate_python(json.loads(text))
 
 
-def encode_value(value: Any) -> str:
-    """Serialize a tool result; strings stay strings, models become their JSON."""
-    if isinstance(value, str):
-        return json.dumps({"s": value})
-    if isinstance(value, BaseModel):
-        return json.dumps({"v": value.model_dump(mode="json")})
-    try:
-        return json.dumps({"v": value})
-    except TypeError:
-        return json.dumps({"s": str(value)})
-
-
-def decode_value(text: str) -> Any:
-    """Inverse of :func:`encode_value`."""
-    data = json.loads(text)
-    return data["s"] if "s" in data else data.get("v")
-
-
-_JSON_SCALARS = (str, int, float, bool, type(None))
-
-
-def plain_value(value: Any) -> Any:
-    """A JSON-ready form of a tool result, for events."""
-    if isinstance(value, _JSON_SCALARS):
-        return value
-    return decode_value(encode_value(value))
-
-
 def response_text(response: Any) -> str | None:
     """The assistant text in a model response, if any."""
-    parts: list[str] = []
-    for item in response.output:
-        if getattr(item, "type", None) == "message":
-            for content in getattr(item, "content", []) or []:
-                text = getattr(content, "text", None)
-                if text:
-                    parts.append(text)
-    return "\n".join(parts) if parts else None
+    return output_text(response.output)
 
 
 def idempotency_key(execution_id: str, call_key: str) -> str:
@@ -160,7 +126,13 @@ class DurableRun:
         return self.ordinal
 
     def event_op(
-        self, key: str, type_: str, agent: str | None, at: float | None = None, **payload: Any
+        self,
+        key: str,
+        type_: str,
+        agent: str | None,
+        at: float | None = None,
+        ref: str | None = None,
+        **payload: Any,
     ) -> Op | None:
         """An insert for a new event, or None if this run already recorded ``key``."""
         if key in self.event_keys:
@@ -168,8 +140,8 @@ class DurableRun:
         self.event_keys.add(key)
         self.seq += 1
         return (
-            "INSERT INTO events (execution_id, seq, key, type, at, agent, data_json) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (execution_id, seq, key, type, at, agent, data_json, ref) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.execution_id,
                 self.seq,
@@ -178,6 +150,7 @@ class DurableRun:
                 time.time() if at is None else at,
                 agent,
                 encode_payload(**payload),
+                ref,
             ),
         )
 
@@ -352,9 +325,7 @@ async def durable_model_call(
     text = response_text(response)
     if text is not None:
         ops.append(
-            run.event_op(
-                f"message:{k}", "message", agent_name, output=text, usage=usage, model_call=k
-            )
+            run.event_op(f"message:{k}", "message", agent_name, ref=key, usage=usage, model_call=k)
         )
     await run.commit(ops)
     return response

@@ -17,16 +17,10 @@ from agents import Agent, FunctionTool, Handoff, Model, RunContextWrapper, RunHo
 
 from ...models._select import ModelSelector, RetryPolicy, call_with_retries
 from ...store import Op
+from ...store._values import decode_value, encode_value
 from ...tools import ToolCall, _tool_call_scope
 from .._agents import handoff_target, iter_graph
-from ._run import (
-    DurableRun,
-    current_run,
-    decode_value,
-    durable_model_call,
-    encode_value,
-    idempotency_key,
-)
+from ._run import DurableRun, current_run, durable_model_call, idempotency_key
 
 REJECTION_PREFIX = "Tool call rejected by a human reviewer"
 
@@ -174,10 +168,11 @@ class _ToolStep:
                     finished_at=finished,
                     attempts=attempt,
                 ),
+                # The result itself is in the journal row; the event points at it.
                 self._event(
                     f"tool_result:{self.call_key}",
                     "tool_result",
-                    result=result if isinstance(result, str) else decode_value(encoded),
+                    ref=self.key,
                     duration_ms=round((finished - started) * 1000, 3),
                     attempt=attempt,
                     **data,
