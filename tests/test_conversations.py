@@ -58,6 +58,7 @@ def test_lines_follow_the_history_format_and_state_persists(runtime: AgentRuntim
     assert len(conv.history()) == 9 and conv.turns == 3
     turns = conv.runs()
     assert len(turns) == 3 and {r.conversation_id for r in turns} == {"c1"}
+    assert [r.input for r in turns] == ["14c please", "I want to change my seat", "hello"]
     assert all(r.status == "completed" for r in turns)
     assert [e.type for e in runtime.get(turns[0].execution_id).events][-1] == "done"
 

@@ -31,6 +31,7 @@ from ._home import resolve_home
 from .conversations import Conversation
 from .engine._agents import AgentRegistry
 from .engine._context import load_context
+from .engine._conversation import is_turn_input
 from .engine.local._engine import LocalEngine, RunSpec, wait_for
 from .errors import EmptyMessage, InvalidInput, MessageTooLong, RunNotFound
 from .events import Event, Usage
@@ -125,6 +126,11 @@ def _dt(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, tz=UTC) if ts is not None else None
 
 
+def _user_input(stored: Any) -> Any:
+    # A conversation turn stores where it starts in the conversation; its input is the message.
+    return stored["message"] if is_turn_input(stored) else stored
+
+
 def build_result(store: Store, row: RunRow) -> RunResult:
     """Assemble a :class:`RunResult` from the store."""
     context = None
@@ -142,7 +148,7 @@ def build_result(store: Store, row: RunRow) -> RunResult:
         started_at=_dt(row.started_at),
         finished_at=_dt(row.finished_at),
         agent=row.agent_name,
-        input=json.loads(row.input),
+        input=_user_input(json.loads(row.input)),
         error=row.error,
         note=row.note,
         model_label=row.model_label,
