@@ -32,23 +32,15 @@ from ...errors import AgentNotFound, FrontdeskError, InvalidRunState, RunNotFoun
 from ...events import encode_payload
 from ...models._select import ModelSelector, RetryPolicy
 from ...store import GroupCommitter, Op, RunRow, Store
-from ...store._values import plain_value
 from .._agents import AgentRegistry
 from .._context import dump_context, load_context
-from .._conversation import completion_ops, is_turn_input, release_ops, resolve_turn_input
+from .._conversation import is_turn_input, release_ops, resolve_turn_input
+from ._outcomes import cancelled_ops, completed_ops, failed_ops, paused_ops
 from ._run import DurableRun, RunCancelled, _current
 from ._wrap import EventHooks, GraphCache
 
 log = logging.getLogger("frontdesk.engine")
 T = TypeVar("T")
-
-
-def _failed_op(execution_id: str, message: str, now: float) -> Op:
-    return (
-        "UPDATE runs SET status = 'failed', error = ?, finished_at = ?, updated_at = ?, "
-        "lease_owner = NULL, lease_expires = NULL WHERE execution_id = ?",
-        (message, now, now, execution_id),
-    )
 
 
 @dataclass(frozen=True)
@@ -390,7 +382,7 @@ class LocalEngine:
                 )
         except (RunCancelled, asyncio.CancelledError) as exc:
             if run.cancelled:
-                await self._finish_cancelled(execution_id, run, plan)
+                await run.commit(cancelled_ops(run, plan.conversation_id))
             elif isinstance(exc, asyncio.CancelledError):
                 # Not a cancellation of the run: the engine or the caller's loop is going
                 # away. Hand the run back so another driver resumes it from the journal.
@@ -400,108 +392,24 @@ class LocalEngine:
             await self._fail(execution_id, run, exc, plan.attempt, plan)
         else:
             if result.interruptions:
-                await self._pause(execution_id, run, result)
+                await run.commit(paused_ops(run, result))
             else:
-                await self._complete(execution_id, run, result, stored_input, plan)
+                await run.commit(
+                    completed_ops(
+                        self.store,
+                        run,
+                        result,
+                        stored_input,
+                        plan.conversation_id,
+                        self.compact_every,
+                    )
+                )
         finally:
             _current.reset(token)
             self._runs.pop(execution_id, None)
         return self.store.require_run(execution_id)
 
     # -- outcomes ---------------------------------------------------------------------------
-
-    def _usage_sets(self, run: DurableRun) -> tuple[str, tuple[int, int, int, int]]:
-        u = run.usage
-        return (
-            "requests = ?, input_tokens = ?, output_tokens = ?, total_tokens = ?",
-            (u.requests, u.input_tokens, u.output_tokens, u.total_tokens),
-        )
-
-    async def _complete(
-        self, execution_id: str, run: DurableRun, result: Any, stored_input: Any, plan: _Plan
-    ) -> None:
-        now = time.time()
-        output = plain_value(result.final_output)
-        last_agent = result.last_agent.name
-        _, context_json = dump_context(run.context)
-        sets, usage = self._usage_sets(run)
-        turn_ops: list[Op] = []
-        if plan.conversation_id is not None and is_turn_input(stored_input):
-            turn_ops = completion_ops(
-                self.store,
-                plan.conversation_id,
-                execution_id,
-                stored_input["message"],
-                stored_input["base_len"],
-                result,
-                context_json,
-                self.compact_every,
-            )
-        await run.commit(
-            [
-                *turn_ops,
-                (
-                    f"UPDATE runs SET status = 'completed', output_json = ?, last_agent = ?, "
-                    f"context_json = ?, error = NULL, note = NULL, finished_at = ?, updated_at = ?,"
-                    f" lease_owner = NULL, lease_expires = NULL, {sets} WHERE execution_id = ?",
-                    (json.dumps(output), last_agent, context_json, now, now, *usage, execution_id),
-                ),
-                # The output is the run's; the event refers to it rather than copying it.
-                run.event_op("done", "done", last_agent, usage=run.usage),
-            ]
-        )
-
-    async def _pause(self, execution_id: str, run: DurableRun, result: Any) -> None:
-        now = time.time()
-        ops: list[Op | None] = []
-        for item in result.interruptions:
-            raw = item.raw_item
-            call_id = str(getattr(raw, "call_id", None) or getattr(raw, "id", None) or "")
-            call_key = run.call_key(call_id)
-            arguments = getattr(raw, "arguments", None) or "{}"
-            try:
-                args = json.loads(arguments)
-            except json.JSONDecodeError:
-                args = {"_raw": arguments}
-            approval_id = f"apv_{uuid.uuid4().hex[:16]}"
-            agent_name = item.agent.name if item.agent is not None else None
-            ops.append(
-                (
-                    "INSERT OR IGNORE INTO approvals (approval_id, execution_id, call_key, call_id,"
-                    " agent, tool_name, args_json, status, requested_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                    (
-                        approval_id,
-                        execution_id,
-                        call_key,
-                        call_id,
-                        agent_name,
-                        item.tool_name,
-                        json.dumps(args),
-                        now,
-                    ),
-                )
-            )
-            ops.append(
-                run.event_op(
-                    f"approval_required:{call_key}",
-                    "approval_required",
-                    agent_name,
-                    tool_name=item.tool_name,
-                    call_id=call_id,
-                    args=args,
-                    approval_id=approval_id,
-                )
-            )
-        sets, usage = self._usage_sets(run)
-        ops.append(
-            (
-                f"UPDATE runs SET status = 'waiting_approval', last_agent = ?, updated_at = ?, "
-                f"lease_owner = NULL, lease_expires = NULL, {sets} WHERE execution_id = ?",
-                (result.last_agent.name, now, *usage, execution_id),
-            )
-        )
-        await run.commit(ops)
 
     async def _fail(
         self,
@@ -511,67 +419,14 @@ class LocalEngine:
         attempt: int,
         plan: _Plan | None = None,
     ) -> None:
-        now = time.time()
-        released = (
-            release_ops(plan.conversation_id, execution_id)
-            if plan is not None and plan.conversation_id
-            else []
+        ops = failed_ops(
+            self.store, execution_id, run, exc, attempt, plan.conversation_id if plan else None
         )
-        message = str(exc) if isinstance(exc, FrontdeskError) else f"{type(exc).__name__}: {exc}"
-        if run is None:
-            seq, keys = self.store.event_state(execution_id)
-            event: Op | None = None
-            if f"error:{attempt}" not in keys:
-                event = (
-                    "INSERT INTO events (execution_id, seq, key, type, at, agent, data_json) "
-                    "VALUES (?, ?, ?, 'error', ?, NULL, ?)",
-                    (
-                        execution_id,
-                        seq + 1,
-                        f"error:{attempt}",
-                        now,
-                        encode_payload(error=message, error_type=type(exc).__name__),
-                    ),
-                )
-            await self.committer().commit(
-                [
-                    op
-                    for op in [event, _failed_op(execution_id, message, now), *released]
-                    if op is not None
-                ]
-            )
-            self.notify()
+        if run is not None:
+            await run.commit(ops)
             return
-        sets, usage = self._usage_sets(run)
-        await run.commit(
-            [
-                run.event_op(
-                    f"error:{attempt}", "error", None, error=message, error_type=type(exc).__name__
-                ),
-                (
-                    f"UPDATE runs SET status = 'failed', error = ?, finished_at = ?, "
-                    f"updated_at = ?, lease_owner = NULL, lease_expires = NULL, {sets} "
-                    "WHERE execution_id = ?",
-                    (message, now, now, *usage, execution_id),
-                ),
-                *released,
-            ]
-        )
-
-    async def _finish_cancelled(self, execution_id: str, run: DurableRun, plan: _Plan) -> None:
-        now = time.time()
-        sets, usage = self._usage_sets(run)
-        await run.commit(
-            [
-                run.event_op("cancelled", "error", None, error="run cancelled", status="cancelled"),
-                (
-                    f"UPDATE runs SET status = 'cancelled', finished_at = ?, updated_at = ?, "
-                    f"lease_owner = NULL, lease_expires = NULL, {sets} WHERE execution_id = ?",
-                    (now, now, *usage, execution_id),
-                ),
-                *(release_ops(plan.conversation_id, execution_id) if plan.conversation_id else []),
-            ]
-        )
+        await self.committer().commit([op for op in ops if op is not None])
+        self.notify()
 
     # -- cancellation and retry ---------------------------------------------------------------
 
