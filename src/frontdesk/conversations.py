@@ -19,7 +19,8 @@ from agents import Agent
 
 from .engine._context import dump_context, load_context
 from .engine._conversation import claim_turn, load_items, turn_input
-from .engine.local._engine import RunSpec, wait_for
+from .engine.local._spec import RunSpec
+from .engine.local._waiting import wait_for
 from .errors import EmptyMessage, InvalidInput, MessageTooLong, RunFailed
 
 if TYPE_CHECKING:

@@ -32,7 +32,9 @@ from .conversations import Conversation
 from .engine._agents import AgentRegistry
 from .engine._context import load_context
 from .engine._conversation import is_turn_input
-from .engine.local._engine import LocalEngine, RunSpec, wait_for
+from .engine.local._engine import LocalEngine
+from .engine.local._spec import RunSpec
+from .engine.local._waiting import wait_for
 from .errors import EmptyMessage, InvalidInput, MessageTooLong, RunNotFound
 from .events import Event, Usage
 from .models._select import ModelSelector, RetryPolicy

@@ -15,13 +15,10 @@ import json
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import threading
 import time
-import uuid
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,60 +32,15 @@ from ...store import GroupCommitter, Op, RunRow, Store
 from .._agents import AgentRegistry
 from .._context import dump_context, load_context
 from .._conversation import is_turn_input, release_ops, resolve_turn_input
+from ._leases import Leases
 from ._outcomes import cancelled_ops, completed_ops, failed_ops, paused_ops
 from ._run import DurableRun, RunCancelled, _current
+from ._spec import RunSpec, _Plan, new_execution_id
+from ._waiting import _await_in_own_loop
 from ._wrap import EventHooks, GraphCache
 
 log = logging.getLogger("frontdesk.engine")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What driving a run needs from its stored row."""
-
-    agent_ref: str
-    agent_name: str
-    input_json: str
-    context_type: str | None
-    context_json: str | None
-    conversation_id: str | None
-    attempt: int
-    cancel_requested: bool
-    model_override: str | None = None
-
-    @classmethod
-    def of(cls, row: RunRow) -> _Plan:
-        return cls(
-            row.agent_ref,
-            row.agent_name,
-            row.input,
-            row.context_type,
-            row.context_json,
-            row.conversation_id,
-            row.attempt,
-            bool(row.cancel_requested),
-            row.model_override,
-        )
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything needed to start a run; only data is stored."""
-
-    agent: Agent[Any]
-    agent_ref: str
-    input: str | list[Any] | dict[str, Any]
-    """A message, input items, or a conversation turn reference."""
-    context: Any = None
-    conversation_id: str | None = None
-    turn: int | None = None
-    execution_id: str | None = None
-
-
-def new_execution_id() -> str:
-    """A fresh, sortable execution id."""
-    return f"run_{int(time.time() * 1000):x}{uuid.uuid4().hex[:12]}"
 
 
 class LocalEngine:
@@ -118,8 +70,8 @@ class LocalEngine:
         self.recover = recover
         self.max_turns = max_turns
         self.compact_every = compact_every
-        self.host = socket.gethostname()
-        self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.leases = Leases(store, lease_ttl)
+        self.owner = self.leases.owner
         self.changed = threading.Condition()
         self.waiters = 0
         """Threads blocked on :attr:`changed` (updated by :func:`wait_for`)."""
@@ -191,15 +143,7 @@ class LocalEngine:
                 task.cancel()
             await asyncio.gather(*own, *self._background, return_exceptions=True)
             # Whatever was interrupted goes back to the pool for another process.
-            self.store.write(
-                [
-                    (
-                        "UPDATE runs SET lease_owner = NULL, lease_expires = NULL "
-                        "WHERE lease_owner = ? AND status = 'running'",
-                        (self.owner,),
-                    )
-                ]
-            )
+            self.leases.release_all()
 
         try:
             self.call(shutdown(), timeout + 10)
@@ -250,7 +194,7 @@ class LocalEngine:
                 now,
                 now,
                 self.owner,
-                now + self.lease_ttl,
+                self.leases.expiry(now),
                 spec.conversation_id,
                 spec.turn,
                 plan.model_override,
@@ -312,11 +256,7 @@ class LocalEngine:
         except AgentNotFound as exc:
             self._note_unresolvable(row, exc)
             return False
-        now = time.time()
-        steal = self._dead_owner(row)
-        if not self.store.claim(
-            execution_id, self.owner, now + self.lease_ttl, now, steal_from=steal
-        ):
+        if not self.leases.claim(row):
             return False
         self._spawn(execution_id, agent, None)
         return True
@@ -386,7 +326,7 @@ class LocalEngine:
             elif isinstance(exc, asyncio.CancelledError):
                 # Not a cancellation of the run: the engine or the caller's loop is going
                 # away. Hand the run back so another driver resumes it from the journal.
-                self._release(execution_id)
+                self.leases.release(execution_id)
                 raise
         except Exception as exc:
             await self._fail(execution_id, run, exc, plan.attempt, plan)
@@ -447,13 +387,7 @@ class LocalEngine:
                 await _await_in_own_loop(task)
             return self.store.require_run(execution_id)
         now = time.time()
-        owned_elsewhere = (
-            row.status == "running"
-            and row.lease_owner is not None
-            and (row.lease_expires or 0) > now
-            and self._dead_owner(row) is None
-        )
-        if owned_elsewhere:
+        if self.leases.held_elsewhere(row):
             self.store.write(
                 [("UPDATE runs SET cancel_requested = 1 WHERE execution_id = ?", (execution_id,))]
             )
@@ -511,23 +445,6 @@ class LocalEngine:
 
     # -- leases and recovery --------------------------------------------------------------------
 
-    def _dead_owner(self, row: RunRow) -> str | None:
-        """The lease owner if it is a process on this machine that no longer exists."""
-        owner = row.lease_owner
-        if not owner or owner == self.owner:
-            return None
-        host, _, rest = owner.partition(":")
-        pid_text = rest.partition(":")[0]
-        if host != self.host or not pid_text.isdigit():
-            return None
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            return owner
-        except PermissionError:
-            return None
-        return None
-
     def _graph_cache(self, stored_override: str | None) -> GraphCache:
         """Graphs for a run: its stored model override wins unless this process set one."""
         key = None if self.selector.override is not None else stored_override
@@ -535,17 +452,6 @@ class LocalEngine:
         if cache is None:
             cache = self._graphs[key] = GraphCache(ModelSelector(key), self.policy)
         return cache
-
-    def _release(self, execution_id: str) -> None:
-        self.store.write(
-            [
-                (
-                    "UPDATE runs SET lease_owner = NULL, lease_expires = NULL "
-                    "WHERE execution_id = ? AND lease_owner = ? AND status = 'running'",
-                    (execution_id, self.owner),
-                )
-            ]
-        )
 
     def _note_unresolvable(self, row: RunRow, exc: AgentNotFound) -> None:
         note = f"pending: waiting for a process that has its agent ({exc})"
@@ -561,20 +467,7 @@ class LocalEngine:
         while True:
             await asyncio.sleep(max(0.05, self.lease_ttl / 3))
             try:
-                now = time.time()
-                self.store.write(
-                    [
-                        (
-                            "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? "
-                            "AND status = 'running'",
-                            (now + self.lease_ttl, self.owner),
-                        )
-                    ]
-                )
-                for (execution_id,) in self.store.query(
-                    "SELECT execution_id FROM runs WHERE lease_owner = ? AND cancel_requested = 1",
-                    (self.owner,),
-                ):
+                for execution_id in self.leases.renew():
                     if execution_id in self._tasks:
                         self._loop.create_task(self.cancel(execution_id))
             except FrontdeskError as exc:
@@ -590,54 +483,10 @@ class LocalEngine:
 
     async def recover_now(self) -> list[str]:
         """Take over every runnable run this process can drive. Returns their ids."""
-        now = time.time()
-        candidates = {row.execution_id for row in self.store.claimable_runs(now)}
-        for execution_id, owner, _expires in self.store.running_leases():
-            if owner and owner != self.owner and owner.startswith(f"{self.host}:"):
-                candidates.add(execution_id)
         taken = []
-        for execution_id in sorted(candidates):
-            if execution_id in self._tasks or self._closing:
+        for row in self.leases.orphaned():
+            if row.execution_id in self._tasks or self._closing:
                 continue
-            row = self.store.get_run(execution_id)
-            if row is None or row.status != "running":
-                continue
-            expired = row.lease_owner is None or (row.lease_expires or 0) < now
-            if not expired and self._dead_owner(row) is None:
-                continue
-            if await self.resume(execution_id):
-                taken.append(execution_id)
+            if await self.resume(row.execution_id):
+                taken.append(row.execution_id)
         return taken
-
-
-async def _await_in_own_loop(task: asyncio.Task[Any]) -> None:
-    """Wait for a task that belongs to another thread's event loop."""
-
-    async def settle() -> None:
-        await asyncio.gather(task, return_exceptions=True)
-
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(settle(), task.get_loop()))
-
-
-def wait_for(
-    engine: LocalEngine,
-    check: Callable[[], T | None],
-    timeout: float | None,
-    poll: float = 0.2,
-) -> T | None:
-    """Block until ``check()`` returns non-None, re-checking on each notify or ``poll`` s."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    condition = engine.changed
-    while True:
-        value = check()
-        if value is not None:
-            return value
-        remaining = poll if deadline is None else min(poll, deadline - time.monotonic())
-        if remaining <= 0:
-            return None
-        with condition:
-            engine.waiters += 1
-            try:
-                condition.wait(remaining)
-            finally:
-                engine.waiters -= 1
