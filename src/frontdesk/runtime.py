@@ -15,36 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from agents import Agent, Model, ModelProvider
 
 from ._home import resolve_home
+from ._results import EventStream, RunHandle, RunResult, build_result
 from .conversations import Conversation
 from .engine._agents import AgentRegistry
-from .engine._context import load_context
-from .engine._conversation import is_turn_input
 from .engine.local._engine import LocalEngine
 from .engine.local._spec import RunSpec
-from .engine.local._waiting import wait_for
 from .errors import EmptyMessage, InvalidInput, MessageTooLong, RunNotFound
-from .events import Event, Usage
 from .models._select import ModelSelector, RetryPolicy
 from .store import (
-    SETTLED_STATUSES,
-    TERMINAL_STATUSES,
     ApprovalRecord,
     Checkpointer,
-    JournalRow,
-    RunRow,
     Store,
 )
 
@@ -59,215 +49,6 @@ def validate_execution_id(execution_id: str) -> None:
             f"invalid execution id {execution_id!r}: use 1-200 letters, digits and _.:@- "
             "(starting with a letter or digit)"
         )
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """A run as it stands: its output once completed, and its whole history.
-
-    ``events``, ``approvals`` and ``steps`` are read from the store on first access.
-    """
-
-    execution_id: str
-    status: str
-    """``running``, ``waiting_approval``, ``completed``, ``failed`` or ``cancelled``."""
-    output: Any
-    last_agent: str | None
-    usage: Usage
-    started_at: datetime | None
-    finished_at: datetime | None
-    agent: str
-    input: Any
-    error: str | None = None
-    note: str | None = None
-    model_label: str | None = None
-    context: Any = None
-    conversation_id: str | None = None
-    _store: Store | None = field(default=None, repr=False, compare=False)
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    def _load(self, name: str, loader: Callable[[Store], Any]) -> Any:
-        if name not in self._cache:
-            self._cache[name] = loader(self._store) if self._store is not None else []
-        return self._cache[name]
-
-    @property
-    def events(self) -> list[Event]:
-        """Every event of the run, in order."""
-        return self._load("events", lambda s: s.events(self.execution_id))  # type: ignore[no-any-return]
-
-    @property
-    def approvals(self) -> list[ApprovalRecord]:
-        """Every approval request of the run, with its decision."""
-        return self._load("approvals", lambda s: s.approvals(execution_id=self.execution_id))  # type: ignore[no-any-return]
-
-    @property
-    def steps(self) -> list[JournalRow]:
-        """The durable steps (model calls, tool calls, handoffs) with their timings."""
-        return self._load("steps", lambda s: s.journal(self.execution_id))  # type: ignore[no-any-return]
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from start to finish, or None while unfinished."""
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
-
-    @property
-    def pending_approvals(self) -> list[ApprovalRecord]:
-        """Approvals still waiting for a decision."""
-        return [a for a in self.approvals if a.status == "pending"]
-
-    @property
-    def final_output(self) -> Any:
-        """Alias of ``output``, as in the SDK's ``RunResult``."""
-        return self.output
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, tz=UTC) if ts is not None else None
-
-
-def _user_input(stored: Any) -> Any:
-    # A conversation turn stores where it starts in the conversation; its input is the message.
-    return stored["message"] if is_turn_input(stored) else stored
-
-
-def build_result(store: Store, row: RunRow) -> RunResult:
-    """Assemble a :class:`RunResult` from the store."""
-    context = None
-    if row.context_json is not None:
-        try:
-            context = load_context(row.context_type, row.context_json)
-        except Exception:  # the context's class may not be importable in this process
-            context = json.loads(row.context_json)
-    return RunResult(
-        execution_id=row.execution_id,
-        status=row.status,
-        output=json.loads(row.output_json) if row.output_json is not None else None,
-        last_agent=row.last_agent,
-        usage=row.usage,
-        started_at=_dt(row.started_at),
-        finished_at=_dt(row.finished_at),
-        agent=row.agent_name,
-        input=_user_input(json.loads(row.input)),
-        error=row.error,
-        note=row.note,
-        model_label=row.model_label,
-        context=context,
-        conversation_id=row.conversation_id,
-        _store=store,
-    )
-
-
-class EventStream(Iterator[Event]):
-    """Events of one run, from a sequence number on, then live as they happen.
-
-    Iteration ends when the run has finished or is waiting for an approval and every event
-    has been delivered. ``get_result()`` waits for the run to end and returns its result.
-    """
-
-    def __init__(self, handle: RunHandle, after: int = 0, poll: float = 0.2) -> None:
-        self._handle = handle
-        self._last = after
-        self._poll = poll
-        self._buffer: list[Event] = []
-        self._ended = False
-
-    @property
-    def last_seq(self) -> int:
-        """Sequence number of the last event delivered."""
-        return self._last
-
-    def __iter__(self) -> EventStream:
-        return self
-
-    def __next__(self) -> Event:
-        runtime = self._handle._runtime
-        store = runtime.store
-        while not self._buffer:
-            if self._ended:
-                raise StopIteration
-
-            def check() -> bool | None:
-                events = store.events(self._handle.execution_id, after=self._last)
-                if events:
-                    self._buffer.extend(events)
-                    return True
-                row = store.require_run(self._handle.execution_id)
-                if row.status in SETTLED_STATUSES:
-                    # Re-read once: the final events commit with the status change.
-                    self._buffer.extend(store.events(self._handle.execution_id, after=self._last))
-                    self._ended = True
-                    return True
-                return None
-
-            wait_for(runtime._engine, check, None, self._poll)
-        event = self._buffer.pop(0)
-        self._last = event.seq
-        return event
-
-    def get_result(self, timeout: float | None = None) -> RunResult:
-        """Wait until the run completes, fails or is cancelled, and return its result."""
-        return self._handle.result(timeout)
-
-
-class RunHandle:
-    """A handle on any run, in this process or another one."""
-
-    def __init__(self, runtime: AgentRuntime, execution_id: str, created: bool = False) -> None:
-        self._runtime = runtime
-        self.execution_id = execution_id
-        self.created = created
-        """True when the ``start`` that returned this handle created the run."""
-
-    def __repr__(self) -> str:
-        return f"RunHandle({self.execution_id!r}, status={self.status!r})"
-
-    @property
-    def status(self) -> str:
-        """The run's current status, read fresh from the store."""
-        return self._runtime.store.require_run(self.execution_id).status
-
-    def stream(self, after: int = 0) -> EventStream:
-        """Events with ``seq > after``, then live events until the run settles."""
-        return EventStream(self, after)
-
-    def result(self, timeout: float | None = None) -> RunResult:
-        """Block until the run completes, fails or is cancelled; ``TimeoutError`` after ``timeout``."""
-        return self._wait_for(TERMINAL_STATUSES, timeout, "finish")
-
-    def wait(self, timeout: float | None = None) -> RunResult:
-        """Block until the run settles: completed, failed, cancelled or waiting for approval."""
-        return self._wait_for(SETTLED_STATUSES, timeout, "settle")
-
-    def _wait_for(self, statuses: frozenset[str], timeout: float | None, verb: str) -> RunResult:
-        store = self._runtime.store
-
-        def check() -> RunRow | None:
-            row = store.require_run(self.execution_id)
-            return row if row.status in statuses else None
-
-        row = wait_for(self._runtime._engine, check, timeout)
-        if row is None:
-            raise TimeoutError(f"run {self.execution_id} did not {verb} within {timeout}s")
-        return build_result(store, row)
-
-    def get(self) -> RunResult:
-        """The run as it stands now, without waiting."""
-        return self._runtime.get(self.execution_id)
-
-    def approve(self, by: str | None = None, note: str | None = None) -> ApprovalRecord:
-        """Approve this run's pending tool call."""
-        return self._runtime.approve(self.execution_id, by=by, note=note)
-
-    def reject(self, reason: str, by: str | None = None) -> ApprovalRecord:
-        """Reject this run's pending tool call; the model receives ``reason``."""
-        return self._runtime.reject(self.execution_id, reason, by=by)
-
-    def cancel(self) -> RunResult:
-        """Cancel the run."""
-        return self._runtime.cancel(self.execution_id)
 
 
 class AgentRuntime:

@@ -1,12 +1,11 @@
 """The SQLite store behind the local engine: history, events, approvals and the journal."""
 
+from ._commit import Checkpointer, GroupCommitter
 from ._db import SCHEMA_VERSION, STORE_FILENAME, store_path
 from ._store import (
     SETTLED_STATUSES,
     TERMINAL_STATUSES,
     ApprovalRecord,
-    Checkpointer,
-    GroupCommitter,
     JournalRow,
     Op,
     RunRow,
