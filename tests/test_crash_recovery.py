@@ -26,6 +26,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 TOOLS = {"lookup_invoice", "lookup_account", "refund"}
 
 
+def make_dirs(root: Path) -> tuple[Path, Path]:
+    """A fresh crashflow directory and frontdesk home under ``root``."""
+    flow_dir, home = root / "flow", root / "home"
+    flow_dir.mkdir(parents=True)
+    home.mkdir(parents=True)
+    return flow_dir, home
+
+
+def run_to_approval(flow_dir: Path, home: Path) -> None:
+    """A child runs the flow until it waits for the refund approval, then exits."""
+    proc = spawn(flow_dir, home)
+    assert wait_parked(flow_dir, proc) == "waiting_approval"
+    proc.terminate()
+    proc.wait(10)
+
+
 def spawn(
     flow_dir: Path, home: Path, crash_at: str | None = None, *args: str
 ) -> subprocess.Popen[bytes]:
@@ -97,13 +113,8 @@ def outcome(result: RunResult, flow_dir: Path) -> dict[str, Any]:
 def baseline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The uninterrupted run: a child runs to the approval, this process approves."""
     root = tmp_path_factory.mktemp("baseline")
-    flow_dir, home = root / "flow", root / "home"
-    flow_dir.mkdir()
-    home.mkdir()
-    proc = spawn(flow_dir, home)
-    assert wait_parked(flow_dir, proc) == "waiting_approval"
-    proc.terminate()
-    proc.wait(10)
+    flow_dir, home = make_dirs(root)
+    run_to_approval(flow_dir, home)
     os.environ["CRASHFLOW_DIR"] = str(flow_dir)
     with AgentRuntime(home, poll_interval=0.05) as runtime:
         result = finish(runtime, only_run(runtime))
@@ -136,9 +147,7 @@ def recover_and_compare(flow_dir: Path, home: Path, baseline: dict[str, Any]) ->
 def test_sigkill_then_recover_matches_uninterrupted_run(
     tmp_path: Path, baseline: dict[str, Any], crash_at: str
 ) -> None:
-    flow_dir, home = tmp_path / "flow", tmp_path / "home"
-    flow_dir.mkdir()
-    home.mkdir()
+    flow_dir, home = make_dirs(tmp_path)
     proc = spawn(flow_dir, home, crash_at)
     assert wait_parked(flow_dir, proc) == crash_at
     sigkill(proc)
@@ -166,13 +175,8 @@ def test_sigkill_inside_approved_tool_runs_it_once(
     tmp_path: Path, baseline: dict[str, Any]
 ) -> None:
     """Approve from a CLI process that dies inside the approved tool; another process finishes."""
-    flow_dir, home = tmp_path / "flow", tmp_path / "home"
-    flow_dir.mkdir()
-    home.mkdir()
-    first = spawn(flow_dir, home)
-    assert wait_parked(flow_dir, first) == "waiting_approval"
-    first.terminate()
-    first.wait(10)
+    flow_dir, home = make_dirs(tmp_path)
+    run_to_approval(flow_dir, home)
     (flow_dir / "parked").unlink()
     execution_id = (flow_dir / "execution_id").read_text()
     approver = spawn(
@@ -190,13 +194,8 @@ def test_sigkill_inside_approved_tool_runs_it_once(
 
 def test_journal_stores_each_output_once(tmp_path: Path, baseline: dict[str, Any]) -> None:
     """Storage grows with the run: model outputs are journaled, never the re-sent input."""
-    flow_dir, home = tmp_path / "flow", tmp_path / "home"
-    flow_dir.mkdir()
-    home.mkdir()
-    proc = spawn(flow_dir, home)
-    wait_parked(flow_dir, proc)
-    proc.terminate()
-    proc.wait(10)
+    flow_dir, home = make_dirs(tmp_path)
+    run_to_approval(flow_dir, home)
     result = recover_and_compare(flow_dir, home, baseline)
     models = [s for s in result.steps if s.kind == "model"]
     assert len(models) == 4
@@ -208,9 +207,7 @@ def test_journal_stores_each_output_once(tmp_path: Path, baseline: dict[str, Any
 
 def test_frontdesk_worker_resumes_a_killed_run(tmp_path: Path, baseline: dict[str, Any]) -> None:
     """A `frontdesk worker` process picks up the orphaned run and drives it to the approval."""
-    flow_dir, home = tmp_path / "flow", tmp_path / "home"
-    flow_dir.mkdir()
-    home.mkdir()
+    flow_dir, home = make_dirs(tmp_path)
     proc = spawn(flow_dir, home, "after_model:1")
     wait_parked(flow_dir, proc)
     sigkill(proc)
@@ -243,9 +240,7 @@ def test_expired_lease_of_a_remote_owner_is_taken_over(
 
     from frontdesk.store import store_path
 
-    flow_dir, home = tmp_path / "flow", tmp_path / "home"
-    flow_dir.mkdir()
-    home.mkdir()
+    flow_dir, home = make_dirs(tmp_path)
     proc = spawn(flow_dir, home, "after_model:2")
     wait_parked(flow_dir, proc)
     sigkill(proc)

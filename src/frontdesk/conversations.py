@@ -12,14 +12,13 @@ completed exactly once when the conversation is next opened. Each turn is a run 
 from __future__ import annotations
 
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from agents import Agent
 
 from .engine._context import dump_context, load_context
 from .engine._conversation import claim_turn, load_items, turn_input
-from .engine.local._spec import RunSpec
+from .engine.local._spec import RunSpec, new_execution_id
 from .engine.local._waiting import wait_for
 from .errors import EmptyMessage, InvalidInput, MessageTooLong, RunFailed
 
@@ -123,13 +122,14 @@ class Conversation:
         self.validate(user_input)
         runtime = self._runtime
         self.resume_pending()
-        execution_id = f"run_{int(time.time() * 1000):x}{uuid.uuid4().hex[:12]}"
+        execution_id = new_execution_id()
         turn, base_len, current, context_type, context_json = claim_turn(
             runtime.store, self.conversation_id, chat_length, execution_id
         )
-        history_len = int(self._row()[5])
+        row = self._row()
+        history_len = int(row[5])
         try:
-            agent_ref = str(self._row()[0])
+            agent_ref = str(row[0])
             agent = runtime.registry.resolve(
                 agent_ref if current is None else f"{agent_ref}#{current}"
             )
