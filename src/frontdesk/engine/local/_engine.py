@@ -292,7 +292,8 @@ class LocalEngine:
         run.cancelled = plan.cancel_requested
         try:
             root = agent if agent is not None else self.registry.resolve(plan.agent_ref)
-            graph = self._graph_cache(plan.model_override).get(root)
+            graphs = self._graph_cache(plan.model_override)
+            graph = graphs.get(root)
         except Exception as exc:
             await self._fail(execution_id, run, exc, plan.attempt, plan)
             return self.store.require_run(execution_id)
@@ -315,7 +316,7 @@ class LocalEngine:
                     run_config=RunConfig(
                         # Traces go to OpenAI: only when there is a key and an LLM to trace.
                         tracing_disabled=not os.environ.get("OPENAI_API_KEY")
-                        or self._graph_cache(plan.model_override).offline,
+                        or graphs.offline,
                         workflow_name=f"frontdesk:{plan.agent_name}",
                         group_id=plan.conversation_id,
                     ),
