@@ -315,8 +315,7 @@ class LocalEngine:
                     max_turns=self.max_turns,
                     run_config=RunConfig(
                         # Traces go to OpenAI: only when there is a key and an LLM to trace.
-                        tracing_disabled=not os.environ.get("OPENAI_API_KEY")
-                        or graphs.offline,
+                        tracing_disabled=not os.environ.get("OPENAI_API_KEY") or graphs.offline,
                         workflow_name=f"frontdesk:{plan.agent_name}",
                         group_id=plan.conversation_id,
                     ),
