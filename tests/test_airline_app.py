@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 import sys
@@ -11,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agents import Agent, FunctionTool, RunConfig, RunContextWrapper, Runner
+from agents import Agent, RunConfig, RunContextWrapper, Runner
 from agents.testing import ModelCall, ModelStep, ScriptedModel, assistant_message, function_call
-from agents.tool_context import ToolContext
 
 from frontdesk._home import active_home
 from frontdesk.apps import airline
@@ -26,6 +24,7 @@ from frontdesk.apps.airline import (
     on_seat_booking_handoff,
     seat_map,
 )
+from frontdesk.testing import call_tool
 
 DEMO = "LL0EZ6"
 DEMO_FLIGHT = "FLT-123"
@@ -47,16 +46,6 @@ def count_rows(path: Path, table: str) -> int:
     with sqlite3.connect(path) as conn:
         count: int = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return count
-
-
-async def invoke(tool: FunctionTool, context: AirlineAgentContext, **arguments: str) -> str:
-    raw = json.dumps(arguments)
-    tool_context = ToolContext(
-        context, tool_name=tool.name, tool_call_id="call-1", tool_arguments=raw
-    )
-    result = await tool.on_invoke_tool(tool_context, raw)
-    assert isinstance(result, str)
-    return result
 
 
 # --- database -------------------------------------------------------------------------------
@@ -109,8 +98,10 @@ def test_first_use_falls_back_to_frontdesk_home(
 
 
 async def test_init_db_keeps_changes_and_reset_restores_the_fixtures(home: Path) -> None:
-    await invoke(
-        airline.update_seat, AirlineAgentContext(), confirmation_number=DEMO, new_seat="14C"
+    await call_tool(
+        airline.update_seat,
+        {"confirmation_number": DEMO, "new_seat": "14C"},
+        context=AirlineAgentContext(),
     )
 
     init_db()
@@ -182,7 +173,12 @@ def test_processes_racing_to_first_use_seed_once(tmp_path: Path) -> None:
     ],
 )
 async def test_faq_answers(question: str, answer: str) -> None:
-    assert await invoke(airline.faq_lookup_tool, AirlineAgentContext(), question=question) == answer
+    assert (
+        await call_tool(
+            airline.faq_lookup_tool, {"question": question}, context=AirlineAgentContext()
+        )
+        == answer
+    )
 
 
 # --- update_seat ----------------------------------------------------------------------------
@@ -191,8 +187,10 @@ async def test_faq_answers(question: str, answer: str) -> None:
 async def test_update_seat_moves_the_booking_and_fills_the_context(home: Path) -> None:
     context = AirlineAgentContext()
 
-    result = await invoke(
-        airline.update_seat, context, confirmation_number=" ll0ez6 ", new_seat=" 14c "
+    result = await call_tool(
+        airline.update_seat,
+        {"confirmation_number": " ll0ez6 ", "new_seat": " 14c "},
+        context=context,
     )
 
     assert result == f"Updated seat to 14C for confirmation number {DEMO}"
@@ -208,12 +206,16 @@ async def test_update_seat_moves_the_booking_and_fills_the_context(home: Path) -
 
 
 async def test_update_seat_retried_gives_the_same_result(home: Path) -> None:
-    first = await invoke(
-        airline.update_seat, AirlineAgentContext(), confirmation_number=DEMO, new_seat="14C"
+    first = await call_tool(
+        airline.update_seat,
+        {"confirmation_number": DEMO, "new_seat": "14C"},
+        context=AirlineAgentContext(),
     )
     context = AirlineAgentContext()
 
-    again = await invoke(airline.update_seat, context, confirmation_number=DEMO, new_seat="14C")
+    again = await call_tool(
+        airline.update_seat, {"confirmation_number": DEMO, "new_seat": "14C"}, context=context
+    )
 
     assert again == first
     assert context.seat_number == "14C"
@@ -222,7 +224,9 @@ async def test_update_seat_retried_gives_the_same_result(home: Path) -> None:
 async def test_update_seat_gives_a_seat_to_a_booking_without_one(home: Path) -> None:
     context = AirlineAgentContext()
 
-    await invoke(airline.update_seat, context, confirmation_number="M9C1XF", new_seat="9A")
+    await call_tool(
+        airline.update_seat, {"confirmation_number": "M9C1XF", "new_seat": "9A"}, context=context
+    )
 
     assert get_booking("M9C1XF") == Booking("M9C1XF", "Lukas Schneider", DEMO_FLIGHT, "9A")
     assert context.seat_number == "9A"
@@ -251,11 +255,10 @@ async def test_update_seat_refusals_change_nothing(
     before_context = context.model_copy()
     before_seats = seat_map(DEMO_FLIGHT)
 
-    result = await invoke(
+    result = await call_tool(
         airline.update_seat,
-        context,
-        confirmation_number=confirmation_number,
-        new_seat=new_seat,
+        {"confirmation_number": confirmation_number, "new_seat": new_seat},
+        context=context,
     )
 
     assert result.startswith(expected)

@@ -1,14 +1,25 @@
-"""The testing kit: mock_run runs real agents and tools; expect() fails loudly when it should."""
+"""The testing kit: mock_run runs real agents and tools; expect() fails loudly when it should;
+call_tool runs one tool in a tool-call scope."""
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from agents import Agent
+from agents import Agent, RunContextWrapper
 
-from frontdesk import AgentRuntime, InvalidInput, tool
-from frontdesk.testing import ExpectationFailed, MockEvent, expect, mock_run
+from frontdesk import AgentRuntime, InvalidInput, current_tool_call, tool
+from frontdesk.testing import (
+    ExpectationFailed,
+    MockEvent,
+    call_tool,
+    call_tool_sync,
+    expect,
+    mock_run,
+)
+from frontdesk.tools import NoToolCall
 
 INVOICES = {"INV-1": 99.0}
 refunds: list[str] = []
@@ -39,15 +50,18 @@ def _reset() -> None:
     refunds.clear()
 
 
+def lookup_invoice(answer: str) -> list[MockEvent]:
+    """Route to billing, look up INV-1, answer ``answer``."""
+    return [
+        MockEvent.handoff("billing_specialist"),
+        MockEvent.tool_call("get_invoice", {"invoice_id": "INV-1"}),
+        MockEvent.done(answer),
+    ]
+
+
 def test_mock_run_runs_real_tools_through_the_runtime() -> None:
     result = mock_run(
-        triage,
-        "I was charged twice",
-        events=[
-            MockEvent.handoff("billing_specialist"),
-            MockEvent.tool_call("get_invoice", {"invoice_id": "INV-1"}),
-            MockEvent.done("A refund has been initiated."),
-        ],
+        triage, "I was charged twice", events=lookup_invoice("A refund has been initiated.")
     )
     (
         expect(result)
@@ -127,15 +141,7 @@ def test_approval_pause_then_approve_and_reject() -> None:
     ],
 )
 def test_each_assertion_fails_when_it_should_and_prints_the_trace(check: Any, message: str) -> None:
-    result = mock_run(
-        triage,
-        "charged twice",
-        events=[
-            MockEvent.handoff("billing_specialist"),
-            MockEvent.tool_call("get_invoice", {"invoice_id": "INV-1"}),
-            MockEvent.done("Looked into it."),
-        ],
-    )
+    result = mock_run(triage, "charged twice", events=lookup_invoice("Looked into it."))
     with pytest.raises(ExpectationFailed) as info:
         check(expect(result))
     text = str(info.value)
@@ -167,3 +173,87 @@ def test_bad_scripts_are_clear_errors() -> None:
 def test_pytest_fixture_gives_an_isolated_runtime(frontdesk_runtime: AgentRuntime) -> None:
     assert frontdesk_runtime.runs() == []
     assert str(frontdesk_runtime.home).endswith("frontdesk-home")
+
+
+def test_mock_run_takes_a_home_not_a_runtime() -> None:
+    assert "runtime" not in inspect.signature(mock_run).parameters
+
+
+# --- call_tool --------------------------------------------------------------------------------
+
+
+@dataclass
+class Ledger:
+    """A run context the tool writes to."""
+
+    entries: list[str] = field(default_factory=list)
+
+
+@tool
+def record(ctx: RunContextWrapper[Ledger], note: str) -> dict[str, Any]:
+    """Record a note under this tool call's idempotency key."""
+    call = current_tool_call()
+    ctx.context.entries.append(note)
+    return {
+        "note": note,
+        "execution_id": call.execution_id,
+        "call_id": call.call_id,
+        "key": call.idempotency_key,
+        "attempt": call.attempt,
+    }
+
+
+async def test_call_tool_runs_the_tool_in_a_tool_call_scope() -> None:
+    ledger = Ledger()
+
+    first = await call_tool(record, {"note": "a"}, context=ledger)
+    second = await call_tool(record, {"note": "b"}, context=ledger)
+
+    assert ledger.entries == ["a", "b"]
+    assert first["note"] == "a" and first["attempt"] == 1
+    assert first["execution_id"] == second["execution_id"]
+    assert first["call_id"] != second["call_id"]
+    assert first["key"] != second["key"] and first["key"]
+    with pytest.raises(NoToolCall):
+        current_tool_call()
+
+
+async def test_call_tool_repeats_a_call_with_the_same_key() -> None:
+    retry = await call_tool(
+        record,
+        '{"note": "again"}',
+        context=Ledger(),
+        idempotency_key="key-1",
+        execution_id="run-7",
+        call_id="call-3",
+        attempt=2,
+    )
+    assert retry == {
+        "note": "again",
+        "execution_id": "run-7",
+        "call_id": "call-3",
+        "key": "key-1",
+        "attempt": 2,
+    }
+
+
+async def test_call_tool_gives_the_model_the_sdk_error_for_bad_arguments() -> None:
+    result = await call_tool(record, "{not json", context=Ledger())
+    assert isinstance(result, str) and "error" in result.lower()
+
+
+def test_call_tool_sync_in_synchronous_tests() -> None:
+    ledger = Ledger()
+    result = call_tool_sync(record, {"note": "sync"}, context=ledger, idempotency_key="k")
+    assert result["key"] == "k" and ledger.entries == ["sync"]
+
+
+async def test_call_tool_mistakes_are_clear_errors() -> None:
+    with pytest.raises(InvalidInput, match="needs an agents"):
+        await call_tool(lambda: None, {})  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="args are not JSON"):
+        await call_tool(record, {"note": object()}, context=Ledger())
+    with pytest.raises(InvalidInput, match="args must be a mapping"):
+        await call_tool(record, ["note"], context=Ledger())  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="await call_tool"):
+        call_tool_sync(record, {"note": "x"}, context=Ledger())

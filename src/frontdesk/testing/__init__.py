@@ -8,9 +8,23 @@ result = mock_run(triage_agent, "I was charged twice", events=[
     MockEvent.done("A refund has been initiated."),
 ])
 expect(result).completed().handed_off_to("billing_specialist").called_tool("get_invoice")
+
+One tool on its own, in a tool-call scope (``current_tool_call()`` works inside it):
+
+refund = await call_tool(process_refund, {"invoice_id": "INV-8821", "reason": "duplicate"})
 """
 
 from ._expect import Expectation, ExpectationFailed, expect, format_trace
 from ._mock import MockEvent, mock_run
+from ._tools import call_tool, call_tool_sync
 
-__all__ = ["Expectation", "ExpectationFailed", "MockEvent", "expect", "format_trace", "mock_run"]
+__all__ = [
+    "Expectation",
+    "ExpectationFailed",
+    "MockEvent",
+    "call_tool",
+    "call_tool_sync",
+    "expect",
+    "format_trace",
+    "mock_run",
+]

@@ -113,21 +113,18 @@ def mock_run(
     *,
     context: Any = None,
     home: str | Path | None = None,
-    runtime: AgentRuntime | None = None,
 ) -> RunResult:
     """Run ``agent`` on ``message`` with a model scripted from ``events``.
 
     The agents and their tools are the real ones, run durably by a real :class:`AgentRuntime`
-    (on a fresh temporary home unless ``home`` or ``runtime`` is given); only the model is
-    scripted. ``MockEvent.approve()`` / ``MockEvent.reject(reason)`` decide an approval the
-    run paused for. No network and no key are needed.
+    (on a fresh temporary home unless ``home`` is given); only the model is scripted.
+    ``MockEvent.approve()`` / ``MockEvent.reject(reason)`` decide an approval the run paused
+    for. No network and no key are needed.
     """
     if not events:
         raise InvalidInput("mock_run needs at least one MockEvent")
     steps, decisions = script(events)
     model = ScriptedModel(steps)
-    if runtime is not None:
-        raise InvalidInput("pass home=..., not runtime=...: mock_run needs its own scripted model")
     if home is None:
         home = tempfile.mkdtemp(prefix="frontdesk-mock-")
         _homes.append(home)

@@ -1,0 +1,104 @@
+"""``call_tool``: unit-test one tool as the runtime runs it, inside a tool-call scope."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from agents import FunctionTool
+from agents.tool_context import ToolContext
+
+from ..errors import InvalidInput
+from ..tools import ToolCall, _tool_call_scope
+
+
+def _raw_arguments(tool: FunctionTool, args: Mapping[str, Any] | str | None) -> str:
+    if args is None:
+        return "{}"
+    if isinstance(args, str):
+        return args
+    if not isinstance(args, Mapping):
+        raise InvalidInput(
+            f"call_tool({tool.name!r}): args must be a mapping or a JSON string,"
+            f" not {type(args).__name__}"
+        )
+    try:
+        return json.dumps(dict(args))
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"call_tool({tool.name!r}): args are not JSON: {error}") from error
+
+
+async def call_tool(
+    tool: FunctionTool,
+    args: Mapping[str, Any] | str | None = None,
+    *,
+    context: Any = None,
+    idempotency_key: str | None = None,
+    execution_id: str = "call-tool",
+    call_id: str | None = None,
+    attempt: int = 1,
+) -> Any:
+    """Run ``tool`` once with ``args``, as the runtime does, and return what it returns.
+
+    The tool's own ``on_invoke_tool`` runs with the arguments as the model would send them
+    (``args`` as a mapping, or a raw JSON string to test malformed input) and ``context`` as
+    the run context, inside a tool-call scope: :func:`frontdesk.current_tool_call` gives the
+    ``execution_id``, ``call_id``, ``attempt`` and ``idempotency_key``. Every call gets a
+    fresh call id and idempotency key unless given; pass the same ``idempotency_key`` again
+    to test a retry after a crash. The tool runs as if approved (``needs_approval`` is not
+    asked) and, like the runner, the SDK turns an exception into an error message result.
+    """
+    if not isinstance(tool, FunctionTool):
+        raise InvalidInput(
+            f"call_tool needs an agents.FunctionTool (e.g. made with @tool or @function_tool),"
+            f" not {type(tool).__name__}"
+        )
+    raw = _raw_arguments(tool, args)
+    call = ToolCall(
+        execution_id=execution_id,
+        call_id=call_id or f"call_{uuid.uuid4().hex[:24]}",
+        tool_name=tool.name,
+        idempotency_key=idempotency_key or f"fd_test_{uuid.uuid4().hex}",
+        attempt=attempt,
+    )
+    tool_context = ToolContext(
+        context, tool_name=tool.name, tool_call_id=call.call_id, tool_arguments=raw
+    )
+    with _tool_call_scope(call):
+        return await tool.on_invoke_tool(tool_context, raw)
+
+
+def call_tool_sync(
+    tool: FunctionTool,
+    args: Mapping[str, Any] | str | None = None,
+    *,
+    context: Any = None,
+    idempotency_key: str | None = None,
+    execution_id: str = "call-tool",
+    call_id: str | None = None,
+    attempt: int = 1,
+) -> Any:
+    """:func:`call_tool` for synchronous tests (it runs its own event loop).
+
+    Inside a running event loop (an ``async def`` test), ``await call_tool(...)`` instead.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise InvalidInput("call_tool_sync cannot run inside an event loop; await call_tool(...)")
+    return asyncio.run(
+        call_tool(
+            tool,
+            args,
+            context=context,
+            idempotency_key=idempotency_key,
+            execution_id=execution_id,
+            call_id=call_id,
+            attempt=attempt,
+        )
+    )
