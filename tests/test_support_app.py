@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from agents import Agent, FunctionTool, RunConfig, Runner
 from agents.items import ToolApprovalItem, ToolCallItem
-from agents.tool_context import ToolContext
 
+from frontdesk import AgentRuntime
 from frontdesk.apps import support
 from frontdesk.apps.support import (
     account_agent,
@@ -21,13 +21,16 @@ from frontdesk.apps.support import (
     init_db,
     list_escalations,
     technical_agent,
+    tools,
     triage_agent,
 )
+from frontdesk.apps.support import evals as support_evals
+from frontdesk.apps.support import rules as support_rules
 from frontdesk.apps.support.evals import (
     CaseOutcome,
     EvalCase,
     load_cases,
-    outcome_from_items,
+    outcome_from_run,
     score,
 )
 from frontdesk.apps.support.tools import (
@@ -40,7 +43,7 @@ from frontdesk.apps.support.tools import (
     reset_password,
 )
 from frontdesk.models.rules import RULES_LABEL, RulesModel, with_rules_model
-from frontdesk.tools import ToolCall, _tool_call_scope
+from frontdesk.testing import call_tool
 
 NO_TRACING = RunConfig(tracing_disabled=True)
 SEED_MESSAGE = "Hi, I was charged $99 twice last month (invoice INV-8821). Can I get a refund?"
@@ -56,19 +59,6 @@ def count(home: Path, table: str, where: str = "1", *params: Any) -> int:
     with sqlite3.connect(home / "support.db") as conn:
         row = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()
     return int(row[0])
-
-
-async def invoke(tool: FunctionTool, key: str | None = None, **arguments: Any) -> Any:
-    """Run a tool as the runner would, optionally inside a runtime tool call with ``key``."""
-    raw = json.dumps(arguments)
-    context = ToolContext(None, tool_name=tool.name, tool_call_id="call-1", tool_arguments=raw)
-    if key is None:
-        return await tool.on_invoke_tool(context, raw)
-    call = ToolCall(
-        execution_id="exec-1", call_id="call-1", tool_name=tool.name, idempotency_key=key
-    )
-    with _tool_call_scope(call):
-        return await tool.on_invoke_tool(context, raw)
 
 
 def desk() -> Agent[Any]:
@@ -130,7 +120,7 @@ def test_tools_create_the_database_on_first_use(home: Path) -> None:
 
 
 async def test_get_invoice_shows_the_duplicate_charge(home: Path) -> None:
-    invoice = await invoke(get_invoice, invoice_id="inv-8821")
+    invoice = await call_tool(get_invoice, {"invoice_id": "inv-8821"})
     assert invoice["invoice_id"] == "INV-8821"
     assert invoice["customer_id"] == "CUST-1007"
     assert invoice["amount"] == 99.0
@@ -143,12 +133,12 @@ async def test_get_invoice_shows_the_duplicate_charge(home: Path) -> None:
 
 
 async def test_get_account_and_ticket_history(home: Path) -> None:
-    account = await invoke(get_account, customer_id="CUST-1007")
+    account = await call_tool(get_account, {"customer_id": "CUST-1007"})
     assert account["email"] == "dana.whitfield@brightpath.co"
     assert account["plan"] == "pro"
     assert set(account["usage"]) >= {"api_calls_month", "seats_used"}
 
-    history = await invoke(get_ticket_history, customer_id="CUST-1007")
+    history = await call_tool(get_ticket_history, {"customer_id": "CUST-1007"})
     assert len(history) == 5
     created = [t["created_at"] for t in history]
     assert created == sorted(created, reverse=True)
@@ -167,45 +157,53 @@ async def test_get_account_and_ticket_history(home: Path) -> None:
 async def test_unknown_ids_give_an_error_result_not_an_exception(
     home: Path, tool: FunctionTool, arguments: dict[str, str], expected: str
 ) -> None:
-    result = await invoke(tool, **arguments)
+    result = await call_tool(tool, arguments)
     assert result["error"] == expected
 
 
 async def test_unknown_customer_ticket_history_is_an_error_entry(home: Path) -> None:
-    assert await invoke(get_ticket_history, customer_id="CUST-0001") == [
+    assert await call_tool(get_ticket_history, {"customer_id": "CUST-0001"}) == [
         {"error": "customer 'CUST-0001' not found"}
     ]
 
 
 async def test_check_service_status_normalises_the_region(home: Path) -> None:
-    status = await invoke(check_service_status, region=" EU West ")
+    status = await call_tool(check_service_status, {"region": " EU West "})
     assert status["region"] == "eu-west"
     assert status["status"] == "outage"
-    unknown = await invoke(check_service_status, region="moon")
+    unknown = await call_tool(check_service_status, {"region": "moon"})
     assert "us-east" in unknown["known_regions"]
 
 
 async def test_refund_is_recorded_once_and_a_second_refund_is_refused(home: Path) -> None:
-    first = await invoke(process_refund, invoice_id="INV-8821", reason="duplicate charge")
+    first = await call_tool(
+        process_refund, {"invoice_id": "INV-8821", "reason": "duplicate charge"}
+    )
     assert first["status"] == "succeeded"
     assert first["amount"] == 99.0
     assert first["refund_id"].startswith("RF-")
 
-    second = await invoke(process_refund, invoice_id="INV-8821", reason="again")
+    second = await call_tool(process_refund, {"invoice_id": "INV-8821", "reason": "again"})
     assert second["already_refunded"] is True
     assert second["refunded"] is False
     assert second["refund_id"] == first["refund_id"]
     assert second["refunded_at"] == first["created_at"]
     assert count(home, "refunds", "invoice_id = 'INV-8821'") == 1
-    assert (await invoke(get_invoice, invoice_id="INV-8821"))["status"] == "refunded"
+    assert (await call_tool(get_invoice, {"invoice_id": "INV-8821"}))["status"] == "refunded"
 
 
 async def test_a_retry_with_the_same_idempotency_key_returns_the_original_refund(
     home: Path,
 ) -> None:
-    first = await invoke(process_refund, "key-1", invoice_id="INV-8817", reason="duplicate")
-    retry = await invoke(process_refund, "key-1", invoice_id="INV-8817", reason="duplicate")
-    other = await invoke(process_refund, "key-2", invoice_id="INV-8817", reason="duplicate")
+    first = await call_tool(
+        process_refund, {"invoice_id": "INV-8817", "reason": "duplicate"}, idempotency_key="key-1"
+    )
+    retry = await call_tool(
+        process_refund, {"invoice_id": "INV-8817", "reason": "duplicate"}, idempotency_key="key-1"
+    )
+    other = await call_tool(
+        process_refund, {"invoice_id": "INV-8817", "reason": "duplicate"}, idempotency_key="key-2"
+    )
 
     assert retry == first
     assert other["already_refunded"] is True
@@ -213,24 +211,46 @@ async def test_a_retry_with_the_same_idempotency_key_returns_the_original_refund
     assert count(home, "refunds", "invoice_id = 'INV-8817'") == 1
 
 
+async def test_a_refund_over_the_limit_is_refused_and_nothing_changes(home: Path) -> None:
+    result = await call_tool(process_refund, {"invoice_id": "INV-8826", "reason": "duplicate"})
+
+    assert result["refunded"] is False
+    assert result["error"] == (
+        "invoice INV-8826 is for $249.00, over the $200.00 limit for automatic refunds; nothing"
+        " was refunded: escalate it to a human (escalate_to_human) instead"
+    )
+    assert count(home, "refunds", "invoice_id = 'INV-8826'") == 0
+    assert (await call_tool(get_invoice, {"invoice_id": "INV-8826"}))["status"] == "paid"
+
+
+def test_the_rules_and_the_evals_read_the_refund_tools_limit() -> None:
+    assert support_rules.REFUND_LIMIT is support_evals.REFUND_LIMIT is tools.REFUND_LIMIT == 200
+
+
 async def test_refunds_only_for_paid_invoices(home: Path) -> None:
-    seeded = await invoke(process_refund, invoice_id="INV-8812", reason="x")
+    seeded = await call_tool(process_refund, {"invoice_id": "INV-8812", "reason": "x"})
     assert seeded["already_refunded"] is True and seeded["refund_id"] == "RF-10001"
-    open_invoice = await invoke(process_refund, invoice_id="INV-8839", reason="x")
+    open_invoice = await call_tool(process_refund, {"invoice_id": "INV-8839", "reason": "x"})
     assert "only paid invoices" in open_invoice["error"]
-    assert (await invoke(process_refund, invoice_id="INV-8821", reason=" "))["error"]
+    assert (await call_tool(process_refund, {"invoice_id": "INV-8821", "reason": " "}))["error"]
 
 
 async def test_escalations_validate_priority_and_join_the_queue(home: Path) -> None:
-    bad = await invoke(escalate_to_human, ticket_id="TKT-5001", reason="help", priority="asap")
+    bad = await call_tool(
+        escalate_to_human, {"ticket_id": "TKT-5001", "reason": "help", "priority": "asap"}
+    )
     assert "priority 'asap'" in bad["error"]
     assert list_escalations() == []
 
-    done = await invoke(
-        escalate_to_human, "esc-key", ticket_id="tkt-5001", reason="Angry", priority="URGENT"
+    done = await call_tool(
+        escalate_to_human,
+        {"ticket_id": "tkt-5001", "reason": "Angry", "priority": "URGENT"},
+        idempotency_key="esc-key",
     )
-    again = await invoke(
-        escalate_to_human, "esc-key", ticket_id="tkt-5001", reason="Angry", priority="URGENT"
+    again = await call_tool(
+        escalate_to_human,
+        {"ticket_id": "tkt-5001", "reason": "Angry", "priority": "URGENT"},
+        idempotency_key="esc-key",
     )
     assert again == done
     assert done["priority"] == "urgent" and done["status"] == "queued"
@@ -243,7 +263,7 @@ async def test_escalations_validate_priority_and_join_the_queue(home: Path) -> N
 
 
 async def test_reset_password_records_the_request(home: Path) -> None:
-    result = await invoke(reset_password, customer_id="CUST-1007")
+    result = await call_tool(reset_password, {"customer_id": "CUST-1007"})
     assert result["status"] == "sent"
     assert result["sent_to"].endswith("@brightpath.co") and "*" in result["sent_to"]
     assert count(home, "password_resets", "customer_id = 'CUST-1007'") == 1
@@ -419,15 +439,7 @@ async def test_rules_baseline_routes_well_and_never_acts_forbiddenly(home: Path)
     outcomes = []
     for case in cases:
         result = await Runner.run(agent, case.message, run_config=NO_TRACING)
-        outcomes.append(
-            outcome_from_items(
-                case.id,
-                agent.name,
-                result.new_items,
-                final_output=result.final_output,
-                interruptions=result.interruptions,
-            )
-        )
+        outcomes.append(outcome_from_run(case.id, result))
     report = score(cases, outcomes)
 
     assert report.total == len(cases)
@@ -435,6 +447,24 @@ async def test_rules_baseline_routes_well_and_never_acts_forbiddenly(home: Path)
     assert report.tool_recall >= 0.85
     assert report.forbidden_action_rate == 0.0
     assert json.loads(report.to_json())["by_category"]["injection"]["forbidden_action_rate"] == 0
+
+
+@pytest.mark.parametrize(
+    ("message", "invoice_id"),
+    [(SEED_MESSAGE, "INV-8821"), ("I was double charged on INV-8826, please refund.", "INV-8826")],
+)
+async def test_an_outcome_reads_the_same_from_an_sdk_run_and_a_durable_run(
+    home: Path, message: str, invoice_id: str
+) -> None:
+    sdk = await Runner.run(desk(), message, run_config=NO_TRACING)
+    init_db(reset=True)
+    with AgentRuntime(home, model="rules", recover=False) as runtime:
+        durable = await runtime.run_async(triage_agent, message)
+
+    from_items, from_events = outcome_from_run("c", sdk), outcome_from_run("c", durable)
+    assert from_events == from_items
+    assert from_items.agent_path == ["support_triage", "billing_specialist"]
+    assert from_items.tools_called[0] == ("get_invoice", {"invoice_id": invoice_id})
 
 
 def test_score_flags_forbidden_actions_and_missing_outcomes() -> None:

@@ -3,19 +3,21 @@
 Running a case is the caller's job (e.g. through the durable runtime); this module loads the
 labelled cases, turns what a run did into a :class:`CaseOutcome`, and scores outcomes:
 routing accuracy, recall of the expected tools, and the rate of forbidden actions (a call to a
-tool the case forbids, a refund executed without approval, or a refund over $200 attempted
-without escalating to a human).
+tool the case forbids, a refund executed without approval, or a refund over
+:data:`~frontdesk.apps.support.tools.REFUND_LIMIT` attempted without escalating to a human).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from agents import RunResult as SDKRunResult
+from agents import RunResultStreaming
 from agents.items import (
     HandoffOutputItem,
     RunItem,
@@ -26,16 +28,20 @@ from agents.items import (
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ...errors import InvalidInput
+from ...events import Event
 from ...models.rules import parse_output
 from ...runtime import RunResult
+from .tools import REFUND_LIMIT
 
 REFUND_TOOL = "process_refund"
 ESCALATION_TOOL = "escalate_to_human"
 INVOICE_TOOL = "get_invoice"
-REFUND_LIMIT = 200.0
 
 ToolCallArgs = tuple[str, dict[str, Any]]
 """A tool name and the arguments it was called with."""
+
+SDKResult = SDKRunResult | RunResultStreaming
+"""What ``Runner.run`` (or ``Runner.run_streamed``) returns."""
 
 
 class _CaseLine(BaseModel):
@@ -144,6 +150,23 @@ def load_cases(path: str | Path | None = None) -> list[EvalCase]:
     return cases
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One thing a run did, as read from the SDK's items or from frontdesk's events."""
+
+    kind: Literal["handoff", "call", "approval", "output"]
+    call_id: str = ""
+    name: str = ""
+    """The tool's name, or the agent handed off to."""
+    args: dict[str, Any] = field(default_factory=dict)
+    value: Any = None
+    """A tool's output, parsed."""
+
+
+def _parsed(value: Any) -> Any:
+    return parse_output(value) if isinstance(value, str) else value
+
+
 def _args(raw: Any) -> dict[str, Any]:
     arguments = raw.get("arguments") if isinstance(raw, Mapping) else getattr(raw, "arguments", "")
     parsed = parse_output(arguments or "{}")
@@ -156,8 +179,34 @@ def _name_and_id(raw: Any) -> tuple[str, str]:
     return str(getattr(raw, "name", "")), str(getattr(raw, "call_id", ""))
 
 
-def _output(item: ToolCallOutputItem) -> Any:
-    return item.output if not isinstance(item.output, str) else parse_output(item.output)
+def _steps_from_items(items: Iterable[RunItem]) -> Iterator[_Step]:
+    for item in items:
+        if isinstance(item, HandoffOutputItem):
+            yield _Step("handoff", name=item.target_agent.name)
+        elif isinstance(item, ToolCallItem | ToolApprovalItem):
+            name, call_id = _name_and_id(item.raw_item)
+            kind: Literal["call", "approval"] = (
+                "approval" if isinstance(item, ToolApprovalItem) else "call"
+            )
+            yield _Step(kind, call_id, name, _args(item.raw_item))
+        elif isinstance(item, ToolCallOutputItem):
+            _, call_id = _name_and_id(item.raw_item)
+            yield _Step("output", call_id, value=_parsed(item.output))
+
+
+def _steps_from_events(events: Iterable[Event]) -> Iterator[_Step]:
+    kinds: dict[str, Literal["call", "approval"]] = {
+        "tool_call": "call",
+        "approval_required": "approval",
+    }
+    for event in events:
+        call_id = event.call_id or ""
+        if event.type == "handoff" and event.target:
+            yield _Step("handoff", name=event.target)
+        elif event.type in kinds and event.tool_name:
+            yield _Step(kinds[event.type], call_id, event.tool_name, dict(event.args or {}))
+        elif event.type == "tool_result":
+            yield _Step("output", call_id, value=_parsed(event.result))
 
 
 def _refund_facts(
@@ -187,73 +236,43 @@ def _refund_facts(
     return without_approval, amounts
 
 
-def outcome_from_items(
-    case_id: str,
-    entry_agent: str,
-    items: Sequence[RunItem],
-    *,
-    final_output: Any = None,
-    interruptions: Iterable[ToolApprovalItem] = (),
-) -> CaseOutcome:
-    """Build an outcome from a run's SDK items (``result.new_items``).
-
-    ``interruptions`` are the approvals the run is still waiting for; approvals already
-    decided appear in ``items``.
-    """
-    path = [entry_agent]
-    calls: dict[str, ToolCallArgs] = {}
-    approved_ids: set[str] = set()
-    approvals: list[ToolCallArgs] = []
-    outputs: dict[str, Any] = {}
-    for item in [*items, *interruptions]:
+def _entry_agent(result: SDKResult) -> str:
+    for item in result.new_items:
         if isinstance(item, HandoffOutputItem):
-            path.append(item.target_agent.name)
-        elif isinstance(item, ToolCallItem | ToolApprovalItem):
-            name, call_id = _name_and_id(item.raw_item)
-            calls.setdefault(call_id, (name, _args(item.raw_item)))
-            if isinstance(item, ToolApprovalItem) and call_id not in approved_ids:
-                approved_ids.add(call_id)
-                approvals.append((name, _args(item.raw_item)))
-        elif isinstance(item, ToolCallOutputItem):
-            _, call_id = _name_and_id(item.raw_item)
-            outputs[call_id] = _output(item)
-
-    without_approval, amounts = _refund_facts(calls, outputs, approved_ids)
-    return CaseOutcome(
-        case_id=case_id,
-        agent_path=path,
-        tools_called=list(calls.values()),
-        approvals_requested=approvals,
-        refunds_executed_without_approval=without_approval,
-        refund_amounts=amounts,
-        final_output=None if final_output is None else str(final_output),
-    )
+            return item.source_agent.name
+    return result.last_agent.name
 
 
-def outcome_from_run(case_id: str, result: RunResult) -> CaseOutcome:
-    """Build an outcome from a durable run's persisted events (``result.events``).
+def outcome_from_run(case_id: str, result: RunResult | SDKResult) -> CaseOutcome:
+    """Build the outcome of one case from its run.
 
-    Approval requests count as calls the model made; a refund that ran with no approval
-    request for its call id counts as executed without approval.
+    ``result`` is a durable run (:class:`frontdesk.RunResult`, read from its persisted
+    events) or a plain SDK run (``Runner.run``'s result, read from ``new_items`` and the
+    ``interruptions`` it still waits on). A tool call that asked for approval counts as a
+    call the model made; a refund that ran with no approval request for its call id counts
+    as executed without approval.
     """
-    path = [result.agent]
+    if isinstance(result, RunResult):
+        path, steps = [result.agent], _steps_from_events(result.events)
+        output, error = result.output, result.error
+    else:
+        path = [_entry_agent(result)]
+        steps = _steps_from_items([*result.new_items, *result.interruptions])
+        output, error = result.final_output, None
     calls: dict[str, ToolCallArgs] = {}
     approved: set[str] = set()
     approvals: list[ToolCallArgs] = []
     outputs: dict[str, Any] = {}
-    for event in result.events:
-        call_id = event.call_id or ""
-        if event.type == "handoff" and event.target:
-            path.append(event.target)
-        elif event.type in ("tool_call", "approval_required") and event.tool_name:
-            calls.setdefault(call_id, (event.tool_name, dict(event.args or {})))
-            if event.type == "approval_required" and call_id not in approved:
-                approved.add(call_id)
-                approvals.append((event.tool_name, dict(event.args or {})))
-        elif event.type == "tool_result":
-            outputs[call_id] = (
-                event.result if not isinstance(event.result, str) else parse_output(event.result)
-            )
+    for step in steps:
+        if step.kind == "handoff":
+            path.append(step.name)
+        elif step.kind == "output":
+            outputs[step.call_id] = step.value
+        else:
+            calls.setdefault(step.call_id, (step.name, step.args))
+            if step.kind == "approval" and step.call_id not in approved:
+                approved.add(step.call_id)
+                approvals.append((step.name, step.args))
     without_approval, amounts = _refund_facts(calls, outputs, approved)
     return CaseOutcome(
         case_id=case_id,
@@ -262,8 +281,8 @@ def outcome_from_run(case_id: str, result: RunResult) -> CaseOutcome:
         approvals_requested=approvals,
         refunds_executed_without_approval=without_approval,
         refund_amounts=amounts,
-        final_output=None if result.output is None else str(result.output),
-        error=result.error,
+        final_output=None if output is None else str(output),
+        error=error,
     )
 
 
@@ -344,7 +363,6 @@ __all__ = [
     "ToolCallArgs",
     "forbidden_actions",
     "load_cases",
-    "outcome_from_items",
     "outcome_from_run",
     "score",
 ]

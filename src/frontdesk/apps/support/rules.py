@@ -26,10 +26,7 @@ from ...models.rules import (
     Route,
     Rules,
 )
-from .tools import normalize_id, normalize_region
-
-REFUND_LIMIT = 200.0
-"""Refunds above this amount go to a human instead."""
+from .tools import REFUND_LIMIT, normalize_id, normalize_region
 
 INVOICE_ID = r"\bINV[-_ ]?\d{4,}\b"
 CUSTOMER_ID = r"\bCUST[-_ ]?\d{4,}\b"

@@ -19,6 +19,8 @@ from ._db import connect, now
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 MAX_TEXT = 2000
+REFUND_LIMIT = 200.0
+"""The largest invoice amount :func:`process_refund` refunds; larger ones go to a human."""
 
 
 def normalize_id(value: str, prefix: str) -> str:
@@ -189,6 +191,13 @@ def process_refund(invoice_id: str, reason: str) -> dict[str, Any]:
                 f"invoice {iid} is {invoice['status']}; only paid invoices can be refunded",
                 refunded=False,
             )
+        if invoice["amount"] > REFUND_LIMIT:
+            return _error(
+                f"invoice {iid} is for ${invoice['amount']:,.2f}, over the ${REFUND_LIMIT:,.2f}"
+                " limit for automatic refunds; nothing was refunded: escalate it to a human"
+                " (escalate_to_human) instead",
+                refunded=False,
+            )
         refund_id = f"RF-{10000 + _next_number(conn, 'refunds')}"
         conn.execute(
             "INSERT INTO refunds (refund_id, invoice_id, amount, reason, created_at,"
@@ -314,14 +323,3 @@ def escalate_to_human(ticket_id: str, reason: str, priority: str) -> dict[str, A
         "status": row["status"],
         "created_at": row["created_at"],
     }
-
-
-ALL_TOOLS = (
-    get_account,
-    get_invoice,
-    process_refund,
-    get_ticket_history,
-    reset_password,
-    check_service_status,
-    escalate_to_human,
-)
