@@ -2,9 +2,9 @@
 
 The runtime owns the public API, the store's history/events/approvals model and validation;
 an engine owns *driving* runs: starting them, resuming them (after a crash, an approval or a
-retry), cancelling them. The embedded SQLite engine (``engine.local``) implements it; a
-Temporal engine plugs in behind the same methods and writes the same store records, so the
-API, the CLI and the console do not change.
+retry), cancelling them. The embedded SQLite engine (``engine.local``) implements it; another
+engine (one on Temporal, say) would plug in behind the same methods and write the same store
+records, so that the API and the CLI do not change.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""The SQLite store behind the local engine: history, events, approvals and the journal."""
+"""The run store: history, events, approvals and the journal in one SQLite file per home.
+
+The engine commits every step of the runs it drives; the runtime reads history, events and
+approvals from it and records approval decisions, and results and the CLI show its records
+(:class:`RunRow`, :class:`JournalRow`, :class:`ApprovalRecord`).
+"""
 
 from ._commit import Checkpointer, GroupCommitter
 from ._db import SCHEMA_VERSION, STORE_FILENAME, store_path
