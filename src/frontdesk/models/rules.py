@@ -46,11 +46,9 @@ output must parse); the run record still carries :attr:`RulesModel.label`.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from agents import Agent, Handoff
@@ -62,6 +60,7 @@ from agents.tool import Tool
 from agents.tracing import generation_span
 from openai.types.responses.response_prompt_param import ResponsePromptParam
 
+from ..engine._graph import GraphCopy
 from ..errors import FrontdeskError
 from ._rules_conversation import (
     RULES_LABEL,
@@ -253,45 +252,19 @@ def _reply_text(reply: Any, output_schema: AgentOutputSchemaBase | None) -> str:
     return f"{str(reply).rstrip()}\n{RULES_LABEL}"
 
 
+def _on_rules(agent: Agent[Any]) -> Agent[Any]:
+    return attach_rules(
+        agent.clone(model=RulesModel.for_agent(agent)), rules_for(agent) or Rules([])
+    )
+
+
 def with_rules_model(agent: Agent[Any]) -> Agent[Any]:
     """A copy of the agent graph reachable from ``agent`` in which every agent runs on its
     :class:`RulesModel`. The original agents are not changed.
 
     Handoffs keep their names, filters and callbacks; they lead to the copies.
     """
-    copies: dict[int, Agent[Any]] = {}
-
-    def copy_of(original: Agent[Any]) -> Agent[Any]:
-        if id(original) in copies:
-            return copies[id(original)]
-        clone = original.clone(model=RulesModel.for_agent(original))
-        attach_rules(clone, rules_for(original) or Rules([]))
-        copies[id(original)] = clone
-        clone.handoffs = [_retarget(h, copy_of) for h in original.handoffs]
-        return clone
-
-    return copy_of(agent)
-
-
-def _retarget(
-    item: Agent[Any] | Handoff[Any, Any], copy_of: Callable[[Agent[Any]], Agent[Any]]
-) -> Agent[Any] | Handoff[Any, Any]:
-    if isinstance(item, Agent):
-        return copy_of(item)
-    ref = getattr(item, "_agent_ref", None)
-    target = ref() if callable(ref) else None
-    if not isinstance(target, Agent):
-        return item
-    clone = copy_of(target)
-    invoke: Callable[[Any, str], Awaitable[Any]] = item.on_invoke_handoff
-
-    async def invoke_copy(context: Any, arguments: str) -> Agent[Any]:
-        await invoke(context, arguments)
-        return clone
-
-    retargeted = dataclasses.replace(item, on_invoke_handoff=invoke_copy)
-    retargeted._agent_ref = weakref.ref(clone)
-    return retargeted
+    return GraphCopy(_on_rules).copy(agent)
 
 
 __all__ = [
