@@ -12,6 +12,7 @@ Order of precedence for an agent:
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import random
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,8 @@ from ..errors import ModelNotConfigured
 
 MODEL_ENV = "FRONTDESK_MODEL"
 RULES = "rules"
+INSTANCE_PREFIX = "instance:"
+"""How a run records a ``Model`` instance override: ``instance:<class name>``."""
 
 T = TypeVar("T")
 
@@ -112,8 +115,18 @@ class ModelSelector:
 
     @property
     def persistable(self) -> str | None:
-        """The override as stored with a run (a name; a Model instance cannot be stored)."""
-        return self.override if isinstance(self.override, str) else None
+        """The override as stored with a run: its name, ``instance:<class>`` for a Model
+        instance (which only a process given such an instance can provide), or None."""
+        if self.override is None or isinstance(self.override, str):
+            return self.override
+        return f"{INSTANCE_PREFIX}{type(self.override).__name__}"
+
+    def with_override(self, override: str | None) -> ModelSelector:
+        """This selector's provider with another override; None means each agent's own
+        model (never ``$FRONTDESK_MODEL``)."""
+        selector = copy.copy(self)
+        selector.override = override
+        return selector
 
     @property
     def label(self) -> str | None:

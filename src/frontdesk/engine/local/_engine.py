@@ -25,13 +25,20 @@ from typing import Any, TypeVar
 from agents import Agent, RunConfig, Runner
 
 from ..._home import active_home
-from ...errors import AgentNotFound, FrontdeskError, InvalidRunState, RunNotFound
+from ...errors import (
+    AgentNotFound,
+    FrontdeskError,
+    InvalidRunState,
+    ModelNotConfigured,
+    RunNotFound,
+)
 from ...events import encode_payload
 from ...models._select import ModelSelector, RetryPolicy
 from ...store import GroupCommitter, Op, RunRow, Store
 from .._agents import AgentRegistry
 from .._context import dump_context, load_context
 from .._conversation import is_turn_input, release_ops, resolve_turn_input
+from .._models import run_selector, unavailable_note
 from ._leases import Leases
 from ._outcomes import cancelled_ops, completed_ops, failed_ops, paused_ops
 from ._run import DurableRun, RunCancelled, _current
@@ -81,7 +88,8 @@ class LocalEngine:
         self._noted: dict[str, str] = {}
         self._loop = asyncio.new_event_loop()
         self._committers: dict[asyncio.AbstractEventLoop, GroupCommitter] = {}
-        self._graphs: dict[str | None, GraphCache] = {None: GraphCache(selector, policy)}
+        self._graphs: dict[str | None, GraphCache] = {}
+        """Graphs by the model override runs recorded (see :func:`run_selector`)."""
         self._thread = threading.Thread(target=self._serve, name="frontdesk-engine", daemon=True)
         self._started = threading.Event()
         self._closing = False
@@ -254,10 +262,22 @@ class LocalEngine:
         try:
             agent = self.registry.resolve(row.agent_ref)
         except AgentNotFound as exc:
-            self._note_unresolvable(row, exc)
+            self._note_pending(row, f"pending: waiting for a process that has its agent ({exc})")
             return False
+        try:
+            self._graph_cache(row.model_override).get(agent)
+        except ModelNotConfigured as exc:
+            self._note_pending(row, unavailable_note(row.model_override, exc))
+            return False
+        except Exception:
+            pass  # not about the model: driving the run fails it with this error
         if not self.leases.claim(row):
             return False
+        if row.note is not None and row.note.startswith("pending:"):
+            self._noted.pop(execution_id, None)
+            self.store.write(
+                [("UPDATE runs SET note = NULL WHERE execution_id = ?", (execution_id,))]
+            )
         self._spawn(execution_id, agent, None)
         return True
 
@@ -445,23 +465,23 @@ class LocalEngine:
 
     # -- leases and recovery --------------------------------------------------------------------
 
-    def _graph_cache(self, stored_override: str | None) -> GraphCache:
-        """Graphs for a run: its stored model override wins unless this process set one."""
-        key = None if self.selector.override is not None else stored_override
-        cache = self._graphs.get(key)
+    def _graph_cache(self, recorded: str | None) -> GraphCache:
+        """Graphs for a run on the model override it recorded, whatever this process's own."""
+        cache = self._graphs.get(recorded)
         if cache is None:
-            cache = self._graphs[key] = GraphCache(ModelSelector(key), self.policy)
+            selector = run_selector(recorded, self.selector)
+            cache = self._graphs[recorded] = GraphCache(selector, self.policy)
         return cache
 
-    def _note_unresolvable(self, row: RunRow, exc: AgentNotFound) -> None:
-        note = f"pending: waiting for a process that has its agent ({exc})"
+    def _note_pending(self, row: RunRow, note: str) -> None:
+        """Say on the run why this process leaves it for another."""
         if self._noted.get(row.execution_id) == note or row.note == note:
             return
         self._noted[row.execution_id] = note
         self.store.write(
             [("UPDATE runs SET note = ? WHERE execution_id = ?", (note, row.execution_id))]
         )
-        log.warning("run %s cannot resume here: %s", row.execution_id, exc)
+        log.warning("run %s cannot resume here: %s", row.execution_id, note)
 
     async def _heartbeat(self) -> None:
         while True:
