@@ -42,6 +42,17 @@ def occupied(flight_number: str) -> list[str]:
     return [s.seat for s in seat_map(flight_number) if s.occupied]
 
 
+def assert_moved_to_14c(context: AirlineAgentContext) -> None:
+    """The demo booking is in 14C, and the context says so."""
+    assert context == AirlineAgentContext(
+        passenger_name="Maya Patel",
+        confirmation_number=DEMO,
+        seat_number="14C",
+        flight_number=DEMO_FLIGHT,
+    )
+    assert get_booking(DEMO) == Booking(DEMO, "Maya Patel", DEMO_FLIGHT, "14C")
+
+
 def count_rows(path: Path, table: str) -> int:
     with sqlite3.connect(path) as conn:
         count: int = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -194,13 +205,7 @@ async def test_update_seat_moves_the_booking_and_fills_the_context(home: Path) -
     )
 
     assert result == f"Updated seat to 14C for confirmation number {DEMO}"
-    assert context == AirlineAgentContext(
-        passenger_name="Maya Patel",
-        confirmation_number=DEMO,
-        seat_number="14C",
-        flight_number=DEMO_FLIGHT,
-    )
-    assert get_booking(DEMO) == Booking(DEMO, "Maya Patel", DEMO_FLIGHT, "14C")
+    assert_moved_to_14c(context)
     assert "14C" in occupied(DEMO_FLIGHT)
     assert DEMO_SEAT not in occupied(DEMO_FLIGHT)
 
@@ -364,13 +369,7 @@ async def test_triage_hands_off_to_seat_booking_which_updates_the_seat(home: Pat
 
     assert second.last_agent.name == "Seat Booking Agent"
     assert second.final_output == "Done: you are now in 14C."
-    assert context == AirlineAgentContext(
-        passenger_name="Maya Patel",
-        confirmation_number=DEMO,
-        seat_number="14C",
-        flight_number=DEMO_FLIGHT,
-    )
-    assert get_booking(DEMO) == Booking(DEMO, "Maya Patel", DEMO_FLIGHT, "14C")
+    assert_moved_to_14c(context)
     for model in models:
         model.assert_complete()
 

@@ -59,6 +59,15 @@ def lookup_invoice(answer: str) -> list[MockEvent]:
     ]
 
 
+def refund_then(*rest: MockEvent) -> list[MockEvent]:
+    """Route to billing, ask to refund INV-1, then ``rest``."""
+    return [
+        MockEvent.handoff("billing_specialist"),
+        MockEvent.tool_call("process_refund", invoice_id="INV-1", reason="duplicate"),
+        *rest,
+    ]
+
+
 def test_mock_run_runs_real_tools_through_the_runtime() -> None:
     result = mock_run(
         triage, "I was charged twice", events=lookup_invoice("A refund has been initiated.")
@@ -78,15 +87,7 @@ def test_mock_run_runs_real_tools_through_the_runtime() -> None:
 
 
 def test_approval_pause_then_approve_and_reject() -> None:
-    paused = mock_run(
-        triage,
-        "refund INV-1",
-        events=[
-            MockEvent.handoff("billing_specialist"),
-            MockEvent.tool_call("process_refund", invoice_id="INV-1", reason="duplicate"),
-            MockEvent.done("unused"),
-        ],
-    )
+    paused = mock_run(triage, "refund INV-1", events=refund_then(MockEvent.done("unused")))
     expect(paused).waiting_for_approval("process_refund").called_tool(
         "process_refund", invoice_id="INV-1"
     )
@@ -95,12 +96,7 @@ def test_approval_pause_then_approve_and_reject() -> None:
     approved = mock_run(
         triage,
         "refund INV-1",
-        events=[
-            MockEvent.handoff("billing_specialist"),
-            MockEvent.tool_call("process_refund", invoice_id="INV-1", reason="duplicate"),
-            MockEvent.approve(by="lead"),
-            MockEvent.done("Refunded."),
-        ],
+        events=refund_then(MockEvent.approve(by="lead"), MockEvent.done("Refunded.")),
     )
     expect(approved).completed().output_contains("Refunded.")
     assert refunds == ["INV-1"]
@@ -108,12 +104,9 @@ def test_approval_pause_then_approve_and_reject() -> None:
     rejected = mock_run(
         triage,
         "refund INV-1",
-        events=[
-            MockEvent.handoff("billing_specialist"),
-            MockEvent.tool_call("process_refund", invoice_id="INV-1", reason="duplicate"),
-            MockEvent.reject("not a billing error"),
-            MockEvent.done("I could not refund that."),
-        ],
+        events=refund_then(
+            MockEvent.reject("not a billing error"), MockEvent.done("I could not refund that.")
+        ),
     )
     expect(rejected).completed()
     assert refunds == ["INV-1"]

@@ -9,17 +9,25 @@ nothing is ever half-seeded.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from .._home import current_home, resolve_home
 from ..errors import SchemaTooNew
 
 BUSY_TIMEOUT_SECONDS = 30.0
+
+
+def read_fixture(package: str, name: str) -> Any:
+    """The JSON fixture ``data/<name>`` shipped in an app's ``package`` (its ``__package__``)."""
+    return json.loads(resources.files(package).joinpath("data", name).read_text("utf-8"))
 
 
 @contextmanager

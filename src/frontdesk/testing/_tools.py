@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 from agents import FunctionTool
 from agents.tool_context import ToolContext
 
 from ..errors import InvalidInput
 from ..tools import ToolCall, _tool_call_scope
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _raw_arguments(tool: FunctionTool, args: Mapping[str, Any] | str | None) -> str:
@@ -71,34 +75,24 @@ async def call_tool(
         return await tool.on_invoke_tool(tool_context, raw)
 
 
-def call_tool_sync(
-    tool: FunctionTool,
-    args: Mapping[str, Any] | str | None = None,
-    *,
-    context: Any = None,
-    idempotency_key: str | None = None,
-    execution_id: str = "call-tool",
-    call_id: str | None = None,
-    attempt: int = 1,
-) -> Any:
-    """:func:`call_tool` for synchronous tests (it runs its own event loop).
+def _synchronous(run: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
+    """``run`` for synchronous callers, with its signature and its own name and docstring."""
+    name = f"{run.__name__}_sync"
 
-    Inside a running event loop (an ``async def`` test), ``await call_tool(...)`` instead.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise InvalidInput("call_tool_sync cannot run inside an event loop; await call_tool(...)")
-    return asyncio.run(
-        call_tool(
-            tool,
-            args,
-            context=context,
-            idempotency_key=idempotency_key,
-            execution_id=execution_id,
-            call_id=call_id,
-            attempt=attempt,
-        )
+    @functools.wraps(run)
+    def run_sync(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(run(*args, **kwargs))
+        raise InvalidInput(f"{name} cannot run inside an event loop; await {run.__name__}(...)")
+
+    run_sync.__name__ = run_sync.__qualname__ = name
+    run_sync.__doc__ = (
+        f":func:`{run.__name__}` for synchronous tests: it runs its own event loop.\n\n"
+        f"Inside a running event loop (an ``async def`` test), ``await {run.__name__}(...)``."
     )
+    return run_sync
+
+
+call_tool_sync = _synchronous(call_tool)

@@ -12,21 +12,20 @@ A seat is taken when a booking on that flight holds it; a unique constraint on
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from frontdesk.apps._sqlite import AppDatabase, write_transaction
 from frontdesk.errors import InvalidInput
+
+from .._sqlite import AppDatabase, read_fixture, write_transaction
 
 DB_FILENAME = "airline.db"
 SCHEMA_VERSION = 1
 NEARBY_LIMIT = 5
-_DATA_DIR = Path(__file__).with_name("data")
 
 _SCHEMA = (
     """
@@ -263,8 +262,8 @@ def _fetch_seat_map(conn: sqlite3.Connection, flight_number: str) -> list[Seat]:
 
 
 def _seed(conn: sqlite3.Connection) -> None:
-    flights = _fixture("flights.json")
-    layout = _fixture("seat_layout.json")["row_groups"]
+    flights = read_fixture(__package__, "flights.json")
+    layout = read_fixture(__package__, "seat_layout.json")["row_groups"]
     conn.executemany(
         "INSERT INTO flights VALUES (:flight_number, :origin, :destination, :departure)",
         flights,
@@ -290,12 +289,8 @@ def _seed(conn: sqlite3.Connection) -> None:
     conn.executemany(
         "INSERT INTO bookings VALUES"
         " (:confirmation_number, :passenger_name, :flight_number, :seat)",
-        _fixture("bookings.json"),
+        read_fixture(__package__, "bookings.json"),
     )
-
-
-def _fixture(name: str) -> Any:
-    return json.loads((_DATA_DIR / name).read_text("utf-8"))
 
 
 DATABASE = AppDatabase(

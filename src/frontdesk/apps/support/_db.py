@@ -6,13 +6,12 @@ import json
 import sqlite3
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from .._sqlite import AppDatabase
+from .._sqlite import AppDatabase, read_fixture
 
 DB_FILENAME = "support.db"
 SEED_VERSION = "1"
@@ -187,8 +186,7 @@ class _Region(BaseModel):
 
 
 def _fixture(name: str, model: type[BaseModel]) -> list[Any]:
-    text = resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8")
-    return [model.model_validate(row) for row in json.loads(text)]
+    return [model.model_validate(row) for row in read_fixture(__package__, name)]
 
 
 def _seed(conn: sqlite3.Connection) -> None:
