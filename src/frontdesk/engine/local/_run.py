@@ -115,7 +115,6 @@ class DurableRun:
         self.call_steps: dict[str, int] = {}
         self.usage = Usage()
         self.cancelled = False
-        self.replayed_steps = 0
         self._buffer: list[Op] = []
         self._flush_handle: asyncio.TimerHandle | None = None
 
@@ -298,7 +297,6 @@ async def durable_model_call(
     if row is not None and row.state == "done" and row.data_json is not None:
         response = decode_response(row.data_json)
         run.note_response(k, response)
-        run.replayed_steps += 1
         return response
     run.check_cancelled()
     started = time.time()

@@ -189,7 +189,6 @@ async def _durable_invoke(
     if row is not None and row.state == "done" and row.data_json is not None:
         run.restore_snapshot(row)
         _sync_wrapper_context(ctx, run)
-        run.replayed_steps += 1
         return decode_value(row.data_json)
     run.check_cancelled()
     decision = run.decisions.get(step.call_key)
