@@ -181,14 +181,3 @@ def _note_replay(obj: stripe.StripeObject, action: str, dispute_id: str) -> None
         logger.info(
             "Stripe replayed its earlier answer to the request to %s %s", action, dispute_id
         )
-
-
-ALL_TOOLS = (
-    get_phone_logs,
-    get_order,
-    get_emails,
-    retrieve_payment_intent,
-    close_dispute,
-    stage_dispute_evidence,
-    submit_dispute_evidence,
-)
