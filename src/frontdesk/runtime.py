@@ -24,6 +24,7 @@ from typing import Any
 
 from agents import Agent, Model, ModelProvider
 
+from ._dotenv import load_env_files
 from ._home import resolve_home
 from ._results import EventStream, RunHandle, RunResult, build_result
 from .conversations import Conversation
@@ -78,6 +79,7 @@ class AgentRuntime:
         busy_timeout: float = 10.0,
         compact_every: int = 50,
     ) -> None:
+        load_env_files(home)
         self.home: Path = resolve_home(home)
         self.store = Store(self.home, busy_timeout=busy_timeout, background_checkpoints=True)
         self._checkpointer = Checkpointer(self.store)

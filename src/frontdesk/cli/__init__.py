@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from .._dotenv import load_env_files
 from ..errors import FrontdeskError
 from . import _approvals, _runs
 from ._state import err_console, state
@@ -61,6 +62,7 @@ def main() -> None:
     """Entry point of the ``frontdesk`` command."""
     _load_extensions()
     try:
+        load_env_files()
         app()
     except FrontdeskError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
