@@ -11,16 +11,18 @@ completed exactly once when the conversation is next opened. Each turn is a run 
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from typing import TYPE_CHECKING, Any
 
 from agents import Agent
 
+from ._text import require_text
 from .engine._context import dump_context, load_context
 from .engine._conversation import claim_turn, load_items, turn_input
 from .engine.local._spec import RunSpec, new_execution_id
 from .engine.local._waiting import wait_for
-from .errors import EmptyMessage, InvalidInput, MessageTooLong, RunFailed
+from .errors import EmptyMessage, InvalidInput, MessageTooLong, RunFailed, TurnTimedOut
 
 if TYPE_CHECKING:
     from .runtime import AgentRuntime, RunResult
@@ -104,20 +106,22 @@ class Conversation:
     # -- sending ------------------------------------------------------------------------------
 
     def validate(self, user_input: str) -> None:
-        """Raise a ``ValueError`` subclass for empty or over-long input."""
+        """Raise a ``ValueError`` subclass for empty, over-long or invalid input."""
         if not isinstance(user_input, str):
             raise InvalidInput(f"user input must be a str, got {type(user_input).__name__}")
         if not user_input.strip():
             raise EmptyMessage("the message is empty")
         if len(user_input) > self.max_input_chars:
             raise MessageTooLong(len(user_input), self.max_input_chars)
+        require_text(user_input, "the message")
 
     def send(self, user_input: str, chat_length: int | None = None) -> list[str]:
         """Answer ``user_input``; returns the new history lines (the ``User:`` line first).
 
         ``chat_length`` is how many lines the caller has seen; if the conversation moved on
         (or another message is being answered) :class:`StaleConversation` is raised with the
-        current history and nothing is stored.
+        current history and nothing is stored. A turn that outlasts ``turn_timeout`` raises
+        :class:`TurnTimedOut` and goes on in the background.
         """
         self.validate(user_input)
         runtime = self._runtime
@@ -148,7 +152,13 @@ class Conversation:
 
             runtime.store.write(release_ops(self.conversation_id, execution_id))
             raise
-        result = runtime._engine.call(runtime._run_and_wait(spec), self.turn_timeout)
+        answer = runtime._engine.submit(runtime._run_and_wait(spec))
+        try:
+            result = answer.result(self.turn_timeout)
+        except concurrent.futures.TimeoutError:
+            if answer.done():
+                raise
+            raise TurnTimedOut(execution_id, self.turn_timeout or 0) from None
         if result.status == "failed":
             raise RunFailed(execution_id, result.error)
         return self.history()[history_len:]
@@ -182,6 +192,7 @@ def open_conversation(
         raise InvalidInput("conversation_id must be a non-empty string")
     if len(conversation_id) > 200:
         raise InvalidInput("conversation_id is longer than 200 characters")
+    require_text(conversation_id, "conversation_id")
     store = runtime.store
     exists = store.query(
         "SELECT 1 FROM conversations WHERE conversation_id = ?", (conversation_id,)

@@ -75,6 +75,23 @@ class RunFailed(FrontdeskError):
         self.error = error
 
 
+class TurnTimedOut(FrontdeskError, TimeoutError):
+    """A conversation turn did not finish within ``turn_timeout``; it goes on in the background.
+
+    ``execution_id`` is the turn's run: its result is read with ``runtime.handle(id).wait()``.
+    """
+
+    def __init__(self, execution_id: str, timeout: float) -> None:
+        super().__init__(
+            f"the turn did not finish within {timeout:g}s and goes on in the background as run "
+            f"{execution_id}: read its result with runtime.handle({execution_id!r}).wait() "
+            f"(or frontdesk runs show {execution_id}); once it completes, conversation.history() "
+            "shows its lines, and the next send() waits for it first"
+        )
+        self.execution_id = execution_id
+        self.timeout = timeout
+
+
 class StoreError(FrontdeskError):
     """The store cannot be used. The message says why; no data was changed."""
 
@@ -121,4 +138,5 @@ __all__ = [
     "StoreCorrupt",
     "StoreError",
     "StoreLocked",
+    "TurnTimedOut",
 ]
