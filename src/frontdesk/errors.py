@@ -8,8 +8,6 @@ are not ``ValueError``.
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class FrontdeskError(Exception):
     """Root of every error frontdesk raises."""
@@ -114,10 +112,9 @@ class StaleConversation(InvalidInput):
     ``history`` holds the conversation's current lines, so a client can refresh.
     """
 
-    def __init__(self, message: str, history: list[str] | None = None, **extra: Any) -> None:
+    def __init__(self, message: str, history: list[str] | None = None) -> None:
         super().__init__(message)
         self.history = list(history or [])
-        self.extra = extra
 
 
 __all__ = [
