@@ -27,6 +27,7 @@ from agents import Agent, Model, ModelProvider
 from ._dotenv import load_env_files
 from ._home import resolve_home
 from ._results import EventStream, RunHandle, RunResult, build_result
+from ._text import items_text_length, require_text, require_texts
 from .conversations import Conversation
 from .engine._agents import AgentRegistry
 from .engine.local._engine import LocalEngine
@@ -40,6 +41,8 @@ from .store import (
 )
 
 DEFAULT_MAX_MESSAGE_CHARS = 4000
+DEFAULT_MAX_INPUT_ITEMS = 200
+_MAX_SQL_INT = 2**63 - 1
 _EXECUTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}")
 
 
@@ -57,9 +60,12 @@ class AgentRuntime:
 
     ``home`` defaults to ``$FRONTDESK_HOME`` or ``./.frontdesk/``. ``model`` (or
     ``$FRONTDESK_MODEL``) overrides every agent's model; ``"rules"`` is the offline rules
-    baseline. With ``recover=True`` the runtime takes over, in the background, runs left
-    behind by processes that died, whenever it can find their agents. ``busy_timeout`` is how
-    long a write waits for another process's lock on the store before failing.
+    baseline; a run keeps the model it started on, whichever process resumes it. A message
+    holds at most ``max_message_chars`` characters; input items, at most ``max_input_items``
+    items and ``max_message_chars`` characters of text. With ``recover=True`` the runtime
+    takes over, in the background, runs left behind by processes that died, whenever it can
+    find their agents. ``busy_timeout`` is how long a write waits for another process's lock
+    on the store before failing.
     """
 
     def __init__(
@@ -70,6 +76,7 @@ class AgentRuntime:
         model: str | Model | None = None,
         model_provider: ModelProvider | None = None,
         max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+        max_input_items: int = DEFAULT_MAX_INPUT_ITEMS,
         model_timeout: float = 30.0,
         model_retries: int = 3,
         max_turns: int = 10,
@@ -86,6 +93,7 @@ class AgentRuntime:
         self.registry = AgentRegistry()
         self.selector = ModelSelector(model, model_provider)
         self.max_message_chars = max_message_chars
+        self.max_input_items = max_input_items
         self.policy = RetryPolicy(timeout=model_timeout, max_attempts=model_retries + 1)
         items = agents.items() if isinstance(agents, dict) else ((None, a) for a in agents)
         for name, agent in items:
@@ -135,17 +143,30 @@ class AgentRuntime:
     # -- running ----------------------------------------------------------------------------------
 
     def validate_message(self, message: str | Sequence[Any], limit: int | None = None) -> None:
-        """Raise a ``ValueError`` subclass for an empty or over-long message."""
+        """Raise a ``ValueError`` subclass for an empty, over-long or invalid message.
+
+        Input items count their text (keys and values) against the same limit, and at most
+        ``max_input_items`` items are accepted. Text with a lone surrogate is refused.
+        """
         limit = self.max_message_chars if limit is None else limit
         if isinstance(message, str):
             if not message.strip():
                 raise EmptyMessage("the message is empty")
             if len(message) > limit:
                 raise MessageTooLong(len(message), limit)
+            require_text(message, "the message")
         elif not message:
             raise EmptyMessage("the input item list is empty")
         elif not isinstance(message, list | tuple):
             raise TypeError(f"message must be a str or a list of input items, got {type(message)}")
+        else:
+            if len(message) > self.max_input_items:
+                raise InvalidInput(
+                    f"the input has {len(message)} items; the limit is {self.max_input_items}"
+                )
+            length = items_text_length(message)
+            if length > limit:
+                raise MessageTooLong(length, limit, what="the text of the input items")
 
     def _spec(
         self,
@@ -227,6 +248,7 @@ class AgentRuntime:
 
     def handle(self, execution_id: str) -> RunHandle:
         """A handle on an existing run; :class:`RunNotFound` if there is none."""
+        require_texts(execution_id=execution_id)
         self.store.require_run(execution_id)
         return RunHandle(self, execution_id)
 
@@ -236,6 +258,7 @@ class AgentRuntime:
         self, status: str | None = "pending", execution_id: str | None = None
     ) -> list[ApprovalRecord]:
         """Approval requests, oldest first (pending ones by default)."""
+        require_texts(status=status, execution_id=execution_id)
         return self.store.approvals(status=status, execution_id=execution_id)
 
     def approve(
@@ -257,6 +280,7 @@ class AgentRuntime:
     ) -> ApprovalRecord:
         import time
 
+        require_texts(approval_or_execution_id=ident, by=by, note=note, reason=reason)
         record, runnable = self.store.decide(
             ident, approved=approved, by=by, note=note, reason=reason, now=time.time()
         )
@@ -275,23 +299,35 @@ class AgentRuntime:
         offset: int = 0,
         conversation_id: str | None = None,
     ) -> list[RunResult]:
-        """Run history, newest first (summaries: no events)."""
+        """Run history, newest first (summaries: no events).
+
+        ``limit`` and ``offset`` are counts (``InvalidInput`` if negative); a limit beyond what
+        SQLite can count is clamped to its largest integer, which means every run.
+        """
+        require_texts(status=status, agent=agent, conversation_id=conversation_id)
         rows = self.store.list_runs(
-            status=status, agent=agent, limit=limit, offset=offset, conversation_id=conversation_id
+            status=status,
+            agent=agent,
+            limit=_count(limit, "limit"),
+            offset=_count(offset, "offset"),
+            conversation_id=conversation_id,
         )
         return [build_result(self.store, row) for row in rows]
 
     def get(self, execution_id: str) -> RunResult:
         """One run with its events, steps and approvals; :class:`RunNotFound` if unknown."""
+        require_texts(execution_id=execution_id)
         return build_result(self.store, self.store.require_run(execution_id))
 
     def cancel(self, execution_id: str) -> RunResult:
         """Cancel a run that has not finished."""
+        require_texts(execution_id=execution_id)
         row = self._engine.call(self._engine.cancel(execution_id))
         return build_result(self.store, row)
 
     def retry(self, execution_id: str) -> RunHandle:
         """Resume a failed run: completed steps replay, the failed step runs again."""
+        require_texts(execution_id=execution_id)
         self._engine.retry(execution_id)
         self._engine.notify()
         self._engine.call(self._engine.resume(execution_id))
@@ -323,6 +359,15 @@ class AgentRuntime:
     def recover(self) -> list[str]:
         """Take over, now, every orphaned run this process can drive. Returns their ids."""
         return self._engine.call(self._engine.recover_now())
+
+
+def _count(value: int, name: str) -> int:
+    """A non-negative count for SQL, clamped to SQLite's largest integer."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{name} must be a whole number, got {value!r}")
+    if value < 0:
+        raise InvalidInput(f"{name} must be 0 or more, got {value}")
+    return min(value, _MAX_SQL_INT)
 
 
 # -- module-level helpers on a default runtime ------------------------------------------------------
