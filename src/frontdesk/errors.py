@@ -64,6 +64,10 @@ class ModelNotConfigured(FrontdeskError):
     """A model would have to come from OpenAI, but no key and no override are set."""
 
 
+class MalformedModelResponse(FrontdeskError):
+    """The model's server answered with something that is not a completion; not retried."""
+
+
 class RunFailed(FrontdeskError):
     """A run ended in failure. ``execution_id`` and ``error`` describe it."""
 
@@ -125,6 +129,7 @@ __all__ = [
     "FrontdeskError",
     "InvalidInput",
     "InvalidRunState",
+    "MalformedModelResponse",
     "MessageTooLong",
     "ModelNotConfigured",
     "RunFailed",

@@ -22,9 +22,11 @@ def register(app: typer.Typer) -> None:
 
 def default_model(option: str | None) -> str | None:
     """The model to evaluate: the option, the global --model, $FRONTDESK_MODEL, else rules
-    when no OpenAI key is set."""
+    when neither OPENAI_API_KEY nor OPENAI_BASE_URL is set (as for ``support ask``)."""
+    from ..models._select import openai_configured
+
     chosen = option or state.model or os.environ.get("FRONTDESK_MODEL")
-    if chosen is None and not os.environ.get("OPENAI_API_KEY"):
+    if chosen is None and not openai_configured():
         return "rules"
     return chosen
 

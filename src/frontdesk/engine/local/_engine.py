@@ -13,7 +13,6 @@ import concurrent.futures
 import contextlib
 import json
 import logging
-import os
 import signal
 import sqlite3
 import threading
@@ -33,7 +32,7 @@ from ...errors import (
     RunNotFound,
 )
 from ...events import encode_payload
-from ...models._select import ModelSelector, RetryPolicy
+from ...models._select import ModelSelector, RetryPolicy, exports_traces
 from ...store import GroupCommitter, Op, RunRow, Store
 from .._agents import AgentRegistry
 from .._context import dump_context, load_context
@@ -334,8 +333,9 @@ class LocalEngine:
                     hooks=EventHooks(),
                     max_turns=self.max_turns,
                     run_config=RunConfig(
-                        # Traces go to OpenAI: only when there is a key and an LLM to trace.
-                        tracing_disabled=not os.environ.get("OPENAI_API_KEY") or graphs.offline,
+                        # Traces go to OpenAI: only when there is an LLM to trace and it is
+                        # OpenAI's (or the user asked for them).
+                        tracing_disabled=graphs.offline or not exports_traces(),
                         workflow_name=f"frontdesk:{plan.agent_name}",
                         group_id=plan.conversation_id,
                     ),
