@@ -4,7 +4,8 @@ A fresh airline graph from ``init_agents()`` whose agents decide by their offlin
 real execution of ``update_seat`` is logged to ``$AIRLINEFLOW_DIR/effects.log``. With
 ``$AIRLINEFLOW_PARK`` set, the process parks on the model call that follows a finished
 ``update_seat`` (the seat is changed and the tool's result journaled, the turn not yet
-complete) and writes ``$AIRLINEFLOW_DIR/parked``, so a test can SIGKILL it there.
+complete) and writes ``$AIRLINEFLOW_DIR/parked``, so a test can SIGKILL it there (see
+``parking``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from agents import FunctionTool
 from frontdesk import AgentRuntime, StaleConversation
 from frontdesk.apps.airline import AirlineAgentContext, init_agents
 from frontdesk.models.rules import RulesModel
+from parking import park, write_marker
 
 
 def _flow_dir() -> Path | None:
@@ -38,8 +40,8 @@ class ParkingRulesModel(RulesModel):
         directory = _flow_dir()
         seat_changed = self.conversation(input, tools, handoffs).last_call("update_seat", "turn")
         if directory and os.environ.get("AIRLINEFLOW_PARK") and seat_changed:
-            (directory / "parked").write_text(self.agent_name)
-            await asyncio.Event().wait()
+            write_marker(directory / "parked", self.agent_name)
+            await asyncio.to_thread(park)
         return await super().get_response(
             system_instructions, input, model_settings, tools, output_schema, handoffs, tracing,
             **kwargs,

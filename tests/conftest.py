@@ -1,17 +1,34 @@
-"""Shared fixtures: every test gets its own frontdesk home (a real SQLite store on disk)."""
+"""Shared fixtures and helpers.
+
+Every test gets its own frontdesk home (a real SQLite store on disk). Child processes are
+started through :class:`Children`, which kills and reaps each of them when the test ends,
+whether it passed or failed. Waits poll a condition against a generous deadline.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
 
 import pytest
 
 from frontdesk import AgentRuntime
+from parking import PARENT_ENV
 
 TESTS_DIR = Path(__file__).parent
+PYTHON = sys.executable
+WAIT_SECONDS = 120.0
+"""How long a test waits for a condition before it fails: generous, for a loaded machine."""
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -34,11 +51,148 @@ def runtime(home: Path) -> Iterator[AgentRuntime]:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """Environment for child processes: the tests directory importable, no model keys."""
+    """Environment for child processes: the tests directory importable, no model keys, and
+    this process's pid, so a parked flow exits once this process is gone."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FRONTDESK_MODEL"))}
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")])
+    env[PARENT_ENV] = str(os.getpid())
     env.update(extra)
     return env
 
 
-PYTHON = sys.executable
+# Waiting -----------------------------------------------------------------------------------
+
+
+def wait_until(condition: Callable[[], T | None], what: str, seconds: float = WAIT_SECONDS) -> T:
+    """Poll ``condition`` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds:.0f}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def _exited(proc: subprocess.Popen[Any], waiting_for: str) -> AssertionError:
+    _out, err = proc.communicate()
+    detail = err.decode() if isinstance(err, bytes) else err or ""
+    return AssertionError(f"child exited {proc.returncode} before {waiting_for}:\n{detail}")
+
+
+def wait_for_marker(path: Path, proc: subprocess.Popen[Any], seconds: float = WAIT_SECONDS) -> str:
+    """The text of a marker file the child writes atomically, once it exists.
+
+    Fails at once if the child exits first, with the child's stderr when it was piped.
+    """
+
+    def written() -> str | None:
+        if path.exists():
+            return path.read_text()
+        if proc.poll() is not None:
+            raise _exited(proc, f"writing {path.name}")
+        return None
+
+    return wait_until(written, f"{path.name} from pid {proc.pid}", seconds)
+
+
+def port_from(path: Path, proc: subprocess.Popen[Any]) -> int:
+    """The port a server child wrote to its ``--port-file``."""
+    return int(wait_for_marker(path, proc))
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """The URL of a loopback port that refuses connections: bound here, never listening, so
+    no other process can take it while the test runs."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+# Child processes ---------------------------------------------------------------------------
+
+
+class Children:
+    """Child processes of a test, each in its own process group (session).
+
+    :meth:`close` (or leaving the ``with`` block) SIGKILLs every group still running and
+    reaps every child, so nothing outlives the test whether it passed or failed.
+    """
+
+    def __init__(self) -> None:
+        self._procs: list[subprocess.Popen[Any]] = []
+        self._pids: list[int] = []
+
+    def popen(self, args: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """``subprocess.Popen(args, **kwargs)`` in a new session, killed at the end."""
+        proc: subprocess.Popen[Any] = subprocess.Popen(args, start_new_session=True, **kwargs)
+        self._procs.append(proc)
+        return proc
+
+    def adopt(self, pid: int) -> int:
+        """Kill and reap ``pid`` at the end too (a child forked another way, e.g. ``pty.fork``,
+        which makes it a session leader)."""
+        self._pids.append(pid)
+        return pid
+
+    def close(self) -> None:
+        """SIGKILL every child's process group still there, then reap every child."""
+        for proc in self._procs:
+            if proc.returncode is None and _unreaped(proc.pid):
+                kill_group(proc.pid)
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+        for pid in self._pids:
+            if _unreaped(pid):
+                kill_group(pid)
+                os.waitpid(pid, 0)
+        self._procs.clear()
+        self._pids.clear()
+
+    def __enter__(self) -> Children:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _unreaped(pid: int) -> bool:
+    """Whether ``pid`` is a child of ours not yet reaped (running or a zombie), so its pid and
+    process group cannot belong to anyone else. Looks without reaping."""
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group ``pid`` leads, if it still exists."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def children() -> Iterator[Children]:
+    """Start the test's child processes here; all are killed and reaped when it ends."""
+    with Children() as started:
+        yield started
+
+
+def sigkill(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL a child (and its process group) now, reap it, and check it died of the kill."""
+    assert proc.returncode is None, f"pid {proc.pid} was already reaped"
+    kill_group(proc.pid)
+    proc.wait(WAIT_SECONDS)
+    assert proc.returncode == -signal.SIGKILL, proc.returncode

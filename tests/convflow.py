@@ -2,7 +2,8 @@
 
 ``Desk`` routes seat requests to ``Seats``; ``Seats`` books a seat with a tool that writes the
 context and records each external effect in ``$CONVFLOW_DIR/effects.log``; anything else goes
-back to ``Desk``. ``$CRASH_AT=in_tool`` parks the process inside the tool for a SIGKILL.
+back to ``Desk``. ``$CRASH_AT=in_tool`` parks the process inside the tool for a SIGKILL (see
+``parking``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 from pydantic import BaseModel
 
 from frontdesk import AgentRuntime, StaleConversation, current_tool_call, tool
+from parking import park, write_marker
 
 
 class SeatContext(BaseModel):
@@ -40,9 +41,8 @@ def set_seat(wrapper: RunContextWrapper[SeatContext], seat: str) -> str:
     wrapper.context.seat = seat
     wrapper.context.changes += 1
     if os.environ.get("CRASH_AT") == "in_tool":
-        Path(os.environ["CONVFLOW_DIR"], "parked").write_text("in_tool")
-        while True:
-            time.sleep(1)
+        write_marker(Path(os.environ["CONVFLOW_DIR"], "parked"), "in_tool")
+        park()
     return f"Seat {seat} booked"
 
 

@@ -12,7 +12,8 @@ recovering process (with a fresh script) continues correctly. Side effects go to
 
 ``$CRASH_AT`` parks the process at a step so the test can SIGKILL it there:
 ``after_model:K`` (model call K committed, K+1 not returned), ``in_tool:NAME`` (inside the
-tool, after its effect, before its result is committed).
+tool, after its effect, before its result is committed). Where it parked is written
+atomically to ``parked``; a parked process exits by itself once its test is gone.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 from pydantic import BaseModel
 
 from frontdesk import AgentRuntime, current_tool_call, tool
+from parking import park, write_marker
 
 
 class Ctx(BaseModel):
@@ -53,12 +54,11 @@ def _lines(name: str) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def park(point: str) -> None:
+def park_at(point: str) -> None:
     """If $CRASH_AT names this point, say so and wait to be killed."""
     if os.environ.get("CRASH_AT") == point:
-        (_dir() / "parked").write_text(point)
-        while True:
-            time.sleep(1)
+        write_marker(_dir() / "parked", point)
+        park()
 
 
 def _effect(kind: str, detail: str) -> None:
@@ -73,7 +73,7 @@ def lookup_invoice(wrapper: RunContextWrapper[Ctx], invoice_id: str) -> dict[str
     """Fetch an invoice."""
     _effect("lookup_invoice", invoice_id)
     wrapper.context.invoice_total = 99.0
-    park("in_tool:lookup_invoice")
+    park_at("in_tool:lookup_invoice")
     return {"invoice_id": invoice_id, "total": 99.0, "customer_id": "C-1"}
 
 
@@ -81,7 +81,7 @@ def lookup_invoice(wrapper: RunContextWrapper[Ctx], invoice_id: str) -> dict[str
 def lookup_account(customer_id: str) -> dict[str, Any]:
     """Fetch an account."""
     _effect("lookup_account", customer_id)
-    park("in_tool:lookup_account")
+    park_at("in_tool:lookup_account")
     return {"customer_id": customer_id, "plan": "pro"}
 
 
@@ -90,7 +90,7 @@ def refund(wrapper: RunContextWrapper[Ctx], invoice_id: str, amount: float) -> d
     """Refund an invoice (needs approval)."""
     _effect("refund", f"{invoice_id} {amount}")
     wrapper.context.refunded = True
-    park("in_tool:refund")
+    park_at("in_tool:refund")
     return {"refund_id": f"re_{invoice_id}", "amount": amount}
 
 
@@ -102,7 +102,7 @@ def _items(call: Any) -> list[dict[str, Any]]:
 def decide(call: Any) -> Any:
     """Answer from the conversation: route, look up in parallel, refund, then answer."""
     done = len(_lines("models.log"))
-    park(f"after_model:{done}")
+    park_at(f"after_model:{done}")
     items = _items(call)
     outputs = {
         i.get("call_id"): i.get("output") for i in items if i.get("type") == "function_call_output"
@@ -152,10 +152,10 @@ def main() -> None:
     home = sys.argv[1]
     with AgentRuntime(home, recover=False) as runtime:
         result = runtime.run(crashflow.triage, MESSAGE, context=crashflow.Ctx())
-        (_dir() / "execution_id").write_text(result.execution_id)
+        write_marker(_dir() / "execution_id", result.execution_id)
         point = "waiting_approval" if result.status == "waiting_approval" else result.status
-        park(point)
-        (_dir() / "parked").write_text(point)
+        park_at(point)
+        write_marker(_dir() / "parked", point)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ from frontdesk.apps.airline import (
 )
 from frontdesk.testing import call_tool
 
+from conftest import WAIT_SECONDS, Children
+
 DEMO = "LL0EZ6"
 DEMO_FLIGHT = "FLT-123"
 DEMO_SEAT = "18B"
@@ -134,9 +136,9 @@ print(get_booking("LL0EZ6", sys.argv[1]).seat)
 
 
 @pytest.mark.slow
-def test_processes_racing_to_first_use_seed_once(tmp_path: Path) -> None:
+def test_processes_racing_to_first_use_seed_once(tmp_path: Path, children: Children) -> None:
     racers = [
-        subprocess.Popen(
+        children.popen(
             [sys.executable, "-c", RACER, str(tmp_path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -153,7 +155,7 @@ def test_processes_racing_to_first_use_seed_once(tmp_path: Path) -> None:
         racer.stdin.close()
     outputs = [racer.stdout.read() for racer in racers if racer.stdout is not None]
     for racer in racers:
-        racer.wait()
+        racer.wait(WAIT_SECONDS)
 
     assert [racer.returncode for racer in racers] == [0, 0, 0, 0]
     assert outputs == [f"{DEMO_SEAT}\n"] * 4

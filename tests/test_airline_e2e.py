@@ -4,11 +4,8 @@ compaction."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -28,7 +25,7 @@ from frontdesk.apps.airline import (
 from frontdesk.conversations import Conversation
 from frontdesk.models.rules import RULES_LABEL, rules_for
 
-from conftest import PYTHON, child_env
+from conftest import PYTHON, WAIT_SECONDS, Children, child_env, sigkill, wait_for_marker
 
 DEMO = "LL0EZ6"
 BAGS = (
@@ -268,7 +265,7 @@ def test_every_turn_is_a_run_of_its_conversation_with_a_trace(
     ]
     shown = subprocess.run(
         [PYTHON, "-m", "frontdesk", "--home", str(home), "runs", "show", turns[0].execution_id],
-        env=child_env(COLUMNS="250"), capture_output=True, text=True, timeout=60,
+        env=child_env(COLUMNS="250"), capture_output=True, text=True, timeout=WAIT_SECONDS,
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert "completed" in shown.stdout and "Seat Booking Agent" in shown.stdout
@@ -344,7 +341,7 @@ def test_each_turn_in_a_new_chat_process(home: Path) -> None:
         chat = subprocess.run(
             [PYTHON, "-m", "frontdesk", "--home", str(home), "chat", "airline",
              "--conversation-id", "c1"],
-            input=f"{message}\n", env=child_env(), capture_output=True, text=True, timeout=60,
+            input=f"{message}\n", env=child_env(), capture_output=True, text=True, timeout=WAIT_SECONDS,
         )  # fmt: skip
         assert chat.returncode == 0, chat.stderr
     with AgentRuntime(home, model="rules", recover=False) as runtime:
@@ -361,7 +358,7 @@ def test_each_turn_in_a_new_chat_process(home: Path) -> None:
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_sigkill_after_the_seat_changed_completes_the_turn_once(
-    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: Children
 ) -> None:
     flow_dir = tmp_path / "flow"
     flow_dir.mkdir()
@@ -372,18 +369,14 @@ def test_sigkill_after_the_seat_changed_completes_the_turn_once(
         say(conv, DEMO)
         before = conv.history()
 
-    child = subprocess.Popen(
+    child = children.popen(
         [PYTHON, "-m", "airlineflow", str(home), "c1", "14C"],
         env=child_env(AIRLINEFLOW_DIR=str(flow_dir), AIRLINEFLOW_PARK="1"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not (flow_dir / "parked").exists():
-        assert time.monotonic() < deadline and child.poll() is None, child.communicate()
-        time.sleep(0.02)
+    assert wait_for_marker(flow_dir / "parked", child) == "Seat Booking Agent"
     assert seat_of(home) == "14C"  # the tool ran; the turn is not complete
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait(10)
+    sigkill(child)
 
     with AgentRuntime(home, recover=False) as runtime:
         conv = runtime.conversation("c1")

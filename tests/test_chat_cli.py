@@ -15,7 +15,7 @@ import pytest
 from frontdesk import AgentRuntime
 from frontdesk.models.rules import RULES_LABEL
 
-from conftest import PYTHON, child_env
+from conftest import PYTHON, WAIT_SECONDS, Children, child_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -37,7 +37,7 @@ def chat_once(home: Path, *messages: str, **env: str) -> subprocess.CompletedPro
     """Run the chat with ``messages`` on stdin until end of input."""
     done = subprocess.run(
         chat_args(home), input="".join(f"{m}\n" for m in messages), env=child_env(**env),
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=WAIT_SECONDS,
     )  # fmt: skip
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     return done
@@ -52,12 +52,13 @@ class Session:
         self._pending = ""
 
     @classmethod
-    def in_terminal(cls, home: Path) -> Session:
+    def in_terminal(cls, children: Children, home: Path) -> Session:
         """The chat in a pseudo-terminal, as if typed at a keyboard."""
+        env = child_env()  # built before the fork: the child only execs
         pid, fd = pty.fork()
-        if pid == 0:  # the child: become the chat
-            os.execve(PYTHON, chat_args(home), child_env())
-        return cls(pid, fd, fd)
+        if pid == 0:  # the child (a session leader): become the chat
+            os.execve(PYTHON, chat_args(home), env)
+        return cls(children.adopt(pid), fd, fd)
 
     def _read(self, timeout: float) -> bool:
         ready, _, _ = select.select([self.read_fd], [], [], timeout)
@@ -72,7 +73,7 @@ class Session:
         self._pending += chunk
         return bool(chunk)
 
-    def expect(self, text: str, timeout: float = 60) -> str:
+    def expect(self, text: str, timeout: float = WAIT_SECONDS) -> str:
         """Everything printed up to and including ``text`` since the last expectation."""
         deadline = time.monotonic() + timeout
         while text not in self._pending:
@@ -81,7 +82,7 @@ class Session:
         seen, _, self._pending = self._pending.partition(text)
         return seen + text
 
-    def wait_until_reading(self, timeout: float = 30) -> None:
+    def wait_until_reading(self, timeout: float = WAIT_SECONDS) -> None:
         """Wait until the chat is blocked reading stdin (Linux), so a signal sent now is not
         lost in the instant between printing the prompt and starting the read."""
         syscall = Path(f"/proc/{self.pid}/syscall")
@@ -96,7 +97,7 @@ class Session:
     def type(self, text: str) -> None:
         os.write(self.write_fd, text.encode())
 
-    def finish(self, timeout: float = 60) -> int:
+    def finish(self, timeout: float = WAIT_SECONDS) -> int:
         """Read the rest of the output; the exit code."""
         deadline = time.monotonic() + timeout
         while True:
@@ -109,8 +110,8 @@ class Session:
             self._read(0.05)
 
 
-def in_pipes(home: Path) -> tuple[subprocess.Popen[bytes], Session]:
-    proc = subprocess.Popen(
+def in_pipes(children: Children, home: Path) -> tuple[subprocess.Popen[bytes], Session]:
+    proc = children.popen(
         chat_args(home), env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -143,11 +144,11 @@ def test_bad_input_prints_the_error_and_the_chat_goes_on(home: Path) -> None:
     assert [line for line in history(home) if line.startswith("User:")] == ["User: Is there wifi?"]
 
 
-def test_a_restarted_chat_prints_the_history_first(home: Path) -> None:
+def test_a_restarted_chat_prints_the_history_first(home: Path, children: Children) -> None:
     chat_once(home, "I'd like to change my seat", "LL0EZ6")
     earlier = history(home)
 
-    terminal = Session.in_terminal(home)
+    terminal = Session.in_terminal(children, home)
     shown = terminal.expect(PROMPT)
     terminal.type("14C\n")
     reply = terminal.expect(PROMPT)
@@ -159,9 +160,9 @@ def test_a_restarted_chat_prints_the_history_first(home: Path) -> None:
     assert "Traceback" not in terminal.output
 
 
-def test_a_message_sent_elsewhere_makes_this_client_reload(home: Path) -> None:
+def test_a_message_sent_elsewhere_makes_this_client_reload(home: Path, children: Children) -> None:
     chat_once(home, "I'd like to change my seat")
-    proc, client = in_pipes(home)
+    proc, client = in_pipes(children, home)
     client.expect(PROMPT)
 
     chat_once(home, "Is there wifi?")  # another process answers meanwhile
@@ -181,8 +182,8 @@ def test_a_message_sent_elsewhere_makes_this_client_reload(home: Path) -> None:
     assert users == ["User: I'd like to change my seat", "User: Is there wifi?", "User: LL0EZ6"]
 
 
-def test_ctrl_c_in_a_terminal_exits_cleanly(home: Path) -> None:
-    terminal = Session.in_terminal(home)
+def test_ctrl_c_in_a_terminal_exits_cleanly(home: Path, children: Children) -> None:
+    terminal = Session.in_terminal(children, home)
     terminal.expect(PROMPT)
     terminal.type("Is there wifi?\n")
     terminal.expect(PROMPT)
@@ -194,8 +195,8 @@ def test_ctrl_c_in_a_terminal_exits_cleanly(home: Path) -> None:
     assert WIFI in terminal.output
 
 
-def test_sigint_through_a_pipe_exits_cleanly(home: Path) -> None:
-    proc, client = in_pipes(home)
+def test_sigint_through_a_pipe_exits_cleanly(home: Path, children: Children) -> None:
+    proc, client = in_pipes(children, home)
     client.expect(PROMPT)
     client.wait_until_reading()
     proc.send_signal(signal.SIGINT)
@@ -221,7 +222,7 @@ def test_the_rules_model_can_be_chosen_even_with_a_key(
         input="Is there wifi?\n",
         # A key alone would choose OpenAI; no traces are exported for this offline test.
         env=child_env(OPENAI_API_KEY="sk-not-used", OPENAI_AGENTS_DISABLE_TRACING="1", **env),
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=WAIT_SECONDS,
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr

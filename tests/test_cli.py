@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from frontdesk import AgentRuntime
+from test_crash_recovery import make_dirs, run_to_approval
 
 import crashflow
-from conftest import PYTHON, child_env
+from conftest import PYTHON, Children, child_env
 
 pytestmark = pytest.mark.e2e
 
@@ -31,25 +32,17 @@ def cli(
     return proc
 
 
-def start_waiting_run(tmp_path: Path) -> tuple[Path, Path, str]:
+def start_waiting_run(children: Children, tmp_path: Path) -> tuple[Path, Path, str]:
     """A child process runs the crashflow until it waits for approval, then exits."""
-    flow_dir, home = tmp_path / "flow", tmp_path / "home"
-    flow_dir.mkdir(parents=True)
-    home.mkdir(parents=True)
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "crashflow", str(home)], env=child_env(CRASHFLOW_DIR=str(flow_dir))
-    )
-    deadline = time.monotonic() + 60
-    while not (flow_dir / "parked").exists():
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.02)
-    proc.terminate()
-    proc.wait(10)
+    flow_dir, home = make_dirs(tmp_path)
+    run_to_approval(children, flow_dir, home)
     return flow_dir, home, (flow_dir / "execution_id").read_text()
 
 
-def test_approval_across_process_restarts_through_the_cli(tmp_path: Path) -> None:
-    flow_dir, home, execution_id = start_waiting_run(tmp_path)
+def test_approval_across_process_restarts_through_the_cli(
+    children: Children, tmp_path: Path
+) -> None:
+    flow_dir, home, execution_id = start_waiting_run(children, tmp_path)
     listing = cli(home, "approvals", "list").stdout
     assert execution_id in listing and "refund" in listing and "pending" in listing
     out = cli(
@@ -74,8 +67,8 @@ def test_approval_across_process_restarts_through_the_cli(tmp_path: Path) -> Non
     assert again.returncode == 2 and "already approved" in again.stderr
 
 
-def test_reject_through_the_cli_tells_the_model(tmp_path: Path) -> None:
-    flow_dir, home, execution_id = start_waiting_run(tmp_path)
+def test_reject_through_the_cli_tells_the_model(children: Children, tmp_path: Path) -> None:
+    flow_dir, home, execution_id = start_waiting_run(children, tmp_path)
     out = cli(
         home,
         "approvals",
@@ -95,8 +88,8 @@ def test_reject_through_the_cli_tells_the_model(tmp_path: Path) -> None:
     assert not (flow_dir / "effects.log").read_text().count(" refund ")
 
 
-def test_runs_list_show_and_filters(tmp_path: Path) -> None:
-    flow_dir, home, execution_id = start_waiting_run(tmp_path)
+def test_runs_list_show_and_filters(children: Children, tmp_path: Path) -> None:
+    flow_dir, home, execution_id = start_waiting_run(children, tmp_path)
     table = cli(home, "runs", "list").stdout
     assert execution_id in table and "waiting_approval" in table
     assert execution_id not in cli(home, "runs", "list", "--status", "completed").stdout
@@ -115,18 +108,16 @@ def test_runs_list_show_and_filters(tmp_path: Path) -> None:
         "ms",
     ):
         assert expected in shown, expected
-    import json
-
     listed = json.loads(cli(home, "runs", "list", "--json").stdout)
     assert listed[0]["execution_id"] == execution_id and listed[0]["status"] == "completed"
 
 
-def test_runs_retry_and_errors(tmp_path: Path) -> None:
+def test_runs_retry_and_errors(children: Children, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     missing = cli(home, "runs", "show", "run_missing", check=False)
     assert missing.returncode == 2 and "no run with execution id 'run_missing'" in missing.stderr
-    _flow_dir, home2, execution_id = start_waiting_run(tmp_path / "second")
+    _flow_dir, home2, execution_id = start_waiting_run(children, tmp_path / "second")
     not_failed = cli(home2, "runs", "retry", execution_id, check=False)
     assert not_failed.returncode == 2 and "only failed runs can be retried" in not_failed.stderr
     cancelled = cli(home2, "runs", "cancel", execution_id).stdout

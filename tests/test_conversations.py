@@ -4,11 +4,8 @@ concurrency and compaction."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,18 +14,23 @@ import convflow
 from frontdesk import AgentRuntime, EmptyMessage, MessageTooLong, StaleConversation
 from frontdesk.store import store_path
 
-from conftest import PYTHON, child_env
+from conftest import PYTHON, WAIT_SECONDS, Children, child_env, sigkill, wait_for_marker
 
 SCRIPT = ["hello", "I want to change my seat", "14c please", "what time is it", "seat 2a", "thanks"]
 
 
 def send_in_child(
-    home: Path, conversation_id: str, message: str, chat_length: int | None = None, **env: str
+    children: Children,
+    home: Path,
+    conversation_id: str,
+    message: str,
+    chat_length: int | None = None,
+    **env: str,
 ) -> subprocess.Popen[str]:
     args = [PYTHON, "-m", "convflow", str(home), conversation_id, message]
     if chat_length is not None:
         args.append(str(chat_length))
-    return subprocess.Popen(
+    return children.popen(
         args, env=child_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
@@ -63,15 +65,15 @@ def test_lines_follow_the_history_format_and_state_persists(runtime: AgentRuntim
     assert [e.type for e in runtime.get(turns[0].execution_id).events][-1] == "done"
 
 
-def test_reopened_in_new_processes_between_turns(home: Path) -> None:
+def test_reopened_in_new_processes_between_turns(home: Path, children: Children) -> None:
     expected: list[str] = []
     with AgentRuntime(home / "reference", recover=False) as reference:
         conv = open_conv(reference)
         for message in SCRIPT:
             expected += conv.send(message)
     for message in SCRIPT:
-        proc = send_in_child(home, "c1", message)
-        _out, err = proc.communicate(timeout=60)
+        proc = send_in_child(children, home, "c1", message)
+        _out, err = proc.communicate(timeout=WAIT_SECONDS)
         assert proc.returncode == 0, err
     with AgentRuntime(home, recover=False) as runtime:
         conv = runtime.conversation("c1")
@@ -79,20 +81,18 @@ def test_reopened_in_new_processes_between_turns(home: Path) -> None:
         assert conv.context == convflow.SeatContext(seat="2A", changes=2)
 
 
-def test_sigkill_mid_turn_is_completed_exactly_once_on_reopen(home: Path, tmp_path: Path) -> None:
+def test_sigkill_mid_turn_is_completed_exactly_once_on_reopen(
+    home: Path, tmp_path: Path, children: Children, monkeypatch: pytest.MonkeyPatch
+) -> None:
     flow_dir = tmp_path / "flow"
     flow_dir.mkdir()
+    monkeypatch.setenv("CONVFLOW_DIR", str(flow_dir))
     with AgentRuntime(home, recover=False) as runtime:
         conv = open_conv(runtime)
         conv.send("I want to change my seat")
-    proc = send_in_child(home, "c1", "14c please", CONVFLOW_DIR=str(flow_dir), CRASH_AT="in_tool")
-    deadline = time.monotonic() + 60
-    while not (flow_dir / "parked").exists():
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(10)
-    os.environ["CONVFLOW_DIR"] = str(flow_dir)
+    proc = send_in_child(children, home, "c1", "14c please", CRASH_AT="in_tool")
+    assert wait_for_marker(flow_dir / "parked", proc) == "in_tool"
+    sigkill(proc)
     with AgentRuntime(home, recover=False) as runtime:
         conv = runtime.conversation("c1")
         history = conv.history()
@@ -166,11 +166,11 @@ def test_concurrent_sends_from_threads_one_wins(runtime: AgentRuntime) -> None:
     assert len(history) == 4 and history[2] == winners[0][0]
 
 
-def test_concurrent_sends_from_processes_one_wins(home: Path) -> None:
+def test_concurrent_sends_from_processes_one_wins(home: Path, children: Children) -> None:
     with AgentRuntime(home, recover=False) as runtime:
         open_conv(runtime).send("hello", 0)
-    procs = [send_in_child(home, "c1", f"from process {i}", 2) for i in range(3)]
-    outputs = [p.communicate(timeout=60) for p in procs]
+    procs = [send_in_child(children, home, "c1", f"from process {i}", 2) for i in range(3)]
+    outputs = [p.communicate(timeout=WAIT_SECONDS) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outputs]
     winners = [out for out, _ in outputs if out.startswith("User:")]
     assert len(winners) == 1

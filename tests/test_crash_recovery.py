@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -17,9 +18,19 @@ from typing import Any
 import pytest
 
 from frontdesk import AgentRuntime, RunResult
+from frontdesk.store import store_path
 
 import crashflow
-from conftest import PYTHON, child_env
+from conftest import (
+    PYTHON,
+    WAIT_SECONDS,
+    Children,
+    child_env,
+    kill_group,
+    sigkill,
+    wait_for_marker,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -34,42 +45,35 @@ def make_dirs(root: Path) -> tuple[Path, Path]:
     return flow_dir, home
 
 
-def run_to_approval(flow_dir: Path, home: Path) -> None:
+@pytest.fixture
+def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """The test's crashflow directory (``$CRASHFLOW_DIR`` here too) and frontdesk home."""
+    flow_dir, home = make_dirs(tmp_path)
+    monkeypatch.setenv("CRASHFLOW_DIR", str(flow_dir))
+    return flow_dir, home
+
+
+def run_to_approval(children: Children, flow_dir: Path, home: Path) -> None:
     """A child runs the flow until it waits for the refund approval, then exits."""
-    proc = spawn(flow_dir, home)
-    assert wait_parked(flow_dir, proc) == "waiting_approval"
-    proc.terminate()
-    proc.wait(10)
+    proc = spawn(children, flow_dir, home)
+    _out, err = proc.communicate(timeout=WAIT_SECONDS)
+    assert proc.returncode == 0, err.decode()
+    assert (flow_dir / "parked").read_text() == "waiting_approval"
 
 
 def spawn(
-    flow_dir: Path, home: Path, crash_at: str | None = None, *args: str
+    children: Children, flow_dir: Path, home: Path, crash_at: str | None = None, *args: str
 ) -> subprocess.Popen[bytes]:
     env = child_env(CRASHFLOW_DIR=str(flow_dir))
     if crash_at:
         env["CRASH_AT"] = crash_at
     cmd = [PYTHON, "-m", "crashflow", str(home)] if not args else [PYTHON, "-m", *args]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return children.popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def wait_parked(flow_dir: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        parked = flow_dir / "parked"
-        if parked.exists():
-            return parked.read_text()
-        if proc.poll() is not None:
-            _out, err = proc.communicate()
-            raise AssertionError(f"child exited {proc.returncode} before parking:\n{err.decode()}")
-        time.sleep(0.02)
-    proc.kill()
-    raise AssertionError("child never reached its crash point")
-
-
-def sigkill(proc: subprocess.Popen[bytes]) -> None:
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(10)
-    assert proc.returncode == -signal.SIGKILL
+def wait_parked(flow_dir: Path, proc: subprocess.Popen[bytes]) -> str:
+    """Where the child parked, once it says so (the marker is written atomically)."""
+    return wait_for_marker(flow_dir / "parked", proc)
 
 
 def lines(flow_dir: Path, name: str) -> list[str]:
@@ -79,16 +83,17 @@ def lines(flow_dir: Path, name: str) -> list[str]:
 
 def finish(runtime: AgentRuntime, execution_id: str) -> RunResult:
     """Drive the run to its end from this process, approving the refund when asked."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def settled() -> RunResult | None:
         runtime.recover()
         status = runtime.handle(execution_id).status
         if status == "waiting_approval":
             runtime.approve(execution_id, by="tester")
         elif status in ("completed", "failed", "cancelled"):
             return runtime.get(execution_id)
-        time.sleep(0.05)
-    raise AssertionError(f"run {execution_id} did not finish: {runtime.get(execution_id)}")
+        return None
+
+    return wait_until(settled, f"run {execution_id} to finish")
 
 
 def only_run(runtime: AgentRuntime) -> str:
@@ -114,10 +119,12 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The uninterrupted run: a child runs to the approval, this process approves."""
     root = tmp_path_factory.mktemp("baseline")
     flow_dir, home = make_dirs(root)
-    run_to_approval(flow_dir, home)
-    os.environ["CRASHFLOW_DIR"] = str(flow_dir)
-    with AgentRuntime(home, poll_interval=0.05) as runtime:
-        result = finish(runtime, only_run(runtime))
+    with Children() as children:
+        run_to_approval(children, flow_dir, home)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CRASHFLOW_DIR", str(flow_dir))
+        with AgentRuntime(home, poll_interval=0.05) as runtime:
+            result = finish(runtime, only_run(runtime))
     base = outcome(result, flow_dir)
     assert base["status"] == "completed"
     assert base["effects_per_tool"] == sorted(TOOLS)
@@ -127,7 +134,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def recover_and_compare(flow_dir: Path, home: Path, baseline: dict[str, Any]) -> RunResult:
-    os.environ["CRASHFLOW_DIR"] = str(flow_dir)
+    """Finish the run in this process (``$CRASHFLOW_DIR`` is set) and compare it."""
     with AgentRuntime(home, poll_interval=0.05) as runtime:
         result = finish(runtime, only_run(runtime))
     assert outcome(result, flow_dir) == baseline
@@ -145,10 +152,10 @@ def recover_and_compare(flow_dir: Path, home: Path, baseline: dict[str, Any]) ->
     ],
 )
 def test_sigkill_then_recover_matches_uninterrupted_run(
-    tmp_path: Path, baseline: dict[str, Any], crash_at: str
+    dirs: tuple[Path, Path], children: Children, baseline: dict[str, Any], crash_at: str
 ) -> None:
-    flow_dir, home = make_dirs(tmp_path)
-    proc = spawn(flow_dir, home, crash_at)
+    flow_dir, home = dirs
+    proc = spawn(children, flow_dir, home, crash_at)
     assert wait_parked(flow_dir, proc) == crash_at
     sigkill(proc)
     result = recover_and_compare(flow_dir, home, baseline)
@@ -172,15 +179,15 @@ def test_sigkill_then_recover_matches_uninterrupted_run(
 
 
 def test_sigkill_inside_approved_tool_runs_it_once(
-    tmp_path: Path, baseline: dict[str, Any]
+    dirs: tuple[Path, Path], children: Children, baseline: dict[str, Any]
 ) -> None:
     """Approve from a CLI process that dies inside the approved tool; another process finishes."""
-    flow_dir, home = make_dirs(tmp_path)
-    run_to_approval(flow_dir, home)
+    flow_dir, home = dirs
+    run_to_approval(children, flow_dir, home)
     (flow_dir / "parked").unlink()
     execution_id = (flow_dir / "execution_id").read_text()
     approver = spawn(
-        flow_dir, home, "in_tool:refund",
+        children, flow_dir, home, "in_tool:refund",
         "frontdesk", "--home", str(home), "approvals", "approve", execution_id, "--by", "ops",
     )  # fmt: skip
     assert wait_parked(flow_dir, approver) == "in_tool:refund"
@@ -192,10 +199,12 @@ def test_sigkill_inside_approved_tool_runs_it_once(
     assert len(refunds) == 2 and len({line.split()[1] for line in refunds}) == 1
 
 
-def test_journal_stores_each_output_once(tmp_path: Path, baseline: dict[str, Any]) -> None:
+def test_journal_stores_each_output_once(
+    dirs: tuple[Path, Path], children: Children, baseline: dict[str, Any]
+) -> None:
     """Storage grows with the run: model outputs are journaled, never the re-sent input."""
-    flow_dir, home = make_dirs(tmp_path)
-    run_to_approval(flow_dir, home)
+    flow_dir, home = dirs
+    run_to_approval(children, flow_dir, home)
     result = recover_and_compare(flow_dir, home, baseline)
     models = [s for s in result.steps if s.kind == "model"]
     assert len(models) == 4
@@ -205,59 +214,96 @@ def test_journal_stores_each_output_once(tmp_path: Path, baseline: dict[str, Any
         assert crashflow.MESSAGE not in (step.data_json or "")
 
 
-def test_frontdesk_worker_resumes_a_killed_run(tmp_path: Path, baseline: dict[str, Any]) -> None:
+def test_frontdesk_worker_resumes_a_killed_run(
+    dirs: tuple[Path, Path], children: Children, baseline: dict[str, Any]
+) -> None:
     """A `frontdesk worker` process picks up the orphaned run and drives it to the approval."""
-    flow_dir, home = make_dirs(tmp_path)
-    proc = spawn(flow_dir, home, "after_model:1")
+    flow_dir, home = dirs
+    proc = spawn(children, flow_dir, home, "after_model:1")
     wait_parked(flow_dir, proc)
     sigkill(proc)
-    worker = subprocess.Popen(
-        [PYTHON, "-m", "frontdesk", "--home", str(home), "worker", "--agents", "crashflow:triage", "--poll", "0.1"],
-        env=child_env(CRASHFLOW_DIR=str(flow_dir)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    worker = spawn(
+        children, flow_dir, home, None,
+        "frontdesk", "--home", str(home), "worker", "--agents", "crashflow:triage", "--poll", "0.1",
     )  # fmt: skip
-    os.environ["CRASHFLOW_DIR"] = str(flow_dir)
-    try:
-        deadline = time.monotonic() + 60
-        with AgentRuntime(home, recover=False) as observer:
-            execution_id = only_run(observer)
-            while observer.handle(execution_id).status != "waiting_approval":
-                assert time.monotonic() < deadline and worker.poll() is None
-                time.sleep(0.05)
-            # The worker is still alive: approving here lets the worker (or us) finish it.
-            observer.approve(execution_id, by="ops")
-            result = observer.handle(execution_id).result(timeout=60)
-    finally:
-        worker.terminate()
-        worker.wait(10)
+    with AgentRuntime(home, recover=False) as observer:
+        execution_id = only_run(observer)
+
+        def waiting() -> bool:
+            assert worker.poll() is None, worker.communicate()[1].decode()
+            return observer.handle(execution_id).status == "waiting_approval"
+
+        wait_until(waiting, "the worker to drive the run to its approval")
+        # The worker is still alive: approving here lets the worker (or us) finish it.
+        observer.approve(execution_id, by="ops")
+        result = observer.handle(execution_id).result(timeout=WAIT_SECONDS)
     assert outcome(result, flow_dir) == baseline
+
+
+def lease_remote(home: Path, expires: float) -> None:
+    """Pretend the run's driver lives on another host: its pid cannot be checked from here,
+    only its lease (valid until the epoch time ``expires``) tells."""
+    with sqlite3.connect(store_path(home)) as conn:
+        conn.execute(
+            "UPDATE runs SET lease_owner = 'elsewhere:4242:abcd', lease_expires = ?", (expires,)
+        )
+    conn.close()
 
 
 def test_expired_lease_of_a_remote_owner_is_taken_over(
-    tmp_path: Path, baseline: dict[str, Any]
+    dirs: tuple[Path, Path], children: Children, baseline: dict[str, Any]
 ) -> None:
     """A run held by a process on another machine is taken over once its lease expires."""
-    import sqlite3
-
-    from frontdesk.store import store_path
-
-    flow_dir, home = make_dirs(tmp_path)
-    proc = spawn(flow_dir, home, "after_model:2")
+    flow_dir, home = dirs
+    proc = spawn(children, flow_dir, home, "after_model:2")
     wait_parked(flow_dir, proc)
     sigkill(proc)
-    # Pretend the dead driver lived on another host: its pid cannot be checked from here,
-    # only its lease tells.
-    conn = sqlite3.connect(store_path(home))
-    conn.execute(
-        "UPDATE runs SET lease_owner = 'elsewhere:4242:abcd', lease_expires = ?",
-        (time.time() + 1.0,),
-    )
-    conn.commit()
-    conn.close()
-    os.environ["CRASHFLOW_DIR"] = str(flow_dir)
+    lease_remote(home, time.time() + 3600)
     with AgentRuntime(home, recover=False) as runtime:
         execution_id = only_run(runtime)
         assert runtime.recover() == []  # lease still valid: hands off
-        time.sleep(1.2)
-        assert runtime.recover() == [execution_id]
+        assert runtime.get(execution_id).status == "running"
+        lease_remote(home, time.time() + 1.0)
+        taken = wait_until(runtime.recover, "the expired lease to be taken over")
+        assert taken == [execution_id]
         result = finish(runtime, execution_id)
     assert outcome(result, flow_dir) == baseline
+
+
+ORPHANING_PARENT = """
+import os, subprocess, sys
+env = {k: v for k, v in os.environ.items() if k != "FLOW_PARENT_PID"}
+child = subprocess.Popen(sys.argv[1:], env=env)
+print(child.pid, flush=True)
+child.wait()
+"""
+
+
+def test_a_parked_flow_exits_once_its_parent_is_gone(
+    dirs: tuple[Path, Path], children: Children
+) -> None:
+    """Nothing outlives the test that started it: a parked child whose parent died exits."""
+    flow_dir, home = dirs
+    parent = children.popen(
+        [PYTHON, "-c", ORPHANING_PARENT, PYTHON, "-m", "crashflow", str(home)],
+        env=child_env(CRASHFLOW_DIR=str(flow_dir), CRASH_AT="after_model:1"),
+        stdout=subprocess.PIPE,
+    )
+    assert parent.stdout is not None
+    flow_pid = int(parent.stdout.readline())
+    assert wait_parked(flow_dir, parent) == "after_model:1"
+    os.kill(parent.pid, signal.SIGKILL)  # the parent only: the flow is orphaned
+    parent.wait(WAIT_SECONDS)
+    try:
+        wait_until(lambda: not alive(flow_pid), "the orphaned flow to exit")
+    finally:
+        kill_group(parent.pid)  # the flow, if it did not exit (its group outlives the parent)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its new parent to reap it does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"

@@ -19,6 +19,8 @@ from agents.usage import Usage
 from frontdesk import AgentRuntime
 from frontdesk.models._select import RetryPolicy, call_with_retries, is_transient
 
+from conftest import WAIT_SECONDS
+
 
 class FlakyModel(Model):
     """Fails with the given errors first, then answers. Counts calls."""
@@ -108,7 +110,7 @@ def test_persistent_errors_fail_the_run_and_retry_resumes(home: Path) -> None:
         assert "InternalServerError" in (result.error or "")
         assert model.calls == 3
         runtime.register(agent, "down")
-        final = runtime.retry(result.execution_id).result(timeout=30)
+        final = runtime.retry(result.execution_id).result(timeout=WAIT_SECONDS)
     assert final.status == "completed" and final.output == "finally"
 
 
@@ -121,11 +123,9 @@ def test_non_transient_errors_are_not_retried(home: Path) -> None:
 
 
 def test_each_model_call_has_a_timeout(home: Path) -> None:
-    model = FlakyModel([], delay=5.0)
+    model = FlakyModel([], delay=3600.0)  # only the timeout can end this run
     with AgentRuntime(home, recover=False, model_timeout=0.1, model_retries=1) as runtime:
-        start = time.monotonic()
         result = runtime.run(Agent(name="slow", model=model), "hi")
-    assert time.monotonic() - start < 4
     assert result.status == "failed" and "timed out after 0.1s" in (result.error or "")
     assert model.calls == 2
 
@@ -159,7 +159,7 @@ def test_run_whose_agent_cannot_be_found_stays_pending_with_a_note(home: Path) -
     agent = Agent(name="ephemeral", model=FlakyModel([]))
     with AgentRuntime(home, recover=False) as first:
         handle = first.start(agent, "hello")
-        handle.result(timeout=10)
+        handle.result(timeout=WAIT_SECONDS)
     # Simulate a run left mid-flight by a process that is gone: make it runnable again.
     import sqlite3
 
@@ -176,5 +176,5 @@ def test_run_whose_agent_cannot_be_found_stays_pending_with_a_note(home: Path) -
         assert "ephemeral" in (result.note or "") and "register" in (result.note or "")
         other.register(agent, "ephemeral")
         assert other.recover() == [handle.execution_id]
-        final = other.handle(handle.execution_id).result(timeout=10)
+        final = other.handle(handle.execution_id).result(timeout=WAIT_SECONDS)
         assert final.status == "completed", final.error

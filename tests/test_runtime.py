@@ -25,6 +25,8 @@ from frontdesk import (
 )
 from frontdesk.tools import NoToolCall
 
+from conftest import WAIT_SECONDS
+
 
 class Ticket(BaseModel):
     customer: str = "C-1"
@@ -148,12 +150,12 @@ def test_start_returns_at_once_and_handle_works_from_anywhere(
 ) -> None:
     handle = runtime.start(flow(), "please", context=Ticket())
     assert handle.execution_id.startswith("run_")
-    result = handle.stream().get_result(timeout=30)
+    result = handle.stream().get_result(timeout=WAIT_SECONDS)
     assert result.status == "completed"
     with AgentRuntime(home, recover=False) as other:
         again = other.handle(handle.execution_id)
         assert again.status == "completed"
-        assert again.result(timeout=5).output == "All sorted."
+        assert again.result(timeout=WAIT_SECONDS).output == "All sorted."
 
 
 def test_stream_yields_events_live_and_resumes_from_a_sequence_number(
@@ -195,7 +197,7 @@ def test_module_level_functions_use_a_default_runtime(home: Path) -> None:
     assert result.status == "completed"
     assert asyncio.run(frontdesk.run_async(flow(), "async", context=Ticket())).status == "completed"
     handle = frontdesk.start(flow(), "start", context=Ticket())
-    assert handle.result(timeout=30).status == "completed"
+    assert handle.result(timeout=WAIT_SECONDS).status == "completed"
     assert [e.type for e in frontdesk.stream(flow(), "s", context=Ticket())][-1] == "done"
     frontdesk.default_runtime().close()
 
@@ -233,7 +235,7 @@ def test_approve_runs_exactly_the_recorded_call(runtime: AgentRuntime) -> None:
         "alice",
         "duplicate charge confirmed",
     )
-    final = runtime.handle(result.execution_id).result(timeout=30)
+    final = runtime.handle(result.execution_id).result(timeout=WAIT_SECONDS)
     assert final.status == "completed"
     assert final.output == "All sorted. (refunded INV-1)"
     assert agent.effects == ["INV-1", "refund INV-1"]  # type: ignore[attr-defined]
@@ -245,7 +247,7 @@ def test_reject_never_runs_the_tool_and_tells_the_model_why(runtime: AgentRuntim
     agent = flow(approval=True)
     result = runtime.run(agent, "refund INV-1", context=Ticket())
     runtime.reject(result.execution_id, "not a billing error", by="bob")
-    final = runtime.handle(result.execution_id).result(timeout=30)
+    final = runtime.handle(result.execution_id).result(timeout=WAIT_SECONDS)
     assert final.status == "completed"
     assert "not a billing error" in final.output
     assert agent.effects == ["INV-1"]  # type: ignore[attr-defined]
@@ -256,7 +258,7 @@ def test_reject_never_runs_the_tool_and_tells_the_model_why(runtime: AgentRuntim
 def test_deciding_twice_or_a_run_that_is_not_waiting_changes_nothing(runtime: AgentRuntime) -> None:
     result = runtime.run(flow(approval=True), "refund", context=Ticket())
     record = runtime.approve(result.execution_id)
-    runtime.handle(result.execution_id).result(timeout=30)
+    runtime.handle(result.execution_id).result(timeout=WAIT_SECONDS)
     events_before = len(runtime.get(result.execution_id).events)
     with pytest.raises(ApprovalAlreadyDecided):
         runtime.approve(record.approval_id)
@@ -296,9 +298,9 @@ def test_cancel_a_running_run(runtime: AgentRuntime) -> None:
 
     model = ScriptedModel([[function_call("forever", {}, call_id="f1")], [assistant_message("x")]])
     handle = runtime.start(Agent(name="stuck", model=model, tools=[forever]), "go")
-    assert started.wait(10)
+    assert started.wait(WAIT_SECONDS)
     assert handle.cancel().status == "cancelled"
-    assert handle.result(timeout=5).status == "cancelled"
+    assert handle.result(timeout=WAIT_SECONDS).status == "cancelled"
 
 
 def test_failed_run_records_the_error_and_retry_resumes_from_the_journal(
@@ -340,7 +342,7 @@ def test_failed_run_records_the_error_and_retry_resumes_from_the_journal(
         runtime.retry(runtime.run(flow(), "fine", context=Ticket()).execution_id)
     fail["on"] = False
     runtime.register(agent, "fragile")
-    final = runtime.retry(result.execution_id).result(timeout=30)
+    final = runtime.retry(result.execution_id).result(timeout=WAIT_SECONDS)
     assert final.status == "completed" and final.output == "recovered"
     assert calls == ["first 1", "2", "2"]  # the completed tool did not run again
 
@@ -406,7 +408,7 @@ def test_start_with_an_execution_id_is_idempotent(runtime: AgentRuntime, home: P
     agent = flow(approval=True)
     first = runtime.start(agent, "refund", context=Ticket(), execution_id="dispute:dp_123")
     assert first.execution_id == "dispute:dp_123" and first.created
-    assert first.wait(timeout=30).status == "waiting_approval"
+    assert first.wait(timeout=WAIT_SECONDS).status == "waiting_approval"
     again = runtime.start(agent, "refund again", context=Ticket(), execution_id="dispute:dp_123")
     assert again.execution_id == "dispute:dp_123" and not again.created
     assert (
@@ -425,6 +427,6 @@ def test_start_with_an_execution_id_is_idempotent(runtime: AgentRuntime, home: P
 
 def test_handle_wait_returns_at_an_approval(runtime: AgentRuntime) -> None:
     handle = runtime.start(flow(approval=True), "refund", context=Ticket())
-    assert handle.wait(timeout=30).status == "waiting_approval"
+    assert handle.wait(timeout=WAIT_SECONDS).status == "waiting_approval"
     with pytest.raises(TimeoutError):
         handle.result(timeout=0.3)

@@ -13,7 +13,7 @@ from frontdesk.apps.support import list_escalations, triage_agent
 from frontdesk.models.rules import RULES_LABEL
 from frontdesk.testing import MockEvent, expect, mock_run
 
-from conftest import PYTHON, child_env
+from conftest import PYTHON, WAIT_SECONDS, child_env
 
 SEED = "Hi, I was charged $99 twice last month (invoice INV-8821). Can I get a refund?"
 
@@ -36,7 +36,7 @@ def test_seed_message_end_to_end_through_the_approval(rules_runtime: AgentRuntim
     )
     assert paused.model_label == RULES_LABEL
     rules_runtime.approve(paused.execution_id, by="supervisor")
-    done = rules_runtime.handle(paused.execution_id).result(timeout=30)
+    done = rules_runtime.handle(paused.execution_id).result(timeout=WAIT_SECONDS)
     expect(done).completed().output_contains("Refund RF-").output_contains("$99.00")
     assert done.output.rstrip().endswith(RULES_LABEL)
     refunds = [
@@ -48,7 +48,7 @@ def test_seed_message_end_to_end_through_the_approval(rules_runtime: AgentRuntim
 def test_rejection_path_explains_why(rules_runtime: AgentRuntime) -> None:
     paused = rules_runtime.run(triage_agent, SEED)
     rules_runtime.reject(paused.execution_id, "customer already got a credit note", by="lead")
-    done = rules_runtime.handle(paused.execution_id).result(timeout=30)
+    done = rules_runtime.handle(paused.execution_id).result(timeout=WAIT_SECONDS)
     expect(done).completed().output_contains("not processed").output_contains("credit note")
     assert not [e for e in done.events if e.type == "tool_call" and e.tool_name == "process_refund"]
 
@@ -69,11 +69,11 @@ def test_approval_from_another_process_keeps_the_rules_model(
 def test_already_refunded_invoice_is_refused_with_the_reason(rules_runtime: AgentRuntime) -> None:
     first = rules_runtime.run(triage_agent, SEED)
     rules_runtime.approve(first.execution_id)
-    rules_runtime.handle(first.execution_id).result(timeout=30)
+    rules_runtime.handle(first.execution_id).result(timeout=WAIT_SECONDS)
     again = rules_runtime.run(triage_agent, SEED)
     if again.status == "waiting_approval":
         rules_runtime.approve(again.execution_id)
-        again = rules_runtime.handle(again.execution_id).result(timeout=30)
+        again = rules_runtime.handle(again.execution_id).result(timeout=WAIT_SECONDS)
     expect(again).completed().output_contains("already")
 
 
@@ -86,7 +86,7 @@ def test_large_refund_is_escalated_into_the_queue(rules_runtime: AgentRuntime, h
     assert len(queue) == 1 and "INV-8826" in json.dumps(queue[0])
     proc = subprocess.run(
         [PYTHON, "-m", "frontdesk", "--home", str(home), "support", "escalations"],
-        env=child_env(COLUMNS="200"), capture_output=True, text=True, timeout=60,
+        env=child_env(COLUMNS="200"), capture_output=True, text=True, timeout=WAIT_SECONDS,
     )  # fmt: skip
     assert proc.returncode == 0 and "INV-8826" in proc.stdout
 
