@@ -47,6 +47,8 @@ class RunResult:
     model_label: str | None = None
     context: Any = None
     conversation_id: str | None = None
+    agent_ref: str | None = None
+    """Where any process finds the starting agent again (``module:attribute`` or a name)."""
     _store: Store | None = field(default=None, repr=False, compare=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -120,6 +122,7 @@ def build_result(store: Store, row: RunRow) -> RunResult:
         model_label=row.model_label,
         context=context,
         conversation_id=row.conversation_id,
+        agent_ref=row.agent_ref,
         _store=store,
     )
 

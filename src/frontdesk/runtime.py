@@ -33,12 +33,15 @@ from .engine._agents import AgentRegistry
 from .engine.local._engine import LocalEngine
 from .engine.local._spec import RunSpec
 from .errors import EmptyMessage, InvalidInput, MessageTooLong, RunNotFound
+from .events import Event
 from .models._select import ModelSelector, RetryPolicy
 from .store import (
     ApprovalRecord,
     Checkpointer,
     Store,
 )
+from .store import _listing as listing
+from .store._listing import Page
 
 DEFAULT_MAX_MESSAGE_CHARS = 4000
 DEFAULT_MAX_INPUT_ITEMS = 200
@@ -313,6 +316,73 @@ class AgentRuntime:
             conversation_id=conversation_id,
         )
         return [build_result(self.store, row) for row in rows]
+
+    def runs_page(
+        self,
+        *,
+        status: str | None = None,
+        app: str | None = None,
+        agent: str | None = None,
+        q: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        conversation_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[RunResult]:
+        """Run history newest first, one page at a time (summaries: no events).
+
+        ``app`` is the run's app (``support``, ``airline``, ``disputes``, or an agent's
+        top-level package), ``agent`` its starting or last agent, ``q`` words in its input or
+        output, ``since``/``until`` Unix times. Pass ``next_cursor`` back for the next page.
+        """
+        require_texts(status=status, app=app, agent=agent, q=q, conversation_id=conversation_id)
+        page = listing.runs_page(
+            self.store,
+            status=status,
+            app=app,
+            agent=agent,
+            q=q,
+            since=since,
+            until=until,
+            conversation_id=conversation_id,
+            limit=limit,
+            cursor=cursor,
+        )
+        return Page([build_result(self.store, row) for row in page.items], page.next_cursor)
+
+    def approvals_page(
+        self,
+        status: str | None = "pending",
+        *,
+        execution_id: str | None = None,
+        newest_first: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[ApprovalRecord]:
+        """Approval requests one page at a time, oldest first unless ``newest_first``."""
+        require_texts(status=status, execution_id=execution_id)
+        return listing.approvals_page(
+            self.store,
+            status=status,
+            execution_id=execution_id,
+            newest_first=newest_first,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def conversations(
+        self, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[listing.ConversationRow]:
+        """Stored conversations, most recently active first, with their token totals."""
+        return listing.conversations_page(self.store, limit=limit, cursor=cursor)
+
+    def events(self, execution_id: str, after: int = 0) -> list[Event]:
+        """The run's events with ``seq > after``, without waiting; :class:`RunNotFound` if
+        there is no such run."""
+        require_texts(execution_id=execution_id)
+        self.store.require_run(execution_id)
+        return self.store.events(execution_id, after=_count(after, "after"))
 
     def get(self, execution_id: str) -> RunResult:
         """One run with its events, steps and approvals; :class:`RunNotFound` if unknown."""

@@ -65,6 +65,9 @@ def create_app(runtime: AgentRuntime, *, webhook_secret: str | None = None) -> F
         }
         return JSONResponse(body)
 
+    from ._console import install_console
+
+    install_console(app, runtime)
     return app
 
 

@@ -158,6 +158,43 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE events ADD COLUMN ref TEXT;
     """,
+    # 6 -> 7: a fencing token per lease. Every claim increases it, and a driver's writes only
+    # land while the run still carries the token it claimed with.
+    """
+    ALTER TABLE runs ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 7 -> 8: listings page by cursor through an index per filter (store/_listing.py): the
+    # run's app (from its agent reference: ``support`` for ``frontdesk.apps.support:...``,
+    # else the top-level package), and a full-text index of input and output kept by triggers.
+    """
+    ALTER TABLE runs ADD COLUMN app TEXT GENERATED ALWAYS AS (
+        CASE WHEN agent_ref LIKE 'frontdesk.apps.%' THEN
+            substr(agent_ref, 16, min(instr(substr(agent_ref, 16) || '.', '.'),
+                                      instr(substr(agent_ref, 16) || ':', ':')) - 1)
+        ELSE substr(agent_ref, 1, min(instr(agent_ref || '.', '.'),
+                                      instr(agent_ref || ':', ':')) - 1) END
+    ) VIRTUAL;
+    CREATE INDEX runs_created ON runs(created_at);
+    CREATE INDEX runs_app ON runs(app, created_at);
+    CREATE INDEX runs_last_agent ON runs(last_agent, created_at);
+    CREATE INDEX conversations_updated ON conversations(updated_at);
+    CREATE VIRTUAL TABLE runs_fts USING fts5(input, output_json, content='runs');
+    CREATE TRIGGER runs_fts_insert AFTER INSERT ON runs BEGIN
+        INSERT INTO runs_fts(rowid, input, output_json)
+        VALUES (new.rowid, new.input, new.output_json);
+    END;
+    CREATE TRIGGER runs_fts_update AFTER UPDATE OF input, output_json ON runs BEGIN
+        INSERT INTO runs_fts(runs_fts, rowid, input, output_json)
+        VALUES ('delete', old.rowid, old.input, old.output_json);
+        INSERT INTO runs_fts(rowid, input, output_json)
+        VALUES (new.rowid, new.input, new.output_json);
+    END;
+    CREATE TRIGGER runs_fts_delete AFTER DELETE ON runs BEGIN
+        INSERT INTO runs_fts(runs_fts, rowid, input, output_json)
+        VALUES ('delete', old.rowid, old.input, old.output_json);
+    END;
+    INSERT INTO runs_fts(runs_fts) VALUES ('rebuild');
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -247,7 +284,18 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    # Split on the semicolons that end a statement, not on those inside a trigger's body.
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                statements.append(pending.strip().removesuffix(";"))
+            pending = ""
+    if pending.strip(" \n\t;"):
+        statements.append(pending.strip().removesuffix(";"))
+    return statements
 
 
 def translate(

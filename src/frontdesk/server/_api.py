@@ -1,0 +1,589 @@
+"""The JSON API under ``/api``: runs, approvals, conversations, disputes and escalations.
+
+Every route needs the API token (or a console session, plus its CSRF token for changes) and
+goes through :class:`~frontdesk.AgentRuntime`'s public API only, so it works the same on any
+store or engine behind it. The decider of an approval is the caller's identity, never a field
+of the body.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..conversations import Conversation
+from ..errors import InvalidInput, RunNotFound
+from ._agentview import AgentView
+from ._auth import Identity
+from ._errors import ERROR_RESPONSES, ApiError, NotFound
+from ._live import run_events
+from ._present import iso, preview
+from ._pricing import add_costs, estimate_cost
+from ._state import ConsoleState, api_user, console_state
+
+router = APIRouter(prefix="/api", responses=ERROR_RESPONSES, dependencies=[Depends(api_user)])
+
+RunStatus = Literal["running", "waiting_approval", "completed", "failed", "cancelled"]
+ApprovalStatus = Literal["pending", "approved", "rejected", "cancelled"]
+Text200 = Annotated[str, Field(max_length=200)]
+
+State = Annotated[ConsoleState, Depends(console_state)]
+User = Annotated[Identity, Depends(api_user)]
+
+
+class Body(BaseModel):
+    """Request bodies refuse unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+
+class RunSummary(BaseModel):
+    """A run as listed."""
+
+    execution_id: str
+    status: str
+    app: str | None
+    agent: str
+    last_agent: str | None
+    input: str
+    output: str | None
+    error: str | None
+    note: str | None
+    model: str | None
+    conversation_id: str | None
+    started_at: str | None
+    finished_at: str | None
+    duration: float | None
+    usage: dict[str, int]
+    cost: float | None = Field(description="Estimated US dollars; null when a price is unknown.")
+
+
+class RunPage(BaseModel):
+    """A page of runs, newest first."""
+
+    items: list[RunSummary]
+    next_cursor: str | None
+
+
+class RunDetail(RunSummary):
+    """A run with everything that happened in it."""
+
+    output_value: Any = None
+    context: Any = None
+    events: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    approvals: list[dict[str, Any]]
+    model_calls: list[dict[str, Any]]
+    timeline: list[dict[str, Any]]
+    agent_view: dict[str, Any]
+    context_changes: list[dict[str, Any]]
+    guardrails: list[dict[str, Any]]
+
+
+class StartRun(Body):
+    """Start a run of an app (``support``, ``airline``, ``disputes``) or a registered agent."""
+
+    app: str | None = Field(default=None, max_length=100)
+    agent: str | None = Field(default=None, max_length=200)
+    message: str = Field(max_length=100_000)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> StartRun:
+        if (self.app is None) == (self.agent is None):
+            raise ValueError("give exactly one of app and agent")
+        return self
+
+
+class StartedRun(BaseModel):
+    """A run that was started."""
+
+    execution_id: str
+    status: str
+    url: str
+
+
+def _since(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+@router.get("/runs", response_model=RunPage)
+def list_runs(
+    state: State,
+    status: RunStatus | None = None,
+    app: Annotated[str | None, Query(max_length=100)] = None,
+    agent: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=500)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Runs newest first, by cursor: filter by status, app, agent (starting or last), text in
+    the input or output (``q``) and start time (``since``, ``until``: ISO 8601 or Unix)."""
+    page = state.runtime.runs_page(
+        status=status,
+        app=app or None,
+        agent=agent or None,
+        q=q,
+        since=_since(since),
+        until=_since(until),
+        limit=limit,
+        cursor=cursor or None,
+    )
+    present = state.presenter
+    return {"items": [present.run_summary(r) for r in page.items], "next_cursor": page.next_cursor}
+
+
+@router.post("/runs", response_model=StartedRun, status_code=201)
+def start_run(state: State, body: StartRun) -> dict[str, Any]:
+    """Start a run; the server drives it. Follow it at ``/api/runs/{id}/events``."""
+    runtime = state.runtime
+    if body.app is not None:
+        app = state.apps.get(body.app)
+        if app is None:
+            raise InvalidInput(f"unknown app {body.app!r}; one of: {', '.join(state.apps)}")
+        agent, context = app.agent(), app.context()
+    else:
+        assert body.agent is not None
+        if body.agent not in runtime.registry.names():
+            names = ", ".join(runtime.registry.names()) or "none are registered"
+            raise InvalidInput(f"no agent is registered as {body.agent!r} ({names})")
+        agent, context = runtime.registry.resolve(f"name:{body.agent}"), None
+    handle = runtime.start(agent, body.message, context=context)
+    return {
+        "execution_id": handle.execution_id,
+        "status": handle.status,
+        "url": f"/runs/{handle.execution_id}",
+    }
+
+
+@router.get("/runs/{execution_id}", response_model=RunDetail)
+def get_run(state: State, execution_id: str) -> dict[str, Any]:
+    """One run: steps, events, approvals, model calls with costs, agent view, context."""
+    return state.presenter.run_detail(state.runtime.get(execution_id))
+
+
+@router.get(
+    "/runs/{execution_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."}},
+)
+async def stream_events(
+    request: Request,
+    state: State,
+    execution_id: str,
+    last_event_id: Annotated[int | None, Header(ge=0, le=2**62)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+) -> StreamingResponse:
+    """The run's events as server-sent events (``id`` is the event's seq), then live until
+    the run ends. A client reconnecting with ``Last-Event-ID`` (or ``?after=``) gets every
+    event after that one. ``status`` events report status changes; ``end`` closes."""
+    runtime = state.runtime
+    from starlette.concurrency import run_in_threadpool
+
+    await run_in_threadpool(runtime.handle, execution_id)  # 404 before the stream starts
+    start = last_event_id if last_event_id is not None else (after or 0)
+    return StreamingResponse(
+        run_events(request, state, execution_id, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/runs/{execution_id}/cancel", response_model=RunSummary)
+def cancel_run(state: State, execution_id: str) -> dict[str, Any]:
+    """Cancel a run that has not finished; 409 if it has."""
+    return state.presenter.run_summary(state.runtime.cancel(execution_id))
+
+
+@router.post("/runs/{execution_id}/retry", response_model=RunSummary)
+def retry_run(state: State, execution_id: str) -> dict[str, Any]:
+    """Retry a failed run: completed steps replay, the failed one runs again; 409 otherwise."""
+    runtime = state.runtime
+    handle = runtime.retry(execution_id)
+    return state.presenter.run_summary(handle.get())
+
+
+# -- approvals --------------------------------------------------------------------------------------
+
+
+class ApprovalItem(BaseModel):
+    """An approval request, its decision, and the run's message and context."""
+
+    approval_id: str
+    execution_id: str
+    agent: str | None
+    tool_name: str
+    call_id: str
+    args: dict[str, Any]
+    status: str
+    requested_at: str | None
+    decided_at: str | None
+    decided_by: str | None
+    note: str | None
+    reason: str | None
+    run: dict[str, Any] | None = None
+
+
+class ApprovalPage(BaseModel):
+    """A page of approvals: pending ones oldest first, decided ones newest first."""
+
+    items: list[ApprovalItem]
+    next_cursor: str | None
+
+
+class Approve(Body):
+    """An approval, with an optional note."""
+
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class Reject(Body):
+    """A rejection; the model receives the reason as the tool's result."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+def approval_items(state: ConsoleState, records: list[Any]) -> list[dict[str, Any]]:
+    """Approvals with their runs' message and context."""
+    runs: dict[str, Any] = {}
+    items = []
+    for record in records:
+        if record.execution_id not in runs:
+            try:
+                runs[record.execution_id] = state.runtime.get(record.execution_id)
+            except RunNotFound:
+                runs[record.execution_id] = None
+        items.append(state.presenter.approval_item(record, runs[record.execution_id]))
+    return items
+
+
+@router.get("/approvals", response_model=ApprovalPage)
+def list_approvals(
+    state: State,
+    status: ApprovalStatus = "pending",
+    execution_id: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Approvals by status, pending ones oldest first, decided ones newest first."""
+    page = state.runtime.approvals_page(
+        status,
+        execution_id=execution_id,
+        newest_first=status != "pending",
+        limit=limit,
+        cursor=cursor or None,
+    )
+    return {"items": approval_items(state, page.items), "next_cursor": page.next_cursor}
+
+
+def _only_approval_ids(approval_id: str) -> None:
+    if not approval_id.startswith("apv_"):
+        raise NotFound(f"no approval with id {approval_id!r}")
+
+
+@router.post("/approvals/{approval_id}/approve", response_model=ApprovalItem)
+def approve(state: State, user: User, approval_id: str, body: Approve) -> dict[str, Any]:
+    """Approve a pending tool call as the caller; the run resumes here. 409 if decided."""
+    _only_approval_ids(approval_id)
+    record = state.runtime.approve(approval_id, by=user.name, note=body.note or None)
+    return approval_items(state, [record])[0]
+
+
+@router.post("/approvals/{approval_id}/reject", response_model=ApprovalItem)
+def reject(state: State, user: User, approval_id: str, body: Reject) -> dict[str, Any]:
+    """Reject a pending tool call as the caller; the model gets the reason. 409 if decided."""
+    _only_approval_ids(approval_id)
+    record = state.runtime.reject(approval_id, body.reason, by=user.name)
+    return approval_items(state, [record])[0]
+
+
+# -- conversations -----------------------------------------------------------------------------------
+
+
+class ConversationSummary(BaseModel):
+    """A conversation as listed."""
+
+    conversation_id: str
+    app: str | None
+    current_agent: str
+    turns: int
+    lines: int
+    pending_run: str | None
+    created_at: str | None
+    updated_at: str | None
+    usage: dict[str, int]
+    cost: float | None
+
+
+class ConversationPage(BaseModel):
+    """A page of conversations, most recently active first."""
+
+    items: list[ConversationSummary]
+    next_cursor: str | None
+
+
+class ConversationDetail(BaseModel):
+    """A conversation: its history, current agent, context and agent view."""
+
+    conversation_id: str
+    current_agent: str
+    turns: int
+    history: list[str]
+    context: Any = None
+    last_run: str | None
+    agent_view: dict[str, Any]
+
+
+class NewConversation(Body):
+    """Start a conversation with an app's agents."""
+
+    app: str = Field(max_length=100)
+    conversation_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class SendMessage(Body):
+    """A message, and how many history lines the sender has seen."""
+
+    user_input: str = Field(max_length=100_000)
+    chat_length: int = Field(ge=0, le=2**62)
+
+
+class SentMessage(BaseModel):
+    """The lines the message added (the user's line first)."""
+
+    lines: list[str]
+    history_len: int
+    current_agent: str
+
+
+def conversation_summary(state: ConsoleState, row: Any) -> dict[str, Any]:
+    """A listed conversation, with its cost estimated per model."""
+    from ..engine._agents import iter_graph
+    from ..store._listing import app_of
+    from ._agentview import root_agent
+
+    costs: list[float | None] = []
+    own_models: dict[str, str] = {}
+    if any(key.startswith("agent:") for key in row.models):
+        root = root_agent(state.runtime, row.agent_ref)
+        for agent in iter_graph(root) if root is not None else []:
+            if isinstance(agent.model, str):
+                own_models.setdefault(agent.name, agent.model)
+    for key, (input_tokens, output_tokens) in row.models.items():
+        model = own_models.get(key[6:]) if key.startswith("agent:") else key
+        costs.append(estimate_cost(model, input_tokens, output_tokens, state.prices))
+    return {
+        "conversation_id": row.conversation_id,
+        "app": app_of(row.agent_ref),
+        "current_agent": row.current_agent,
+        "turns": row.turns,
+        "lines": row.history_len,
+        "pending_run": row.pending_run,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+        "usage": {
+            "requests": row.requests,
+            "input_tokens": row.input_tokens,
+            "output_tokens": row.output_tokens,
+            "total_tokens": row.total_tokens,
+        },
+        "cost": add_costs(costs) if costs else 0.0,
+    }
+
+
+def open_conversation(state: ConsoleState, conversation_id: str) -> Conversation:
+    """An existing conversation; 404 if there is none."""
+    if not conversation_id.strip() or len(conversation_id) > 200:
+        raise NotFound(f"no conversation {conversation_id[:200]!r}")
+    try:
+        return state.runtime.conversation(conversation_id)
+    except NotFound:
+        raise
+    except InvalidInput as exc:
+        if "does not exist" in str(exc):
+            raise NotFound(f"no conversation {conversation_id!r}") from None
+        raise
+
+
+def conversation_detail(state: ConsoleState, conversation: Conversation) -> dict[str, Any]:
+    """A conversation with its history, context and agent view."""
+    return conversation_view(state, conversation)[0]
+
+
+def conversation_view(
+    state: ConsoleState, conversation: Conversation
+) -> tuple[dict[str, Any], AgentView]:
+    """A conversation and its agent view: the graph from its agents, the last turn's path
+    highlighted, its current agent marked."""
+    from ._agentview import build_view, root_agent, run_path
+
+    runs = state.runtime.runs_page(conversation_id=conversation.conversation_id, limit=1).items
+    last = runs[0] if runs else None
+    current = conversation.current_agent
+    if last is not None:
+        path, taken, tools = run_path(last.events, last.agent)
+        root = root_agent(state.runtime, last.agent_ref)
+    else:
+        path, taken, tools, root = [current], [], {}, None
+    view = build_view(root, path, taken, tools, current)
+    context = conversation.context
+    detail = {
+        "conversation_id": conversation.conversation_id,
+        "current_agent": current,
+        "turns": conversation.turns,
+        "history": conversation.history(),
+        "context": context.model_dump(mode="json") if hasattr(context, "model_dump") else context,
+        "last_run": last.execution_id if last is not None else None,
+        "agent_view": view.to_dict(),
+    }
+    return detail, view
+
+
+@router.get("/conversations", response_model=ConversationPage)
+def list_conversations(
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Conversations with their turn counts, tokens and estimated cost."""
+    page = state.runtime.conversations(limit=limit, cursor=cursor or None)
+    return {
+        "items": [conversation_summary(state, row) for row in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+@router.post("/conversations", response_model=ConversationDetail, status_code=201)
+def create_conversation(state: State, body: NewConversation) -> dict[str, Any]:
+    """Start a conversation with an app's agents (or reopen it if the id exists)."""
+    import secrets
+
+    app = state.apps.get(body.app)
+    if app is None or not app.chat:
+        chat = ", ".join(name for name, a in state.apps.items() if a.chat)
+        raise InvalidInput(f"app {body.app!r} has no conversations; one of: {chat}")
+    conversation_id = body.conversation_id or f"{app.name}-{secrets.token_hex(4)}"
+    conversation = state.runtime.conversation(
+        conversation_id, agent=app.agent(), context=app.context()
+    )
+    return conversation_detail(state, conversation)
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetail)
+def get_conversation(state: State, conversation_id: str) -> dict[str, Any]:
+    """A conversation's history, current agent, context and agent view."""
+    return conversation_detail(state, open_conversation(state, conversation_id))
+
+
+@router.post("/conversations/{conversation_id}/messages", response_model=SentMessage)
+def send_message(state: State, conversation_id: str, body: SendMessage) -> dict[str, Any]:
+    """Send a message; 409 with the current ``history`` when ``chat_length`` is stale."""
+    conversation = open_conversation(state, conversation_id)
+    lines = conversation.send(body.user_input, chat_length=body.chat_length)
+    return {
+        "lines": lines,
+        "history_len": body.chat_length + len(lines),
+        "current_agent": conversation.current_agent,
+    }
+
+
+# -- disputes and escalations --------------------------------------------------------------------------
+
+
+class DisputeItem(BaseModel):
+    """A Stripe dispute, its deadline, decision, evidence and run."""
+
+    dispute_id: str
+    payment_intent: str | None
+    amount: int
+    amount_text: str
+    currency: str
+    reason: str
+    status: str
+    due_by: str | None
+    hours_left: float | None
+    due_soon: bool
+    handling: str
+    evidence: str
+    submission_approval: str | None
+    execution_id: str | None
+    run_status: str | None
+    handled_by: str | None
+
+
+class DisputeList(BaseModel):
+    """Disputes, open ones due soonest first."""
+
+    items: list[DisputeItem]
+
+
+class EscalationList(BaseModel):
+    """The support desk's human queue, oldest first."""
+
+    items: list[dict[str, Any]]
+
+
+def dispute_items(state: ConsoleState, limit: int) -> list[dict[str, Any]]:
+    """Disputes from Stripe joined with their runs; :class:`ApiError` 503 if Stripe fails."""
+    import stripe
+
+    from ..apps.disputes import StripeSettings, stripe_client
+    from ..apps.disputes._stripe import format_amount
+    from ..apps.disputes.reporting import DUE_SOON_HOURS, collect_disputes
+
+    try:
+        rows = collect_disputes(state.runtime, stripe_client(), limit=limit)
+    except stripe.StripeError as exc:
+        base = StripeSettings.from_env().api_base
+        raise ApiError(503, f"Stripe at {base} cannot be read: {exc.user_message or exc}") from None
+    rows.sort(key=lambda d: (not d.is_open, d.due_by or 0))
+    return [
+        {
+            "dispute_id": d.dispute_id,
+            "payment_intent": d.payment_intent,
+            "amount": d.amount,
+            "amount_text": format_amount(d.amount, d.currency),
+            "currency": d.currency,
+            "reason": d.reason,
+            "status": d.status,
+            "due_by": iso(d.due_by) if d.due_by is not None else None,
+            "hours_left": d.hours_left(),
+            "due_soon": d.due_within(DUE_SOON_HOURS),
+            "handling": d.handling,
+            "evidence": d.evidence,
+            "submission_approval": d.submission.approval_id if d.submission else None,
+            "execution_id": d.execution_id,
+            "run_status": d.run_status,
+            "handled_by": d.handled_by,
+        }
+        for d in rows
+    ]
+
+
+@router.get("/disputes", response_model=DisputeList)
+def list_disputes(state: State, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+    """Stripe disputes with their runs; 503 when Stripe (or its sandbox) cannot be reached."""
+    return {"items": dispute_items(state, limit)}
+
+
+@router.get("/escalations", response_model=EscalationList)
+def list_escalations(state: State) -> dict[str, Any]:
+    """Tickets the support desk escalated to a human."""
+    from ..apps.support import list_escalations as escalations
+
+    items = []
+    for row in escalations(state.runtime.home):
+        item = dict(row)
+        if isinstance(item.get("created_at"), int | float):
+            item["created_at"] = iso(item["created_at"])
+        item["reason_preview"] = preview(item.get("reason"), 200)
+        items.append(item)
+    return {"items": items}
