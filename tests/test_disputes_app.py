@@ -22,12 +22,17 @@ from frontdesk import AgentRuntime, RunResult
 from frontdesk.apps import disputes
 from frontdesk.apps.disputes import (
     DisputeEvidence,
+    SubmissionNotPossible,
     accept_dispute_agent,
     find_dispute,
+    find_submission,
     init_db,
     investigator_agent,
     process_dispute,
     relevant_data,
+    request_submission,
+    submission_agent,
+    submission_execution_id,
     triage_agent,
 )
 from frontdesk.apps.disputes.agents import (
@@ -256,17 +261,21 @@ def test_agents_follow_the_seed() -> None:
     assert triage_agent.handoffs == [accept_dispute_agent, investigator_agent]
     assert [t.name for t in accept_dispute_agent.tools] == ["close_dispute"]
     assert [t.name for t in investigator_agent.tools] == [
-        "get_emails", "get_phone_logs", "stage_dispute_evidence", "submit_dispute_evidence",
+        "get_emails", "get_phone_logs", "stage_dispute_evidence", "request_evidence_submission",
     ]  # fmt: skip
+    assert [t.name for t in submission_agent.tools] == ["submit_dispute_evidence"]
     assert retrieve_payment_intent.description.startswith("Retrieve a Stripe payment intent by ID.")
     assert close_dispute.description.startswith("Close a Stripe dispute by ID.")
 
 
-def test_only_the_final_submission_needs_approval() -> None:
-    tools = [*triage_agent.tools, *accept_dispute_agent.tools, *investigator_agent.tools]
-    assert [t.name for t in tools if isinstance(t, FunctionTool) and t.needs_approval] == [
-        "submit_dispute_evidence"
+def test_only_the_final_submission_needs_approval_and_not_in_the_disputes_run() -> None:
+    tools = [
+        (agent.name, t.name)
+        for agent in (triage_agent, accept_dispute_agent, investigator_agent, submission_agent)
+        for t in agent.tools
+        if isinstance(t, FunctionTool) and t.needs_approval
     ]
+    assert tools == [("Evidence Submission Agent", "submit_dispute_evidence")]
 
 
 # Stripe tools against the sandbox ----------------------------------------------------------
@@ -402,7 +411,7 @@ async def test_shipped_order_without_contacts_is_investigated_on_tracking(
 
     result = await triage(rules, data)
 
-    assert (result.status, result.last_agent) == ("waiting_approval", "Dispute Intake Agent")
+    assert (result.status, result.last_agent) == ("completed", "Dispute Intake Agent")
     assert not tool_results(result, "get_emails") and not tool_results(result, "get_phone_logs")
     evidence = client.v1.disputes.retrieve(data["dispute_id"]).evidence
     assert (evidence.shipping_carrier, evidence.shipping_tracking_number) == (
@@ -410,25 +419,83 @@ async def test_shipped_order_without_contacts_is_investigated_on_tracking(
         "123456789012",
     )
     assert "No email address on the order" in evidence.uncategorized_text
+    assert result.output.startswith(evidence.uncategorized_text)
+    request = find_submission(rules, data["dispute_id"])
+    assert request is not None and request.waiting
 
 
 async def test_a_rejected_submission_leaves_the_evidence_staged(
     client: stripe.StripeClient, rules: AgentRuntime
 ) -> None:
     data = data_for(client, pay(client, "1305").id)
-    paused = await triage(rules, data)
-    (approval,) = paused.pending_approvals
-    assert approval.tool_name == "submit_dispute_evidence"
+    report = await triage(rules, data)
+    assert report.status == "completed" and not report.pending_approvals
+    (approval,) = rules.approvals()
+    assert (approval.execution_id, approval.tool_name, approval.args) == (
+        submission_execution_id(data["dispute_id"]),
+        "submit_dispute_evidence",
+        {"dispute_id": data["dispute_id"]},
+    )
 
-    rules.reject(paused.execution_id, "Attach the delivery photo first", by="ops")
-    result = rules.handle(paused.execution_id).result(timeout=30)
+    rules.reject(approval.approval_id, "Attach the delivery photo first", by="ops")
+    result = rules.handle(approval.execution_id).result(timeout=30)
 
     assert result.status == "completed"
     assert "Not submitted" in result.output and "Attach the delivery photo first" in result.output
     dispute = client.v1.disputes.retrieve(data["dispute_id"])
-    assert dispute.status == "needs_response"
+    assert (dispute.status, dispute.evidence_details.submission_count) == ("needs_response", 0)
     assert dispute.evidence.customer_name == "Dana Whitfield"
     assert dispute.evidence.shipping_date == "2023-02-13"
+    request = find_submission(rules, data["dispute_id"])
+    assert request is not None and (request.status, request.decision) == ("completed", "rejected")
+    # Asking again finds the decided request: nothing is submitted behind the reviewer's back.
+    again = request_submission(data["dispute_id"], home=rules.home)
+    assert (again.execution_id, again.created, again.decision) == (
+        request.execution_id,
+        False,
+        "rejected",
+    )
+    assert client.v1.disputes.retrieve(data["dispute_id"]).evidence_details.submission_count == 0
+
+
+async def test_a_submission_is_requested_only_for_staged_open_evidence(
+    client: stripe.StripeClient, rules: AgentRuntime
+) -> None:
+    unstaged = dispute_of(client, pay(client, "1121").id).id
+    closed = dispute_of(client, pay(client, "1234").id).id
+    client.v1.disputes.close(closed)
+
+    for dispute_id, says in ((unstaged, "No evidence is staged"), (closed, "is lost")):
+        with pytest.raises(SubmissionNotPossible, match=says):
+            request_submission(dispute_id, home=rules.home)
+        result = await invoke(
+            disputes.submission.request_evidence_submission, dispute_id=dispute_id
+        )
+        assert says in stripe_message(result)
+    assert rules.runs() == [] and rules.approvals() == []
+
+
+async def test_the_request_tool_starts_one_submission_run_linked_to_the_disputes_run(
+    client: stripe.StripeClient, rules: AgentRuntime
+) -> None:
+    dispute = dispute_of(client, pay(client, "1121").id)
+    client.v1.disputes.update(
+        dispute.id, params={"evidence": {"shipping_carrier": "UPS"}, "submit": False}
+    )
+    tool = disputes.submission.request_evidence_submission
+
+    first = await invoke(tool, "fd_request", dispute_id=dispute.id)
+    again = await invoke(tool, "fd_request_again", dispute_id=f" {dispute.id} ")
+
+    assert first["execution_id"] == submission_execution_id(dispute.id)
+    assert (first["created"], again["created"]) == (True, False)
+    assert first["dispute_run"] == "run-1" and first["status"] == "waiting_approval"
+    assert {k: v for k, v in again.items() if k != "created"} == {
+        k: v for k, v in first.items() if k != "created"
+    }
+    (run,) = rules.runs()
+    assert json.loads(run.input) == {"dispute_id": dispute.id, "dispute_run": "run-1"}
+    assert [a.approval_id for a in rules.approvals()] == [first["approval_id"]]
 
 
 @pytest.mark.parametrize(

@@ -1,18 +1,18 @@
 """Both dispute scenarios end to end: the real ``stripe`` SDK against the sandbox served over
 HTTP, the durable runtime on the offline rules model, the CLI in child processes, and a child
-SIGKILLed inside ``close_dispute`` whose run another process recovers."""
+SIGKILLed inside ``close_dispute`` or inside an approved submission, whose run another process
+recovers."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,9 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from frontdesk import AgentRuntime, RunResult
-from frontdesk.apps.disputes import process_dispute, run_dispute, triage_agent
+from frontdesk.apps.disputes import find_submission, process_dispute, run_dispute, triage_agent
 from frontdesk.apps.disputes.reporting import DisputeSummary, build_report, summarize
+from frontdesk.errors import ApprovalAlreadyDecided
 from frontdesk.runtime import default_runtime
 from frontdesk.sandbox.stripe import (
     DEFAULT_API_KEY,
@@ -49,6 +50,18 @@ from test_disputes_app import (  # noqa: F401 (the *_fixture names provide fixtu
 from conftest import PYTHON, child_env
 
 CALLS = [call["notes"] for call in SEED_CALLS]
+INVESTIGATION = re.compile(
+    r"Dispute Details:\n- Dispute ID: dp_\w+\n- Amount: 20\.00 USD\n"
+    r"- Reason for Dispute: fraudulent\n- Card Brand: visa\n.*"
+    r"Payment & Order Details:\n.*- Order: 1121, placed 2023-01-01\n"
+    r"- Fulfillment status of the order: delivered\n"
+    r"- Shipping carrier and tracking number: UPS 1Z999AA10123456784 \(delivered\)\n"
+    r"- Confirmation of TOS acceptance: accepted on 2023-01-01 from IP 192\.168\.1\.1\n\n"
+    r"Email and Phone Records:\n.*"
+    r"Evidence:\n- Staged on dp_\w+, not submitted \(the dispute is needs_response\).*"
+    r"- Submission requested: dispute-submit:dp_\w+ waits for a person's approval",
+    re.S,
+)
 ACCEPTANCE = re.compile(
     r"Dispute Details:\n- Dispute ID: dp_\w+\n- Amount: 20\.00 USD\n"
     r"- Reason for Dispute: product_not_received\n\n"
@@ -110,49 +123,95 @@ def approve_and_finish(runtime: AgentRuntime, execution_id: str) -> RunResult:
 # The two scenarios -------------------------------------------------------------------------
 
 
-@pytest.mark.e2e
-async def test_unshipped_order_with_the_tutorial_code_is_accepted_and_closed(
-    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def tutorial_stripe(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
+    """The module-level ``stripe`` the tutorial uses, pointed at the sandbox; the rules model."""
     monkeypatch.setenv("FRONTDESK_MODEL", "rules")
     monkeypatch.setattr(stripe, "api_base", stripe.api_base)
     monkeypatch.setattr(stripe, "api_key", stripe.api_key)
     configure_stripe(sandbox.url)
+    return sandbox
+
+
+async def tutorial_scenario(payment_method: str, order_id: str) -> tuple[Any, Any, Any]:
+    """A scenario as the tutorial writes it for Stripe test mode, on the default runtime.
+    Returns the payment, what ``process_dispute`` returned and the dispute."""
     try:
-        # The scenario as written for Stripe test mode.
         payment = stripe.PaymentIntent.create(
             amount=2000,
             currency="usd",
-            payment_method="pm_card_createDisputeProductNotReceived",
+            payment_method=payment_method,
             confirm=True,
-            metadata={"order_id": "1234"},
+            metadata={"order_id": order_id},
             off_session=True,
             automatic_payment_methods={"enabled": True},
         )
         processed = await process_dispute(payment.id, triage_agent)
-        runs = default_runtime().runs()
     finally:
         default_runtime().close()
-
     assert processed is not None
-    relevant_data, final_output = processed
-    dispute = stripe.Dispute.retrieve(relevant_data["dispute_id"])
-    assert relevant_data == {
+    dispute = stripe.Dispute.retrieve(processed[0]["dispute_id"])
+    assert processed[0] == {
         "dispute_id": dispute.id,
         "amount": 2000,
         "due_by": dispute.evidence_details.due_by,
         "payment_intent": payment.id,
-        "reason": "product_not_received",
+        "reason": dispute.reason,
         "status": "needs_response",
         "card_brand": "visa",
     }
+    return payment, processed, dispute
+
+
+@pytest.mark.e2e
+async def test_unshipped_order_with_the_tutorial_code_is_accepted_and_closed(
+    tutorial_stripe: SandboxServer, home: Path
+) -> None:
+    _, (relevant_data, final_output), dispute = await tutorial_scenario(
+        "pm_card_createDisputeProductNotReceived", "1234"
+    )
+
+    assert relevant_data["reason"] == "product_not_received"
     assert ACCEPTANCE.match(final_output), final_output
     assert dispute.status == "lost"
+    with AgentRuntime(home, recover=False) as runtime:
+        runs = runtime.runs()
     assert [(r.status, r.last_agent) for r in runs] == [("completed", "Accept Dispute Agent")]
 
 
 @pytest.mark.e2e
-async def test_delivered_order_is_investigated_and_submitted_after_approval(
+async def test_delivered_order_with_the_tutorial_code_returns_the_investigators_report(
+    tutorial_stripe: SandboxServer, home: Path
+) -> None:
+    _, (relevant_data, report), dispute = await tutorial_scenario("pm_card_createDispute", "1121")
+
+    assert relevant_data["reason"] == "fraudulent"
+    # The investigator's full report: dispute, order, the email bodies, the calls, tracking.
+    assert INVESTIGATION.match(report), report
+    assert SNEAKERS in report and all(call in report for call in CALLS)
+    # The evidence is staged, not submitted; the submission waits for a person.
+    assert report.startswith(dispute.evidence.uncategorized_text)
+    assert (dispute.status, dispute.evidence_details.submission_count) == ("needs_response", 0)
+    assert dispute.evidence_details.has_evidence
+    submit_run = f"dispute-submit:{dispute.id}"
+    assert f"frontdesk approvals approve {submit_run}" in report
+    with AgentRuntime(home, recover=False) as runtime:
+        assert [(r.execution_id, r.status, r.last_agent) for r in runtime.runs()] == [
+            (submit_run, "waiting_approval", "Evidence Submission Agent"),
+            (f"dispute:{dispute.id}", "completed", "Dispute Intake Agent"),
+        ]
+        (approval,) = runtime.approvals()
+        request = find_submission(runtime, dispute.id)
+    assert (approval.execution_id, approval.tool_name, approval.args) == (
+        submit_run,
+        "submit_dispute_evidence",
+        {"dispute_id": dispute.id},
+    )
+    assert request is not None and request.dispute_run == f"dispute:{dispute.id}"
+
+
+@pytest.mark.e2e
+async def test_approving_the_staged_evidence_submits_it_once(
     home: Path, sandbox: SandboxServer
 ) -> None:
     client = sandbox.client(max_network_retries=0)
@@ -160,29 +219,31 @@ async def test_delivered_order_is_investigated_and_submitted_after_approval(
     with AgentRuntime(home, model="rules", recover=False) as runtime:
         processed = await process_dispute(payment.id, triage_agent, runtime=runtime)
         assert processed is not None
-        relevant_data, final_output = processed
-        (run,) = runtime.runs()
+        relevant_data, report = processed
+        dispute_id = relevant_data["dispute_id"]
+        (run,) = [r for r in runtime.runs() if r.execution_id == f"dispute:{dispute_id}"]
+        assert (run.status, run.output) == ("completed", report)
 
-        # The report is staged as evidence; the submission waits for a person.
-        assert final_output is None and run.status == "waiting_approval"
-        assert [a.tool_name for a in run.pending_approvals] == ["submit_dispute_evidence"]
-        staged = client.v1.disputes.retrieve(relevant_data["dispute_id"])
-        assert (staged.status, staged.evidence_details.submission_count) == ("needs_response", 0)
-        evidence = staged.evidence
-        report = evidence.uncategorized_text
-        assert SNEAKERS in report and all(call in report for call in CALLS)
-        assert "- Card Brand: visa" in report and "- Reason for Dispute: fraudulent" in report
-        assert "accepted on 2023-01-01 from IP 192.168.1.1" in report
+        evidence = client.v1.disputes.retrieve(dispute_id).evidence
         assert (evidence.shipping_carrier, evidence.shipping_tracking_number) == ("UPS", "1Z999AA10123456784")  # fmt: skip
         assert (evidence.customer_email_address, evidence.customer_purchase_ip) == ("customer1@example.com", "192.168.1.1")  # fmt: skip
         assert "final sale" in evidence.refund_refusal_explanation
 
-        done = approve_and_finish(runtime, run.execution_id)
+        done = approve_and_finish(runtime, f"dispute-submit:{dispute_id}")
+        with pytest.raises(ApprovalAlreadyDecided):
+            runtime.approve(done.execution_id, by="someone else")
+        # Processing the dispute again finds both runs and starts nothing.
+        again = await run_dispute(payment.id, triage_agent, runtime=runtime)
+        assert len(runtime.runs()) == 2
 
-    assert done.status == "completed" and done.last_agent == "Dispute Intake Agent"
-    assert SNEAKERS in done.output and all(call in done.output for call in CALLS)
-    assert "Submitted to the card issuer; the dispute is now under_review" in done.output
-    submitted = client.v1.disputes.retrieve(relevant_data["dispute_id"])
+    assert done.status == "completed" and done.last_agent == "Evidence Submission Agent"
+    assert done.output == (
+        f"Submitted the evidence on {dispute_id} to the card issuer; the dispute is now "
+        "under_review."
+    )
+    assert not again.started and again.final_output == report
+    assert again.submission is not None and again.submission.decision == "approved"
+    submitted = client.v1.disputes.retrieve(dispute_id)
     assert (submitted.status, submitted.evidence_details.submission_count) == ("under_review", 1)
 
 
@@ -194,9 +255,9 @@ async def test_every_stripe_write_replays_under_its_idempotency_key(
     accepted, contested = pay(client, "1234"), pay(client, "1121")
     with AgentRuntime(home, model="rules", recover=False) as runtime:
         await run_dispute(accepted.id, runtime=runtime)
-        paused = await run_dispute(contested.id, runtime=runtime)
-        assert paused.run is not None
-        approve_and_finish(runtime, paused.run.execution_id)
+        investigated = await run_dispute(contested.id, runtime=runtime)
+        assert investigated.submission is not None
+        approve_and_finish(runtime, investigated.submission.execution_id)
     closed, submitted = dispute_of(client, accepted.id).id, dispute_of(client, contested.id).id
     with sqlite3.connect(sandbox.db_path) as conn:
         writes = conn.execute(
@@ -224,24 +285,36 @@ async def test_every_stripe_write_replays_under_its_idempotency_key(
     assert client.v1.disputes.retrieve(submitted).evidence_details.submission_count == 1
 
 
-# A crash inside close_dispute --------------------------------------------------------------
+# A crash inside close_dispute or inside the submission -------------------------------------
 
 
-class HoldFirstClose:
-    """The sandbox, except that the first dispute close is committed but not answered until
-    :attr:`release` is set, so a client can be killed right after Stripe acted."""
+def closing(scope: Scope) -> bool:
+    return bool(scope["path"].endswith("/close"))
 
-    def __init__(self, app: ASGIApp) -> None:
+
+def updating(scope: Scope) -> bool:
+    """A dispute update: staging or submitting evidence."""
+    path = scope["path"]
+    return scope["method"] == "POST" and path.startswith("/v1/disputes/") and path.count("/") == 3
+
+
+class HoldFirst:
+    """The sandbox, except that the first request that :attr:`matches` is committed but not
+    answered until :attr:`release` is set, so a client can be killed right after Stripe acted."""
+
+    def __init__(self, app: ASGIApp, matches: Callable[[Scope], bool] = closing) -> None:
         self.app = app
+        self.matches = matches
         self.held = threading.Event()
         self.release = threading.Event()
-        self.close_keys: list[str] = []
+        self.keys: list[str] = []
+        """The idempotency keys of the matching requests."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/close"):
+        if scope["type"] != "http" or not self.matches(scope):
             return await self.app(scope, receive, send)
-        self.close_keys.append(dict(scope["headers"]).get(b"idempotency-key", b"").decode())
-        if len(self.close_keys) > 1:
+        self.keys.append(dict(scope["headers"]).get(b"idempotency-key", b"").decode())
+        if len(self.keys) > 1:
             return await self.app(scope, receive, send)
 
         async def held_send(message: Message) -> None:
@@ -271,8 +344,8 @@ def serve_in_thread(app: ASGIApp) -> Iterator[str]:
 
 
 @pytest.fixture
-def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[HoldFirstClose, str]]:
-    holder = HoldFirstClose(create_app(tmp_path / "held-stripe.db"))
+def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[HoldFirst, str]]:
+    holder = HoldFirst(create_app(tmp_path / "held-stripe.db"))
     with serve_in_thread(holder) as url:
         monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
         monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", url)
@@ -280,35 +353,43 @@ def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Hold
         holder.release.set()
 
 
-def kill_inside_close(
-    home: Path, holder: HoldFirstClose, url: str
-) -> tuple[stripe.StripeClient, str]:
+def kill_once_held(
+    home: Path, holder: HoldFirst, url: str, *args: str, acted: Callable[[], bool]
+) -> None:
+    """``frontdesk <args>`` in a child, SIGKILLed once the sandbox has committed the held
+    request (``acted()`` checks it did) and before the child hears back."""
+    child = spawn(home, home.parent / "logs", *args, FRONTDESK_STRIPE_API_BASE=url)
+    try:
+        wait_until(lambda: holder.held.is_set() or child.poll() is not None, "the held request")
+        assert child.poll() is None, (home.parent / "logs" / f"{args[0]}.err").read_text()
+        assert acted()
+    finally:
+        child.kill()
+        child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    holder.release.set()
+
+
+def kill_inside_close(home: Path, holder: HoldFirst, url: str) -> tuple[stripe.StripeClient, str]:
     """``frontdesk disputes process`` in a child, SIGKILLed once the sandbox has closed the
     dispute and before the child hears back. Returns the client and the dispute id."""
     client = client_for(url)
     intent = pay(client, "1234")
-    child = spawn(
-        home, home.parent / "logs", "disputes", "process", intent.id, FRONTDESK_STRIPE_API_BASE=url
-    )
-    wait_until(lambda: holder.held.is_set() or child.poll() is not None, "the close request")
-    assert child.poll() is None, (home.parent / "logs" / "disputes.err").read_text()
-    dispute_id = dispute_of(client, intent.id).id
-    assert client.v1.disputes.retrieve(dispute_id).status == "lost"
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait(10)
-    assert child.returncode == -signal.SIGKILL
-    holder.release.set()
-    return client, dispute_id
+    kill_once_held(
+        home, holder, url, "disputes", "process", intent.id,
+        acted=lambda: dispute_of(client, intent.id).status == "lost",
+    )  # fmt: skip
+    return client, dispute_of(client, intent.id).id
 
 
 def assert_closed_once(
-    result: RunResult, client: stripe.StripeClient, dispute_id: str, holder: HoldFirstClose
+    result: RunResult, client: stripe.StripeClient, dispute_id: str, holder: HoldFirst
 ) -> None:
     assert result.status == "completed" and ACCEPTANCE.match(result.output), result.output
     assert closes(client, dispute_id) == 1
     # The recovered call asked again with the same key, and Stripe replayed its answer.
-    assert len(holder.close_keys) == 2 and len(set(holder.close_keys)) == 1
-    assert holder.close_keys[0].startswith("fd_")
+    assert len(holder.keys) == 2 and len(set(holder.keys)) == 1
+    assert holder.keys[0].startswith("fd_")
     retries = [
         e for e in result.events if e.type == "tool_call" and e.data.get("interrupted_attempt")
     ]
@@ -318,7 +399,7 @@ def assert_closed_once(
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_a_run_killed_inside_close_dispute_closes_the_dispute_once(
-    home: Path, held: tuple[HoldFirstClose, str]
+    home: Path, held: tuple[HoldFirst, str]
 ) -> None:
     holder, url = held
     client, dispute_id = kill_inside_close(home, holder, url)
@@ -335,7 +416,7 @@ def test_a_run_killed_inside_close_dispute_closes_the_dispute_once(
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_frontdesk_serve_recovers_an_orphaned_dispute_run(
-    home: Path, held: tuple[HoldFirstClose, str]
+    home: Path, held: tuple[HoldFirst, str]
 ) -> None:
     holder, url = held
     client, dispute_id = kill_inside_close(home, holder, url)
@@ -357,6 +438,38 @@ def test_frontdesk_serve_recovers_an_orphaned_dispute_run(
     assert health["status"] == "ok"
     assert server.returncode == 0
     assert_closed_once(result, client, dispute_id, holder)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_an_approval_killed_inside_the_submission_submits_once(
+    home: Path, held: tuple[HoldFirst, str]
+) -> None:
+    holder, url = held
+    holder.matches = lambda scope: False
+    client = client_for(url)
+    intent = pay(client, "1121", "pm_card_createDispute")
+    with AgentRuntime(home, model="rules", recover=False) as runtime:
+        request = asyncio.run(run_dispute(intent.id, runtime=runtime)).submission
+    assert request is not None and request.waiting
+    holder.matches = updating
+
+    # Approved from another process, which dies once Stripe has taken the submission.
+    kill_once_held(
+        home, holder, url, "approvals", "approve", request.execution_id,
+        acted=lambda: client.v1.disputes.retrieve(request.dispute_id).status == "under_review",
+    )  # fmt: skip
+
+    with AgentRuntime(home, model="rules", recover=False) as runtime:
+        assert runtime.get(request.execution_id).status == "running"
+        assert runtime.recover() == [request.execution_id]
+        done = runtime.handle(request.execution_id).result(timeout=WAIT_SECONDS)
+
+    assert done.status == "completed" and done.output.endswith("the dispute is now under_review.")
+    # The recovered call asked again with the same key, and Stripe replayed its answer.
+    assert len(holder.keys) == 2 and len(set(holder.keys)) == 1 and holder.keys[0].startswith("fd_")
+    submitted = client.v1.disputes.retrieve(request.dispute_id)
+    assert submitted.evidence_details.submission_count == 1
 
 
 # Deadlines and reporting -------------------------------------------------------------------
@@ -455,15 +568,46 @@ def test_cli_process_explains_a_missing_payment_intent_or_dispute(
 
 @pytest.mark.e2e
 def test_cli_process_runs_the_dispute_once(home: Path, sandbox: SandboxServer) -> None:
-    intent = pay(sandbox.client(), "1121")
+    intent = pay(sandbox.client(), "1121", "pm_card_createDispute")
 
     first = cli(home, "disputes", "process", intent.id, stripe_url=sandbox.url).stdout
     again = cli(home, "disputes", "process", intent.id, stripe_url=sandbox.url).stdout
 
-    assert "started run" in first and "waiting_approval" in first
-    assert "frontdesk approvals approve dispute:dp_" in first
+    assert "started run" in first and "completed (Dispute Intake Agent)" in " ".join(first.split())
+    assert INVESTIGATION.search(first) and SNEAKERS in first
     run_id = re.search(r"run (dispute:\w+)", first)
     assert run_id is not None and f"already handled by run {run_id.group(1)}" in again
+    submit_run = run_id.group(1).replace("dispute:", "dispute-submit:")
+    assert f"{submit_run} waits for approval: frontdesk approvals approve {submit_run}" in first
+
+
+@pytest.mark.e2e
+def test_cli_lists_staged_evidence_and_approving_it_submits_once(
+    home: Path, sandbox: SandboxServer
+) -> None:
+    client = sandbox.client(max_network_retries=0)
+    contested, accepted = pay(client, "1121"), pay(client, "1234")
+    for intent in (contested, accepted):
+        cli(home, "disputes", "process", intent.id, stripe_url=sandbox.url)
+    dispute_id = dispute_of(client, contested.id).id
+    submit_run = f"dispute-submit:{dispute_id}"
+
+    staged = cli(home, "disputes", "list", "--staged", stripe_url=sandbox.url).stdout
+    approved = cli(home, "approvals", "approve", submit_run, stripe_url=sandbox.url).stdout
+    twice = cli(home, "approvals", "approve", submit_run, stripe_url=sandbox.url, check=False)
+    after = cli(home, "disputes", "list", stripe_url=sandbox.url).stdout
+
+    assert "1 with evidence staged, not submitted" in staged
+    (row,) = [line for line in staged.splitlines() if "dp_" in line]
+    assert dispute_id in row and "h left" in row and "staged, submission awaits approval" in row
+    assert dispute_of(client, accepted.id).id not in staged
+    assert f"on run {submit_run}" in approved and "completed" in approved
+    assert twice.returncode != 0
+    assert "0 with evidence staged, not submitted" in after
+    (row,) = [line for line in after.splitlines() if dispute_id in line]
+    assert "submitted" in row and "under_review" in row
+    submitted = client.v1.disputes.retrieve(dispute_id)
+    assert (submitted.status, submitted.evidence_details.submission_count) == ("under_review", 1)
 
 
 @pytest.mark.e2e
@@ -475,17 +619,17 @@ async def test_cli_lists_disputes_with_deadlines_and_reports_outcomes(
     with AgentRuntime(home, model="rules", recover=False) as runtime:
         await run_dispute(pay(client, "1234").id, runtime=runtime)
         for order_id, outcome in (("1121", "won"), ("1802", "lost")):
-            paused = await run_dispute(pay(client, order_id).id, runtime=runtime)
-            assert paused.run is not None
-            approve_and_finish(runtime, paused.run.execution_id)
-            sandbox.resolve_dispute(paused.relevant_data["dispute_id"], outcome)
+            investigated = await run_dispute(pay(client, order_id).id, runtime=runtime)
+            assert investigated.submission is not None
+            approve_and_finish(runtime, investigated.submission.execution_id)
+            sandbox.resolve_dispute(investigated.relevant_data["dispute_id"], outcome)
 
     default = cli(home, "disputes", "list", stripe_url=sandbox.url).stdout
     wide = cli(home, "disputes", "list", "--within", "200", stripe_url=sandbox.url).stdout
     report = " ".join(cli(home, "disputes", "report", stripe_url=sandbox.url).stdout.split())
 
-    assert "disputes (0 open and due within 48h)" in default and "⚠" not in default
-    assert "disputes (1 open and due within 200h)" in wide
+    assert "disputes (0 open and due within 48h;" in default and "⚠" not in default
+    assert "disputes (1 open and due within 200h;" in wide
     (flagged,) = [line for line in wide.splitlines() if "⚠" in line]
     assert dispute_of(client, untouched.id).id in flagged and "pending" in flagged
     assert wide.count("accepted") == 1 and wide.count("contested") == 2

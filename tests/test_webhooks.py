@@ -232,7 +232,8 @@ def test_concurrent_duplicate_deliveries_start_one_run(stack: Stack) -> None:
     event_id = json.loads(payload)["id"]
     wait_until(lambda: (stack.recorded(event_id) or {}).get("deliveries", 0) >= 7, "deliveries")
     assert [r.execution_id for r in stack.runs_for(dispute_id)] == [execution_id]
-    paused = finished(stack, execution_id, "waiting_approval")
+    finished(stack, execution_id)  # the report; the submission waits in a run of its own
+    paused = finished(stack, f"dispute-submit:{dispute_id}", "waiting_approval")
     assert [a.tool_name for a in paused.pending_approvals] == ["submit_dispute_evidence"]
 
 

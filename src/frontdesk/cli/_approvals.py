@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from ._render import short, status_text, when
+from ._render import approval_dict, approvals_table, print_json, status_text
 from ._runs import _wait_settled
 from ._state import console, open_runtime
 
@@ -19,31 +17,15 @@ app = typer.Typer(help="Approve or reject tool calls waiting for a human.", no_a
 def list_approvals(
     all_: Annotated[bool, typer.Option("--all", help="Include decided approvals.")] = False,
     run: Annotated[str | None, typer.Option(help="Only this run's approvals.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List approval requests (pending ones unless --all)."""
-    from datetime import UTC, datetime
-
     with open_runtime() as runtime:
         records = runtime.approvals(status=None if all_ else "pending", execution_id=run)
-        table = Table(title="approvals")
-        for column in (
-            "approval id",
-            "run",
-            "agent",
-            "tool",
-            "arguments",
-            "status",
-            "requested",
-            "decided by",
-        ):
-            table.add_column(column, overflow="fold")
-        for a in records:
-            table.add_row(
-                a.approval_id, a.execution_id, a.agent or "", a.tool_name, Text(short(a.args, 60)),
-                status_text(a.status), when(datetime.fromtimestamp(a.requested_at, tz=UTC)),
-                a.decided_by or "",
-            )  # fmt: skip
-        console.print(table)
+    if as_json:
+        print_json(console, [approval_dict(a) for a in records])
+    else:
+        console.print(approvals_table(records, console.width))
 
 
 @app.command("approve")

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -14,6 +14,9 @@ from rich.text import Text
 
 from ._render import status_text
 from ._state import console, err_console, open_runtime, state
+
+if TYPE_CHECKING:
+    from ..apps.disputes import ProcessedDispute
 
 disputes = typer.Typer(
     help="Stripe disputes: list them with their deadlines, report on them, process one.",
@@ -79,20 +82,30 @@ def list_disputes(
         float, typer.Option(help="Flag open disputes due within this many hours.")
     ] = 48.0,
     limit: Annotated[int, typer.Option(help="Show at most this many disputes.")] = 100,
+    staged: Annotated[
+        bool, typer.Option("--staged", help="Only disputes with evidence staged, not submitted.")
+    ] = False,
 ) -> None:
-    """List disputes from Stripe with their runs, flagging open ones due soon."""
+    """List disputes from Stripe with their runs, flagging open ones due soon and showing
+    where their evidence stands (staged but not submitted, submitted)."""
     from ..apps.disputes import stripe_client
     from ..apps.disputes._stripe import format_amount
     from ..apps.disputes.reporting import collect_disputes
 
     with open_runtime() as runtime, _stripe_errors():
         rows = collect_disputes(runtime, stripe_client(), limit=limit)
+    if staged:
+        rows = [d for d in rows if d.staged_not_submitted]
     rows.sort(key=lambda d: (not d.is_open, d.due_by or 0))
     flagged = sum(1 for d in rows if d.due_within(within))
-    table = Table(title=f"disputes ({flagged} open and due within {within:g}h)")
+    unsubmitted = sum(1 for d in rows if d.staged_not_submitted)
+    table = Table(
+        title=f"disputes ({flagged} open and due within {within:g}h; "
+        f"{unsubmitted} with evidence staged, not submitted)"
+    )
     for column in (
         "dispute", "payment intent", "amount", "reason", "status", "due by (UTC)", "deadline",
-        "handling", "run", "run status",
+        "evidence", "handling", "run", "run status",
     ):  # fmt: skip
         table.add_column(column, overflow="fold")
     for d in rows:
@@ -100,7 +113,7 @@ def list_disputes(
             d.dispute_id, d.payment_intent or "-", format_amount(d.amount, d.currency), d.reason,
             status_text(d.status), _due(d.due_by),
             _deadline(d.hours_left(), d.due_within(within)) if d.is_open else Text("-"),
-            d.handling, d.execution_id or "-",
+            d.evidence if d.evidence != "none" else "-", d.handling, d.execution_id or "-",
             status_text(d.run_status) if d.run_status else Text("-"),
         )  # fmt: skip
     console.print(table)
@@ -146,13 +159,13 @@ def process(
         except DisputeLookupError as exc:
             err_console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
-        _print_processed(processed.relevant_data, processed.run, processed.started)
+        _print_processed(processed)
 
 
 @disputes.command("demo")
 def demo(
     approve: Annotated[
-        bool, typer.Option(help="Approve the evidence submission (as 'demo') when it waits.")
+        bool, typer.Option(help="Approve the evidence submission (as 'demo') once requested.")
     ] = True,
 ) -> None:
     """Both scenarios on the rules model: an unshipped order is accepted, a delivered one
@@ -174,16 +187,19 @@ def demo(
             console.print(Rule(f"order {scenario.order_id}: {scenario.expect}"))
             intent_id = create_disputed_payment(scenario)
             processed = asyncio.run(run_dispute(intent_id, runtime=runtime))
-            _print_processed(processed.relevant_data, processed.run, processed.started)
-            run = processed.run
-            if approve and run is not None and run.status == "waiting_approval":
-                runtime.approve(run.execution_id, by="demo", note="evidence reviewed")
-                done = runtime.handle(run.execution_id).result(timeout=120)
-                console.print("approved by demo; run ", status_text(done.status))
+            _print_processed(processed)
+            request = processed.submission
+            if approve and request is not None and request.waiting:
+                runtime.approve(request.execution_id, by="demo", note="evidence reviewed")
+                done = runtime.handle(request.execution_id).result(timeout=120)
+                console.print(
+                    "approved by demo; run ", status_text(done.status), f" ({done.execution_id})"
+                )
                 console.print(str(done.output), markup=False)
 
 
-def _print_processed(data: dict[str, Any], run: Any, started: bool) -> None:
+def _print_processed(processed: ProcessedDispute) -> None:
+    data, run = processed.relevant_data, processed.run
     console.print(
         f"dispute {data['dispute_id']} on {data['payment_intent']}: {data['reason']}, "
         f"{data['status']}, {data['card_brand']} card, evidence due {_due(data['due_by'])} UTC"
@@ -191,15 +207,15 @@ def _print_processed(data: dict[str, Any], run: Any, started: bool) -> None:
     if run is None:
         console.print("another process is starting this dispute's run; try again shortly")
         return
-    how = "started" if started else "already handled by"
+    how = "started" if processed.started else "already handled by"
     console.print(
         f"{how} run {run.execution_id}: ", status_text(run.status), f" ({run.last_agent})"
     )
-    if run.status == "waiting_approval":
-        for approval in run.pending_approvals:
+    for waiting in (run, processed.submission):
+        if waiting is not None and waiting.status == "waiting_approval":
             console.print(
-                f"{approval.tool_name} waits for approval: "
-                f"frontdesk approvals approve {run.execution_id}"
+                f"{waiting.execution_id} waits for approval: "
+                f"frontdesk approvals approve {waiting.execution_id}"
             )
     if run.output is not None:
         console.print(str(run.output), markup=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 
 from ..runtime import AgentRuntime, RunHandle, RunResult
-from ._render import describe_event
+from ._render import describe_event, print_line
 from ._state import console
 
 
@@ -21,7 +21,7 @@ def follow(
         stream = handle.stream(after=last)
         for event in stream:
             if event.type not in ("agent_start", "message", "done"):
-                console.print(f"  {escape(describe_event(event))}")
+                print_line(console, f"  {describe_event(event)}")
         last = stream.last_seq
         result = runtime.get(handle.execution_id)
         if result.status == "waiting_approval" and approve_as is not None:
@@ -42,12 +42,13 @@ def print_outcome(result: RunResult) -> None:
     elif result.status == "waiting_approval":
         for approval in result.pending_approvals:
             console.print(
-                f"\n[yellow]waiting for approval[/yellow] of {approval.tool_name}({approval.args})\n"
+                f"\n[yellow]waiting for approval[/yellow] of "
+                f"{escape(approval.tool_name)}({escape(str(approval.args))})\n"
                 f"  approve: frontdesk approvals approve {approval.approval_id} --by <you>\n"
                 f"  reject:  frontdesk approvals reject {approval.approval_id} --reason '...'"
             )
     else:
-        console.print(f"\n[red]run {result.status}[/red]: {result.error or ''}")
+        console.print(f"\n[red]run {result.status}[/red]: {escape(result.error or '')}")
     console.print(
         f"\n[dim]run {result.execution_id} · {result.usage.total_tokens} tokens"
         + (f" · {escape(result.model_label)}" if result.model_label else "")

@@ -1,17 +1,26 @@
-"""Rich rendering of runs: tables for history, a timeline for one run."""
+"""Rich rendering of runs: tables that fit any terminal, a timeline for one run, JSON.
+
+Tables are built with :func:`fit_table`: ids, statuses, times and numbers are never wrapped
+or cut; free text is cut with an ellipsis; and when the terminal is too narrow for every
+column, the least useful columns are left out (``--json`` always has everything).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
+from rich.cells import cell_len
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
 from ..events import Event
 from ..runtime import RunResult
-from ..store import JournalRow
+from ..store import ApprovalRecord, JournalRow
 
 STATUS_STYLE = {
     "completed": "green",
@@ -20,6 +29,12 @@ STATUS_STYLE = {
     "waiting_approval": "yellow",
     "running": "cyan",
 }
+
+MIN_TEXT_WIDTH = 8
+"""The narrowest a free-text column is squeezed to before columns are left out."""
+
+NARROW_TRACE = 100
+"""Below this many columns, a run's trace prints one event per line instead of a table."""
 
 
 def short(value: Any, width: int = 80) -> str:
@@ -30,29 +45,147 @@ def short(value: Any, width: int = 80) -> str:
 
 
 def when(dt: datetime | None) -> str:
+    """A UTC timestamp to the second, or ``-``."""
     return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
 
 
+def when_ts(ts: float | None) -> str:
+    """:func:`when` for a Unix timestamp."""
+    return when(datetime.fromtimestamp(ts, tz=UTC)) if ts is not None else "-"
+
+
+def iso(ts: float | datetime | None) -> str | None:
+    """An ISO 8601 UTC timestamp for JSON output."""
+    if ts is None:
+        return None
+    dt = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, tz=UTC)
+    return dt.astimezone(UTC).isoformat()
+
+
 def status_text(status: str) -> Text:
+    """A status in its colour."""
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
-def runs_table(runs: list[RunResult]) -> Table:
-    """The run history as a table."""
-    table = Table(title="runs", show_lines=False)
-    for column in (
-        "execution id",
-        "status",
-        "agent",
-        "last agent",
-        "started",
-        "duration",
-        "tokens",
-        "input",
-    ):
-        table.add_column(column, overflow="fold" if column == "execution id" else "ellipsis")
-    for r in runs:
-        table.add_row(
+def print_json(console: Console, data: Any) -> None:
+    """Print ``data`` as indented JSON, exactly (no markup, no emoji codes, no wrapping)."""
+    console.file.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    console.file.flush()
+
+
+def print_line(console: Console, text: str | Text) -> None:
+    """Print one line, cut with an ellipsis at the terminal's width (never wrapped)."""
+    console.print(text, no_wrap=True, overflow="ellipsis", markup=False, highlight=False)
+
+
+# -- tables that fit ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Col:
+    """A table column and how it gives way when the terminal is narrow."""
+
+    header: str
+    """The column's heading."""
+    kind: Literal["key", "text"] = "text"
+    """``key`` cells (ids, statuses, times, numbers) are shown whole on one line; ``text``
+    cells are cut with an ellipsis to fit."""
+    drop: int = 0
+    """When the table does not fit, columns with the highest ``drop`` are left out first;
+    0 means the column is always shown."""
+    justify: JustifyMethod = "left"
+    """Alignment of the cells."""
+
+
+Cell = str | Text
+
+
+def _as_text(cell: Cell) -> Text:
+    if isinstance(cell, Text):
+        return cell
+    return Text(" ".join(cell.split()) if "\n" in cell else cell)
+
+
+def _table_width(columns: Sequence[Col], widths: Sequence[int]) -> int:
+    """Width of a table with the default box: a border and two spaces of padding per column."""
+    return sum(widths) + 3 * len(columns) + 1
+
+
+def fit_table(
+    title: str | None,
+    columns: Sequence[Col],
+    rows: Iterable[Sequence[Cell]],
+    width: int,
+) -> Table:
+    """A table of ``rows`` that fits in ``width`` columns without wrapping any cell.
+
+    Key columns keep their full width; text columns shrink (down to :data:`MIN_TEXT_WIDTH`)
+    and are cut with an ellipsis; if that is not enough, droppable columns are left out,
+    highest ``drop`` first.
+    """
+    cells = [[_as_text(cell) for cell in row] for row in rows]
+    natural = [
+        max([cell_len(col.header)] + [row[i].cell_len for row in cells])
+        for i, col in enumerate(columns)
+    ]
+    keep = list(range(len(columns)))
+
+    def needed(indexes: list[int]) -> int:
+        widths = [
+            natural[i] if columns[i].kind == "key" else min(natural[i], MIN_TEXT_WIDTH)
+            for i in indexes
+        ]
+        return _table_width([columns[i] for i in indexes], widths)
+
+    while needed(keep) > width:
+        droppable = [i for i in keep if columns[i].drop > 0]
+        if not droppable:
+            break
+        keep.remove(max(droppable, key=lambda i: (columns[i].drop, i)))
+
+    table = Table(title=title)
+    for i in keep:
+        col = columns[i]
+        if col.kind == "key":
+            table.add_column(col.header, justify=col.justify, no_wrap=True, min_width=natural[i])
+        else:
+            # Wrappable for Rich's layout (so it is the column that shrinks), but every
+            # cell is a single line cut with an ellipsis.
+            table.add_column(
+                Text(col.header, no_wrap=True, overflow="ellipsis"),
+                justify=col.justify,
+                overflow="ellipsis",
+            )
+    for row in cells:
+        out: list[Text] = []
+        for i in keep:
+            cell = row[i].copy()
+            if columns[i].kind == "text":
+                cell.no_wrap = True
+                cell.overflow = "ellipsis"
+            out.append(cell)
+        table.add_row(*out)
+    return table
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+RUN_COLUMNS = (
+    Col("execution id", "key"),
+    Col("status", "key"),
+    Col("agent"),
+    Col("last agent", drop=4),
+    Col("started", "key", drop=3),
+    Col("duration", "key", drop=5, justify="right"),
+    Col("tokens", "key", drop=2, justify="right"),
+    Col("input", drop=1),
+)
+
+
+def runs_table(runs: list[RunResult], width: int) -> Table:
+    """The run history as a table that fits in ``width`` columns."""
+    rows = [
+        (
             r.execution_id,
             status_text(r.status),
             r.agent,
@@ -60,9 +193,75 @@ def runs_table(runs: list[RunResult]) -> Table:
             when(r.started_at),
             f"{r.duration:.2f}s" if r.duration is not None else "-",
             str(r.usage.total_tokens),
-            Text(short(r.input, 40)),
+            short(r.input, 200),
         )
-    return table
+        for r in runs
+    ]
+    return fit_table("runs", RUN_COLUMNS, rows, width)
+
+
+def run_dict(r: RunResult) -> dict[str, Any]:
+    """A run summary for ``--json`` output."""
+    return {
+        "execution_id": r.execution_id,
+        "status": r.status,
+        "agent": r.agent,
+        "last_agent": r.last_agent,
+        "started_at": iso(r.started_at),
+        "finished_at": iso(r.finished_at),
+        "duration": r.duration,
+        "usage": r.usage.to_dict(),
+        "input": r.input,
+        "error": r.error,
+        "note": r.note,
+        "model": r.model_label,
+        "conversation_id": r.conversation_id,
+    }
+
+
+# -- approvals -----------------------------------------------------------------------------------
+
+APPROVAL_COLUMNS = (
+    Col("approval id", "key"),
+    Col("run", "key", drop=3),
+    Col("agent", drop=5),
+    Col("tool"),
+    Col("arguments", drop=2),
+    Col("status", "key"),
+    Col("requested", "key", drop=6),
+    Col("decided by", drop=4),
+)
+
+
+def approvals_table(records: list[ApprovalRecord], width: int) -> Table:
+    """Approval requests as a table that fits in ``width`` columns."""
+    rows = [
+        (a.approval_id, a.execution_id, a.agent or "", a.tool_name, short(a.args, 200),
+         status_text(a.status), when_ts(a.requested_at), a.decided_by or "")
+        for a in records
+    ]  # fmt: skip
+    return fit_table("approvals", APPROVAL_COLUMNS, rows, width)
+
+
+def approval_dict(a: ApprovalRecord) -> dict[str, Any]:
+    """An approval request for ``--json`` output."""
+    return {
+        "approval_id": a.approval_id,
+        "execution_id": a.execution_id,
+        "agent": a.agent,
+        "tool_name": a.tool_name,
+        "call_id": a.call_id,
+        "args": a.args,
+        "status": a.status,
+        "requested_at": iso(a.requested_at),
+        "decided_at": iso(a.decided_at),
+        "decided_by": a.decided_by,
+        "note": a.note,
+        "reason": a.reason,
+    }
+
+
+# -- one run ---------------------------------------------------------------------------------------
 
 
 def describe_event(event: Event) -> str:
@@ -81,9 +280,10 @@ def describe_event(event: Event) -> str:
     if event.type == "message":
         return f"{event.agent}: {short(event.output, 200)}"
     if event.type == "approval_required":
+        # The id first: a line cut at a narrow terminal's edge still shows it.
         return (
-            f"⏸ approval required for {event.tool_name}({short(event.args or {}, 80)}) "
-            f"[{event.data.get('approval_id')}]"
+            f"⏸ [{event.data.get('approval_id')}] approval required for "
+            f"{event.tool_name}({short(event.args or {}, 80)})"
         )
     if event.type == "approval_decided":
         d = event.data
@@ -108,17 +308,20 @@ def _step_for(event: Event, steps: dict[str, JournalRow]) -> JournalRow | None:
     return None
 
 
-def timeline(result: RunResult) -> Table:
-    """Every event of a run, with durations of tool calls and tokens of model calls."""
-    table = Table(title=f"run {result.execution_id}", show_lines=False)
-    table.add_column("#", justify="right")
-    table.add_column("time")
-    table.add_column("agent")
-    table.add_column("step", overflow="fold")
-    table.add_column("duration", justify="right")
-    table.add_column("tokens", justify="right")
+TIMELINE_COLUMNS = (
+    Col("#", "key", justify="right"),
+    Col("time", "key"),
+    Col("agent", drop=1),
+    Col("step"),
+    Col("duration", "key", justify="right"),
+    Col("tokens", "key", justify="right"),
+)
+
+
+def _timeline_rows(result: RunResult) -> list[tuple[str, str, str, str, str, str]]:
     steps = {s.key: s for s in result.steps}
     start = result.started_at.timestamp() if result.started_at else None
+    rows = []
     for event in result.events:
         offset = f"+{event.at - start:.3f}s" if start is not None else "-"
         duration = ""
@@ -128,17 +331,44 @@ def timeline(result: RunResult) -> Table:
         elif row is not None and row.finished_at and event.type == "tool_result":
             duration = f"{(row.finished_at - row.started_at) * 1000:.1f} ms"
         tokens = str(event.usage.total_tokens) if event.usage is not None else ""
-        table.add_row(
-            str(event.seq), offset, event.agent or "", Text(describe_event(event)), duration, tokens
+        rows.append(
+            (str(event.seq), offset, event.agent or "", describe_event(event), duration, tokens)
         )
-    return table
+    return rows
 
 
-def model_calls_table(result: RunResult) -> Table:
+def print_timeline(console: Console, result: RunResult) -> None:
+    """Every event of a run, with durations of tool calls and tokens of model calls.
+
+    A table on a wide terminal; one line per event (cut at the edge) on a narrow one.
+    """
+    rows = _timeline_rows(result)
+    if console.width >= NARROW_TRACE:
+        console.print(
+            fit_table(f"run {result.execution_id}", TIMELINE_COLUMNS, rows, console.width)
+        )
+        return
+    console.print(f"run {result.execution_id}", markup=False, highlight=False, soft_wrap=True)
+    seq_width = max((len(r[0]) for r in rows), default=1)
+    for seq, offset, _agent, step, duration, tokens in rows:
+        extra = "".join(f" · {v}" for v in (duration, f"{tokens} tokens" if tokens else "") if v)
+        print_line(console, f"{seq:>{seq_width}} {offset} {step}{extra}")
+
+
+MODEL_CALL_COLUMNS = (
+    Col("call", "key", justify="right"),
+    Col("agent"),
+    Col("latency", "key", justify="right"),
+    Col("requests", "key", drop=1, justify="right"),
+    Col("input", "key", justify="right"),
+    Col("output", "key", justify="right"),
+    Col("total", "key", justify="right"),
+)
+
+
+def model_calls_table(result: RunResult, width: int) -> Table:
     """Tokens and latency of each model call, and the total."""
-    table = Table(title="model calls")
-    for column in ("call", "agent", "latency", "requests", "input", "output", "total"):
-        table.add_column(column, justify="right" if column not in ("agent",) else "left")
+    rows: list[tuple[Cell, ...]] = []
     for step in result.steps:
         if step.kind != "model":
             continue
@@ -146,20 +376,15 @@ def model_calls_table(result: RunResult) -> Table:
         latency = (
             f"{(step.finished_at - step.started_at) * 1000:.0f} ms" if step.finished_at else "-"
         )
-        table.add_row(
+        rows.append((
             step.key.split(":", 1)[1], step.agent or "", latency, str(usage.get("requests", 0)),
             str(usage.get("input_tokens", 0)), str(usage.get("output_tokens", 0)),
             str(usage.get("total_tokens", 0)),
-        )  # fmt: skip
+        ))  # fmt: skip
     u = result.usage
-    table.add_row(
-        "total",
-        "",
-        "",
-        str(u.requests),
-        str(u.input_tokens),
-        str(u.output_tokens),
+    total = (
+        "total", "", "", str(u.requests), str(u.input_tokens), str(u.output_tokens),
         str(u.total_tokens),
-        style="bold",
-    )
-    return table
+    )  # fmt: skip
+    rows.append(tuple(Text(cell, style="bold") for cell in total))
+    return fit_table("model calls", MODEL_CALL_COLUMNS, rows, width)

@@ -9,8 +9,19 @@ import typer
 from rich.markup import escape
 
 from ..errors import FrontdeskError
-from ._render import model_calls_table, runs_table, short, status_text, timeline
+from ._render import (
+    model_calls_table,
+    print_json,
+    print_timeline,
+    run_dict,
+    runs_table,
+    short,
+    status_text,
+)
 from ._state import console, open_runtime
+
+MAX_LIMIT = 1_000_000
+"""The most rows a listing shows at once."""
 
 app = typer.Typer(help="Run history: list, show, retry and cancel runs.", no_args_is_help=True)
 
@@ -21,31 +32,16 @@ def list_runs(
     agent: Annotated[
         str | None, typer.Option(help="Only runs that started at or ended with this agent.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="How many runs to show.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="How many runs to show.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List runs, newest first."""
     with open_runtime() as runtime:
         runs = runtime.runs(status=status, agent=agent, limit=limit)
         if as_json:
-            console.print_json(
-                json.dumps(
-                    [
-                        {
-                            "execution_id": r.execution_id,
-                            "status": r.status,
-                            "agent": r.agent,
-                            "last_agent": r.last_agent,
-                            "started_at": r.started_at.isoformat() if r.started_at else None,
-                            "duration": r.duration,
-                            "usage": r.usage.to_dict(),
-                        }
-                        for r in runs
-                    ]
-                )
-            )
+            print_json(console, [run_dict(r) for r in runs])
             return
-        console.print(runs_table(runs))
+        console.print(runs_table(runs, console.width))
 
 
 @app.command("show")
@@ -64,8 +60,8 @@ def show(execution_id: str) -> None:
         console.print(f"input: {escape(short(result.input, 200))}")
         if result.duration is not None:
             console.print(f"duration: {result.duration:.3f}s")
-        console.print(timeline(result))
-        console.print(model_calls_table(result))
+        print_timeline(console, result)
+        console.print(model_calls_table(result, console.width))
         for approval in result.approvals:
             console.print(
                 f"approval {approval.approval_id}: {approval.tool_name} {approval.status}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
+import io
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +26,33 @@ class CliState:
 
 
 state = CliState()
+
+_REPLACE = "frontdesk-replace"
+
+
+def _replace_unencodable(error: UnicodeError) -> tuple[bytes, int]:
+    """Put U+FFFD (``?`` where the terminal cannot show it) for text the stream cannot encode,
+    such as lone surrogates stored by older versions."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    try:
+        # Bytes, not text: a codec accepts only ASCII text from an error handler.
+        mark = "\ufffd".encode(error.encoding)
+    except (UnicodeError, LookupError):
+        mark = b"?"
+    return mark * (error.end - error.start), error.end
+
+
+def tolerate_unencodable_output() -> None:
+    """Make stdout and stderr print what they cannot encode as replacement characters,
+    instead of failing the whole command on one stored character."""
+    try:
+        codecs.lookup_error(_REPLACE)
+    except LookupError:
+        codecs.register_error(_REPLACE, _replace_unencodable)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors=_REPLACE)
 
 
 @contextmanager

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ._live import follow, print_outcome
+from ._render import Col, fit_table, print_json
 from ._state import console, open_runtime, state
 
 support = typer.Typer(
@@ -43,7 +43,10 @@ def ask(
         bool, typer.Option(help="Approve sensitive tool calls right away (as 'cli').")
     ] = False,
 ) -> None:
-    """Send a message to the support desk and follow the run as it happens."""
+    """Send a message to the support desk and follow the run as it happens.
+
+    Exits with 1 if the run failed or was cancelled.
+    """
     from ..apps.support import triage_agent
 
     with open_runtime(model=model) as runtime:
@@ -51,19 +54,36 @@ def ask(
         console.print(f"[dim]run {handle.execution_id}[/dim]")
         result = follow(runtime, handle, approve_as="cli" if approve else None)
         print_outcome(result)
+    if result.status in ("failed", "cancelled"):
+        raise typer.Exit(1)
+
+
+ESCALATION_COLUMNS = {
+    "escalation_id": Col("escalation", "key"),
+    "ticket_id": Col("ticket", "key", drop=2),
+    "customer_id": Col("customer", "key", drop=3),
+    "reason": Col("reason"),
+    "priority": Col("priority", "key"),
+    "status": Col("status", "key", drop=1),
+    "created_at": Col("created", "key", drop=4),
+}
 
 
 @support.command("escalations")
-def escalations() -> None:
+def escalations(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
     """The queue of tickets escalated to a human."""
     from .._home import resolve_home
     from ..apps.support import list_escalations
 
     rows = list_escalations(resolve_home(state.home))
-    table = Table(title="escalations")
-    if rows:
-        for column in rows[0]:
-            table.add_column(str(column), overflow="fold")
-        for row in rows:
-            table.add_row(*(str(v) if v is not None else "" for v in row.values()))
-    console.print(table if rows else "no escalations")
+    if as_json:
+        print_json(console, rows)
+        return
+    if not rows:
+        console.print("no escalations")
+        return
+    columns = [ESCALATION_COLUMNS.get(name, Col(name)) for name in rows[0]]
+    cells = [[str(v) if v is not None else "" for v in row.values()] for row in rows]
+    console.print(fit_table("escalations", columns, cells, console.width))

@@ -1,7 +1,9 @@
 """Dispute management: triage a Stripe dispute, accept it or investigate and contest it.
 
 Start runs with :func:`process_dispute` (or a ``charge.dispute.created`` webhook through
-``frontdesk serve``). The tools read the merchant's orders, emails and phone logs from
+``frontdesk serve``). A contested dispute's run ends with the investigator's report and its
+evidence staged; submitting it is a run of its own that waits for a person's approval
+(:mod:`.submission`). The tools read the merchant's orders, emails and phone logs from
 ``disputes.db`` in the runtime home (seeded from ``data/`` on first use, :func:`init_db`) and
 talk to Stripe, or, without ``STRIPE_SECRET_KEY``, to the local sandbox. Offline rules for
 ``FRONTDESK_MODEL=rules`` are attached here, at import.
@@ -22,7 +24,15 @@ from .intake import (
     start_dispute_run,
     webhook_events,
 )
-from .rules import ACCEPT_RULES, INVESTIGATOR_RULES, TRIAGE_RULES
+from .rules import ACCEPT_RULES, INVESTIGATOR_RULES, SUBMISSION_RULES, TRIAGE_RULES
+from .submission import (
+    SubmissionNotPossible,
+    SubmissionRequest,
+    find_submission,
+    request_submission,
+    submission_agent,
+    submission_execution_id,
+)
 from .tools import DisputeEvidence
 from .workflow import (
     DisputeLookupError,
@@ -35,6 +45,7 @@ from .workflow import (
 attach_rules(triage_agent, TRIAGE_RULES)
 attach_rules(accept_dispute_agent, ACCEPT_RULES)
 attach_rules(investigator_agent, INVESTIGATOR_RULES)
+attach_rules(submission_agent, SUBMISSION_RULES)
 
 __all__ = [
     "DisputeEvidence",
@@ -44,18 +55,24 @@ __all__ = [
     "ProcessedDispute",
     "StripeNotConfigured",
     "StripeSettings",
+    "SubmissionNotPossible",
+    "SubmissionRequest",
     "accept_dispute_agent",
     "db_path",
     "dispute_runs",
     "find_dispute",
+    "find_submission",
     "handle_event",
     "init_db",
     "investigator_agent",
     "process_dispute",
     "relevant_data",
+    "request_submission",
     "run_dispute",
     "start_dispute_run",
     "stripe_client",
+    "submission_agent",
+    "submission_execution_id",
     "triage_agent",
     "webhook_events",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agents import Agent
 
+from .submission import request_evidence_submission
 from .tools import (
     close_dispute,
     get_emails,
@@ -11,7 +12,6 @@ from .tools import (
     get_phone_logs,
     retrieve_payment_intent,
     stage_dispute_evidence,
-    submit_dispute_evidence,
 )
 
 INVESTIGATOR_INSTRUCTIONS = (
@@ -27,8 +27,9 @@ EVIDENCE_INSTRUCTIONS = (
     "stage_dispute_evidence: your compiled details (with the full email bodies and phone logs) "
     "as uncategorized_text, and every Stripe evidence field the records support (shipping "
     "carrier, tracking number and date, customer email address and name, purchase IP, refund "
-    "policy disclosure, refund refusal explanation). Then request the final submission with "
-    "submit_dispute_evidence; a person approves it, and a submission cannot be amended.\n"
+    "policy disclosure, refund refusal explanation). Then ask for the final submission with "
+    "request_evidence_submission: a person approves it later from the approvals inbox (a "
+    "submission cannot be amended), so do not wait for it; your report is your final output.\n"
 )
 ACCEPT_INSTRUCTIONS = (
     "You are an agent responsible for accepting disputes. Please do the following:\n"
@@ -53,7 +54,7 @@ investigator_agent = Agent(
     name="Dispute Intake Agent",
     instructions=INVESTIGATOR_INSTRUCTIONS + EVIDENCE_INSTRUCTIONS,
     model="o3-mini",
-    tools=[get_emails, get_phone_logs, stage_dispute_evidence, submit_dispute_evidence],
+    tools=[get_emails, get_phone_logs, stage_dispute_evidence, request_evidence_submission],
 )
 
 accept_dispute_agent = Agent(

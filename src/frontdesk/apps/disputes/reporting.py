@@ -14,11 +14,11 @@ from ...errors import RunNotFound
 from ...runtime import AgentRuntime, RunResult
 from .agents import accept_dispute_agent, investigator_agent
 from .intake import dispute_runs
+from .submission import SubmissionRequest, find_submission
+from .tools import OPEN_STATUSES
 
 DUE_SOON_HOURS = 48.0
 """Open disputes due within this many hours are flagged."""
-OPEN_STATUSES = ("needs_response", "warning_needs_response")
-"""Statuses in which a dispute still waits for the merchant's answer."""
 
 WON_STATUSES = ("won", "warning_closed")
 """Closed in the merchant's favour (an inquiry that closes without a chargeback counts too)."""
@@ -44,6 +44,8 @@ class DisputeSummary:
     run_status: str | None = None
     handled_by: str | None = None
     """The agent the run ended (or waits) with."""
+    submission: SubmissionRequest | None = None
+    """The request to submit the staged evidence, if one was made."""
 
     @property
     def is_open(self) -> bool:
@@ -60,6 +62,28 @@ class DisputeSummary:
         """Whether the dispute is open and due within ``hours`` (or past due)."""
         left = self.hours_left(now)
         return self.is_open and left is not None and left <= hours
+
+    @property
+    def staged_not_submitted(self) -> bool:
+        """Whether evidence is staged on the open dispute and was never submitted."""
+        return self.is_open and self.has_evidence and not self.submission_count
+
+    @property
+    def evidence(self) -> str:
+        """Where the evidence stands: ``submitted``, ``staged, ...`` (and what became of the
+        request to submit it), or ``none``."""
+        if self.submission_count:
+            return "submitted"
+        if not self.has_evidence:
+            return "none"
+        request = self.submission
+        if request is None:
+            return "staged, submission not requested"
+        if request.waiting:
+            return "staged, submission awaits approval"
+        if request.decision == "rejected":
+            return "staged, submission rejected"
+        return f"staged, submission {request.status}"
 
     @property
     def handling(self) -> Handling:
@@ -103,8 +127,13 @@ class DisputeReport:
         return self.won / decided if decided else None
 
 
-def summarize(dispute: Mapping[str, Any], run: RunResult | None = None) -> DisputeSummary:
-    """A :class:`DisputeSummary` of a Stripe dispute (as a dict) and its run."""
+def summarize(
+    dispute: Mapping[str, Any],
+    run: RunResult | None = None,
+    submission: SubmissionRequest | None = None,
+) -> DisputeSummary:
+    """A :class:`DisputeSummary` of a Stripe dispute (as a dict), its run and its submission
+    request."""
     details = dispute.get("evidence_details") or {}
     intent = dispute.get("payment_intent")
     return DisputeSummary(
@@ -120,20 +149,23 @@ def summarize(dispute: Mapping[str, Any], run: RunResult | None = None) -> Dispu
         execution_id=run.execution_id if run is not None else None,
         run_status=run.status if run is not None else None,
         handled_by=run.last_agent if run is not None else None,
+        submission=submission,
     )
 
 
 def collect_disputes(
     runtime: AgentRuntime, client: stripe.StripeClient, limit: int | None = None
 ) -> list[DisputeSummary]:
-    """Every dispute in Stripe (newest first, up to ``limit``), joined with its run."""
+    """Every dispute in Stripe (newest first, up to ``limit``), joined with its run and its
+    submission request."""
     runs = dispute_runs(runtime.home)
     pages = client.v1.disputes.list(params={"limit": 100}).auto_paging_iter()
     summaries: list[DisputeSummary] = []
     for dispute in pages:
         if limit is not None and len(summaries) >= limit:
             break
-        summaries.append(summarize(dispute.to_dict(), _run(runtime, runs.get(dispute.id))))
+        run, submission = _run(runtime, runs.get(dispute.id)), find_submission(runtime, dispute.id)
+        summaries.append(summarize(dispute.to_dict(), run, submission))
     return summaries
 
 

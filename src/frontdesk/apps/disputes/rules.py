@@ -3,8 +3,8 @@
 They follow the agents' instructions. Triage reads the order id from the payment intent's
 metadata, looks the order up, and hands a shipped or delivered order to the investigator and
 any other to acceptance. Acceptance closes the dispute and answers in its exact format. The
-investigator gathers the customer's emails and calls, stages the evidence, asks for the
-submission (which a person approves) and reports. The input is the JSON ``relevant_data``
+investigator gathers the customer's emails and calls, stages the evidence, requests the
+submission (a separate run that a person approves) and reports. The submission run submits. The input is the JSON ``relevant_data``
 built by :func:`frontdesk.apps.disputes.process_dispute`.
 """
 
@@ -265,14 +265,18 @@ def _evidence_lines(c: Conversation) -> list[str]:
     if _ok(staged) is None:
         return [f"- Not staged. Stripe said: {error_message(staged)}"]
     fields = sorted(k for k, v in (staged.get("evidence") or {}).items() if v)
-    lines = [f"- Staged on {staged['id']}: {', '.join(fields)}"]
-    submitted = c.result("submit_dispute_evidence")
-    if _ok(submitted) is not None:
-        lines.append(f"- Submitted to the card issuer; the dispute is now {submitted['status']}")
-    elif isinstance(submitted, dict):
-        lines.append(f"- Not submitted. Stripe said: {error_message(submitted)}")
-    elif submitted is not None:
-        lines.append(f"- Not submitted: {submitted}")
+    lines = [
+        f"- Staged on {staged['id']}, not submitted (the dispute is {staged.get('status')}): "
+        + ", ".join(fields)
+    ]
+    request = c.result("request_evidence_submission")
+    if _ok(request) is not None:
+        lines.append(
+            f"- Submission requested: {request['execution_id']} waits for a person's approval "
+            f"(frontdesk approvals approve {request['execution_id']})"
+        )
+    elif isinstance(request, dict):
+        lines.append(f"- Submission not requested: {error_message(request)}")
     return lines
 
 
@@ -310,11 +314,16 @@ INVESTIGATOR_RULES = Rules(
         ),
         Call("stage_dispute_evidence", evidence_args, when=records_gathered),
         Call(
-            "submit_dispute_evidence",
+            "request_evidence_submission",
             {"dispute_id": FromJSON("dispute_id")},
             when=evidence_staged,
         ),
         Reply(investigation_report),
     ],
     fallback="I need the order's details from triage to investigate this dispute.",
+)
+
+SUBMISSION_RULES = Rules(
+    [Call("submit_dispute_evidence", {"dispute_id": FromJSON("dispute_id")})],
+    fallback="I need the dispute as JSON with its dispute_id to submit its evidence.",
 )

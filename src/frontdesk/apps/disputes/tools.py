@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 CLOSED_STATUSES = ("won", "lost", "warning_closed")
 """Dispute statuses after which nothing can change."""
+OPEN_STATUSES = ("needs_response", "warning_needs_response")
+"""Statuses in which a dispute still waits for the merchant's answer."""
 NO_ORDER = "No order found"
 
 

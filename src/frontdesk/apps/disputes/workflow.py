@@ -6,6 +6,8 @@
 
 The run goes through the durable runtime (``runtime=``, else the process-wide default
 runtime), once per dispute: processing a dispute that already has a run reports that run.
+For a contested dispute ``final_output`` is the investigator's report; the evidence is staged
+and its submission waits for a person in the approvals inbox (see :mod:`.submission`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ...errors import FrontdeskError
 from ...runtime import AgentRuntime, RunResult, default_runtime
 from ._stripe import StripeSettings, stripe_client
 from .intake import DisputeRun, relevant_data, start_dispute_run
+from .submission import SubmissionRequest, find_submission
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +42,13 @@ class ProcessedDispute:
     """None while another process is starting the run."""
     started: bool
     """Whether this call started the run (False: the dispute already had one)."""
+    submission: SubmissionRequest | None = None
+    """The request to submit the staged evidence, when the investigator made one."""
 
     @property
     def final_output(self) -> Any:
-        """The run's output once it completed; None before (e.g. waiting for an approval)."""
+        """The run's output once it completed (the investigator's report for a contested
+        dispute); None before."""
         return self.run.output if self.run is not None else None
 
 
@@ -74,7 +80,8 @@ async def run_dispute(
     *,
     runtime: AgentRuntime | None = None,
 ) -> ProcessedDispute:
-    """Start (or find) the dispute's run and wait until it completes or needs an approval.
+    """Start (or find) the dispute's run and wait until it settles; report the submission
+    request it made, if any.
 
     Raises :class:`DisputeLookupError` when the payment intent has no dispute.
     """
@@ -87,13 +94,15 @@ async def run_dispute(
     else:
         logger.info("Dispute %s is already handled by run %s", run.dispute_id, run.execution_id)
     result = rt.get(run.execution_id)
-    if result.status == "waiting_approval":
-        logger.info(
-            "Run %s waits for approval: frontdesk approvals approve %s",
-            result.execution_id,
-            result.execution_id,
-        )
-    return ProcessedDispute(data, result, started=run.started)
+    submission = find_submission(rt, run.dispute_id)
+    for waiting in (result, submission):
+        if waiting is not None and waiting.status == "waiting_approval":
+            logger.info(
+                "Run %s waits for approval: frontdesk approvals approve %s",
+                waiting.execution_id,
+                waiting.execution_id,
+            )
+    return ProcessedDispute(data, result, started=run.started, submission=submission)
 
 
 async def process_dispute(
@@ -104,9 +113,9 @@ async def process_dispute(
 ) -> tuple[dict[str, Any], Any] | None:
     """Retrieve and process dispute data for a given PaymentIntent.
 
-    Returns ``(relevant_data, final_output)``; ``final_output`` is None while the run waits
-    for an approval. Returns None, with a warning, when the payment intent does not exist or
-    has no dispute.
+    Returns ``(relevant_data, final_output)``: the acceptance, or the investigator's report
+    with the evidence staged and its submission waiting for a person's approval. Returns
+    None, with a warning, when the payment intent does not exist or has no dispute.
     """
     try:
         processed = await run_dispute(payment_intent_id, triage_agent, runtime=runtime)
