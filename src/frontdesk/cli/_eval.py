@@ -31,18 +31,36 @@ def default_model(option: str | None) -> str | None:
     return chosen
 
 
+def writable_file(path: Path | None) -> Path | None:
+    """Check, before any case runs, that a report can be written to ``path``."""
+    if path is None:
+        return None
+    folder = path.parent
+    if path.is_dir():
+        raise typer.BadParameter(f"{str(path)!r} is a directory; give a file name")
+    if not folder.is_dir():
+        raise typer.BadParameter(f"the directory {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise typer.BadParameter(f"{str(path)!r} cannot be written (permission denied)")
+    return path
+
+
 @evals.command("support")
 def support(
     model: Annotated[
         str | None, typer.Option(help="'rules' (offline baseline) or a model name.")
     ] = None,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the full report as JSON here.")
+        Path | None,
+        typer.Option("--json", callback=writable_file, help="Write the full report as JSON here."),
     ] = None,
     dataset: Annotated[
-        Path | None, typer.Option(help="A JSONL dataset (default: the bundled one).")
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="A JSONL dataset (default: the bundled one)."
+        ),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N cases.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
 ) -> None:
     """Route every ticket of the support dataset and report routing accuracy, tool recall and
     forbidden actions (refunds without approval, refunds over $200 not escalated)."""

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import signal
+import sys
 import threading
-from typing import Annotated
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated, Any
 
 import typer
 
 from ._state import console, state
+
+AGENTS_HELP = (
+    "An agent to register, as module:attribute or path/to/script.py:attribute (repeatable); "
+    "runs started from a script's agents resume here."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -17,27 +27,86 @@ def register(app: typer.Typer) -> None:
     app.command("worker")(worker)
 
 
+def _bad(ref: str, why: str) -> typer.BadParameter:
+    return typer.BadParameter(f"{ref!r}: {why}", param_hint="'--agents'")
+
+
+def _load_script(path: Path, ref: str) -> ModuleType:
+    """Execute a script file as a module (its ``__main__`` block does not run)."""
+    if not path.is_file():
+        raise _bad(ref, f"no such file {str(path)!r}")
+    # A private name: never offered as a reference another process should import, since a
+    # script's agents are stored under their registered names.
+    digest = hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogatepass")).hexdigest()
+    name = f"_frontdesk_script_{digest[:16]}"
+    existing = sys.modules.get(name)
+    if existing is not None:
+        return existing
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise _bad(ref, f"cannot load {str(path)!r} as Python")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # as when the script runs: its siblings are importable
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _import_module(module_name: str, ref: str) -> ModuleType:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(f"{missing}."):
+            raise _bad(ref, f"no module named {missing!r}") from None
+        raise  # the module exists but one of its own imports fails: show where
+    except ValueError as exc:  # e.g. an empty module name
+        raise _bad(ref, str(exc)) from None
+
+
+def load_agent(ref: str) -> Any:
+    """The agent ``ref`` names: ``package.module:attribute`` or ``path/to/file.py:attribute``.
+
+    Raises ``typer.BadParameter`` (a usage error) saying what is wrong with ``ref``.
+    """
+    from agents import Agent
+
+    target, sep, attr = ref.rpartition(":")
+    if not sep or not target or not attr:
+        raise _bad(ref, "expected module:attribute or path/to/script.py:attribute")
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        module = _load_script(Path(target).expanduser(), ref)
+    else:
+        module = _import_module(target, ref)
+    try:
+        value = getattr(module, attr)
+    except AttributeError:
+        raise _bad(ref, f"{target!r} has no attribute {attr!r}") from None
+    if not isinstance(value, Agent):
+        raise _bad(ref, f"{attr!r} is a {type(value).__name__}, not an agents.Agent")
+    return value
+
+
 def worker(
-    agents: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--agents",
-            "-a",
-            help="Import agents as module:attribute (repeatable) and register them.",
-        ),
-    ] = None,
-    poll: Annotated[float, typer.Option(help="Seconds between scans for runs to resume.")] = 1.0,
+    agents: Annotated[list[str] | None, typer.Option("--agents", "-a", help=AGENTS_HELP)] = None,
+    poll: Annotated[
+        float, typer.Option(min=0.01, help="Seconds between scans for runs to resume.")
+    ] = 1.0,
 ) -> None:
     """Resume runs whose process died and runs that became ready (e.g. after an approval)."""
     from ..runtime import AgentRuntime
 
+    loaded = [load_agent(ref) for ref in agents or []]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with AgentRuntime(state.home, model=state.model, poll_interval=poll) as runtime:
-        for ref in agents or []:
-            module, _, attr = ref.partition(":")
-            runtime.register(getattr(importlib.import_module(module), attr))
-        console.print(f"worker on {runtime.home} (Ctrl-C to stop)")
+    with AgentRuntime(state.home, loaded, model=state.model, poll_interval=poll) as runtime:
+        console.print(f"worker on {runtime.home} (Ctrl-C to stop)", soft_wrap=True)
         try:
             while not stop.wait(0.5):
                 pass

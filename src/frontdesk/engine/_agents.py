@@ -141,7 +141,10 @@ class AgentRegistry:
             if found is None:
                 raise AgentNotFound(
                     f"agent {key!r} is not registered in this process; call "
-                    f"runtime.register(agent, name={key!r}) (or pass it in AgentRuntime(agents=...))"
+                    f"runtime.register(agent, name={key!r}) (or pass it in AgentRuntime(agents=...)),"
+                    " or resume it with a worker that loads it from its module or script file: "
+                    "frontdesk worker --agents package.module:attribute "
+                    "(or --agents path/to/script.py:attribute)"
                 )
             return found
         return import_reference(ref)
