@@ -190,6 +190,22 @@ def children() -> Iterator[Children]:
         yield started
 
 
+def stop(proc: subprocess.Popen[Any], seconds: float = WAIT_SECONDS) -> int | Any:
+    """Stop a server child as Ctrl-C does and reap it; its exit status. A child still there
+    after ``seconds`` is SIGKILLed (its process group, when it leads one)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            if os.getpgid(proc.pid) == proc.pid:
+                kill_group(proc.pid)
+            else:
+                proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def sigkill(proc: subprocess.Popen[Any]) -> None:
     """SIGKILL a child (and its process group) now, reap it, and check it died of the kill."""
     assert proc.returncode is None, f"pid {proc.pid} was already reaped"

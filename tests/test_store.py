@@ -12,6 +12,8 @@ from agents.testing import ScriptedModel, assistant_message
 from frontdesk import AgentRuntime
 from frontdesk.store import SCHEMA_VERSION, store_path
 
+from conftest import WAIT_SECONDS, Children
+
 
 def test_wal_is_checkpointed_in_the_background(home: Path) -> None:
     with AgentRuntime(home, recover=False) as runtime:
@@ -23,7 +25,7 @@ def test_wal_is_checkpointed_in_the_background(home: Path) -> None:
         conn = sqlite3.connect(db)
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # others keep theirs
         conn.close()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + WAIT_SECONDS
         while db.stat().st_size == size_before:
             assert time.monotonic() < deadline, "the WAL was never folded into the database"
             time.sleep(0.1)
@@ -43,13 +45,13 @@ with AgentRuntime(sys.argv[1], recover=False) as runtime:
 """
 
 
-def test_processes_racing_to_create_a_home_all_succeed(tmp_path: Path) -> None:
+def test_processes_racing_to_create_a_home_all_succeed(tmp_path: Path, children: Children) -> None:
     import subprocess
     import sys
 
     home = tmp_path / "fresh"
     racers = [
-        subprocess.Popen(
+        children.popen(
             [sys.executable, "-c", RACER, str(home)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -66,7 +68,7 @@ def test_processes_racing_to_create_a_home_all_succeed(tmp_path: Path) -> None:
     outputs = [racer.stdout.read() for racer in racers if racer.stdout is not None]
     errors = [racer.stderr.read() for racer in racers if racer.stderr is not None]
     for racer in racers:
-        racer.wait(60)
+        racer.wait(WAIT_SECONDS)
     assert [r.returncode for r in racers] == [0] * 6, errors
     assert outputs == ["0\n"] * 6
     conn = sqlite3.connect(store_path(home))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import queue
 import re
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ import pytest
 import stripe
 
 from frontdesk.sandbox.stripe import (
+    DEFAULT_API_KEY,
     DEFAULT_SANDBOX_URL,
     EVIDENCE_FIELDS,
     SandboxServer,
@@ -29,8 +32,9 @@ from frontdesk.sandbox.stripe import (
     serve,
 )
 
+from conftest import WAIT_SECONDS, Children, port_from, stop, wait_until
+
 FAST_RETRIES = (0.05, 0.1)
-WAIT_SECONDS = 10.0
 
 
 # Helpers -----------------------------------------------------------------------------------
@@ -71,15 +75,6 @@ def pay(client: stripe.StripeClient, payment_method: str = "pm_card_visa", **par
 def dispute_for(client: stripe.StripeClient, intent_id: str) -> Any:
     (dispute,) = client.v1.disputes.list(params={"payment_intent": intent_id}).data
     return dispute
-
-
-def wait_until(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass
@@ -221,17 +216,38 @@ def test_create_app_defaults_to_frontdesk_home(
     assert app.state.sandbox.config.db_path == default_db_path()
 
 
-def test_serve_runs_uvicorn_on_the_requested_address(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[tuple[Any, dict[str, Any]]] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: calls.append((app, kwargs)))
+SERVE = """
+import sys
+from frontdesk.sandbox.stripe import serve
+serve(port=0, db_path=sys.argv[1], port_file=sys.argv[2], on_listening=print)
+"""
 
-    serve(port=12999, db_path=tmp_path / "served.db")
 
-    ((app, kwargs),) = calls
-    assert (kwargs["host"], kwargs["port"]) == ("127.0.0.1", 12999)
-    assert app.state.sandbox.config.db_path == tmp_path / "served.db"
+def test_serve_picks_a_free_port_and_says_which(tmp_path: Path, children: Children) -> None:
+    db, port_file = tmp_path / "served.db", tmp_path / "port"
+    proc = children.popen(
+        [sys.executable, "-u", "-c", SERVE, str(db), str(port_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port_from(port_file, proc)}"
+    assert proc.stdout is not None and proc.stdout.readline() == f"{url}\n"
+    client = stripe.StripeClient(DEFAULT_API_KEY, base_addresses={"api": url})
+
+    intent = pay(client)
+
+    assert stop(proc) == 0  # Ctrl-C stops it cleanly
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT count(*) FROM objects WHERE id = ?", (intent.id,))
+        assert stored.fetchone() == (1,)
+
+
+def test_serve_on_a_taken_port_says_so(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}: "):
+            serve(port=port, db_path=tmp_path / "served.db")
 
 
 # PaymentIntents and Charges ----------------------------------------------------------------

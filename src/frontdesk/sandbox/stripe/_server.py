@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -16,6 +15,7 @@ import httpx
 import stripe
 import uvicorn
 
+from ..._serving import listen, serve_on, url_of, write_port_file
 from ._app import create_app, default_db_path
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:12111"
@@ -30,9 +30,22 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 12111,
     db_path: str | os.PathLike[str] | None = None,
+    *,
+    port_file: str | os.PathLike[str] | None = None,
+    on_listening: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve the sandbox until interrupted (what ``frontdesk stripe-sandbox`` runs)."""
-    uvicorn.run(create_app(db_path), host=host, port=port, log_level="info")
+    """Serve the sandbox until interrupted (what ``frontdesk stripe-sandbox`` runs).
+
+    ``port=0`` picks a free port. Once the socket listens, its port is written to
+    ``port_file`` (atomically) and ``on_listening`` is called with the base URL.
+    """
+    app = create_app(db_path)
+    sock = listen(host, port)
+    if port_file is not None:
+        write_port_file(port_file, sock)
+    if on_listening is not None:
+        on_listening(url_of(sock))
+    serve_on(sock, app)
 
 
 def configure_stripe(url: str, api_key: str | None = None) -> None:
@@ -86,11 +99,7 @@ class SandboxServer:
         if self._server is not None:
             raise RuntimeError("the sandbox server is already running")
         app = create_app(self.db_path, **self._app_options)
-        # An explicit IPPROTO_TCP makes asyncio set TCP_NODELAY on accepted connections;
-        # without it every response waits ~40 ms on delayed ACKs.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
+        sock = listen(self._host, self._port)
         config = uvicorn.Config(
             app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
         )
@@ -106,8 +115,7 @@ class SandboxServer:
                 sock.close()
                 raise RuntimeError(f"the Stripe sandbox did not start on {self._host}")
             time.sleep(0.01)
-        host, port = sock.getsockname()[:2]
-        self._server, self._thread, self._url = server, thread, f"http://{host}:{port}"
+        self._server, self._thread, self._url = server, thread, url_of(sock)
 
     def stop(self) -> None:
         """Stop the server and its webhook worker; safe to call twice."""
