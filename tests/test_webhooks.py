@@ -5,6 +5,8 @@ or concurrently it arrives, and which Stripe the app talks to."""
 from __future__ import annotations
 
 import json
+import select
+import socket
 import sqlite3
 import subprocess
 import time
@@ -32,6 +34,7 @@ from frontdesk.apps.disputes._stripe import format_amount
 from frontdesk.apps.disputes.intake import dispute_execution_id
 from frontdesk.apps.disputes.tools import retrieve_payment_intent
 from frontdesk.sandbox.stripe import SandboxServer, running_sandbox, sign_payload
+from frontdesk.server import create_app
 from test_disputes_app import (  # noqa: F401 (the fixtures the in-process intake tests use)
     client_fixture,
     closes,
@@ -45,7 +48,7 @@ from test_disputes_app import (  # noqa: F401 (the fixtures the in-process intak
     stripe_message,
     wait_until,
 )
-from test_disputes_e2e import cli, client_for, spawn, stop
+from test_disputes_e2e import cli, client_for, serve_in_thread, spawn, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -307,6 +310,188 @@ def test_without_a_secret_events_are_refused_for_a_retry(tmp_path: Path) -> None
     assert response.status_code == 503
     assert "STRIPE_WEBHOOK_SECRET is not set" in response.json()["error"]
     assert webhook_events(home) == []
+
+
+# Hostile and malformed webhooks: a 4xx with the reason, never a 500 -------------------------
+
+SECRET = "whsec_hostile_input"
+CAP = 256 * 1024
+
+
+@dataclass
+class Served:
+    """``create_app`` served over HTTP on a loopback port, on a rules runtime."""
+
+    home: Path
+    url: str
+    runtime: AgentRuntime
+
+    def post(self, payload: str) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "Stripe-Signature": signed(payload)}
+        return httpx.post(
+            f"{self.url}/webhooks/stripe", content=payload, headers=headers, timeout=30
+        )
+
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.url.removeprefix("http://").partition(":")
+        return host, int(port)
+
+
+def signed(payload: str) -> str:
+    return sign_payload(payload, SECRET, int(time.time()))
+
+
+@pytest.fixture
+def served(home: Path, sandbox: SandboxServer) -> Iterator[Served]:
+    with (
+        AgentRuntime(home, model="rules", recover=False) as runtime,
+        serve_in_thread(create_app(runtime, webhook_secret=SECRET)) as url,
+    ):
+        yield Served(home, url, runtime)
+
+
+def dispute_event(**dispute: Any) -> dict[str, Any]:
+    """A signed-able ``charge.dispute.created`` event whose dispute has ``dispute`` changed
+    (a value of None removes the field)."""
+    event: dict[str, Any] = json.loads(forged_event("evt_hostile", "dp_hostile"))
+    obj = event["data"]["object"]
+    for key, value in dispute.items():
+        if value is None:
+            obj.pop(key, None)
+        else:
+            obj[key] = value
+    return event
+
+
+HOSTILE = {
+    "dispute id with ../": (
+        dispute_event(id="../../../etc/passwd"),
+        "is not a Stripe id",
+    ),
+    "non-ASCII dispute id": (
+        dispute_event(id="dp_\u00fcn\u00efc\u00f8d\u00e9"),
+        "is not a Stripe id",
+    ),
+    "dispute id of 186 characters": (dispute_event(id="dp_" + "x" * 183), "is not a Stripe id"),
+    "dispute id of 250 characters": (dispute_event(id="dp_" + "y" * 247), "is not a Stripe id"),
+    "reason past 4,000 characters": (dispute_event(reason="x" * 4000), "the limit is 4000"),
+    "dispute without an id": (dispute_event(id=None), "the dispute has no id"),
+    "data a string": ({**dispute_event(), "data": "a string"}, "data is a JSON string"),
+    "data a list": ({**dispute_event(), "data": [{"object": {}}]}, "data is a JSON array"),
+    "data.object null": (
+        {**dispute_event(), "data": {"object": None}},
+        "data.object is a JSON null",
+    ),
+    "JSON array body": ([dispute_event()], "the payload is a JSON array"),
+    "JSON string body": ("charge.dispute.created", "the payload is a JSON string"),
+    "JSON null body": (None, "the payload is a JSON null"),
+    "event id with a lone surrogate": (
+        {**dispute_event(), "id": "evt_\ud83d"},
+        "lone surrogate",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_signed_but_unusual_payloads_get_400_with_the_reason(served: Served, case: str) -> None:
+    event, reason = HOSTILE[case]
+    payload = json.dumps(event)
+
+    response = served.post(payload)
+
+    assert response.status_code == 400, response.text
+    assert reason in response.json()["error"]
+    assert webhook_events(served.home) == []
+    assert served.runtime.runs() == [] and dispute_runs(served.home) == {}
+    # The server is fine: a well-formed event is still handled.
+    good = served.post(forged_event("evt_fine", "dp_fine"))
+    assert (good.status_code, good.json()["action"]) == (200, "started")
+    assert list(dispute_runs(served.home)) == ["dp_fine"]
+
+
+def test_the_longest_accepted_dispute_id_starts_its_run(served: Served) -> None:
+    dispute_id = "dp_" + "z" * 182
+    response = served.post(json.dumps(dispute_event(id=dispute_id)))
+    assert response.status_code == 200 and response.json()["action"] == "started"
+    assert dispute_runs(served.home) == {dispute_id: dispute_execution_id(dispute_id)}
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """The server's answer: its head and as much of the body as its Content-Length says,
+    or whatever came before the server closed the connection."""
+    data = b""
+    while True:
+        head, found, body = data.partition(b"\r\n\r\n")
+        if found:
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            if len(body) >= length:
+                return data
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def request_head(*headers: str) -> bytes:
+    lines = ["POST /webhooks/stripe HTTP/1.1", "Host: 127.0.0.1", *headers, "", ""]
+    return "\r\n".join(lines).encode()
+
+
+def test_a_body_declared_over_the_cap_gets_413_before_it_is_sent(served: Served) -> None:
+    with socket.create_connection(served.address(), timeout=60) as sock:
+        sock.sendall(
+            request_head(
+                "Content-Type: application/json",
+                f"Stripe-Signature: {signed('x')}",
+                f"Content-Length: {300 * 1024 * 1024}",
+            )
+        )
+        sock.sendall(b'{"id": "evt_')  # the start of 300 MB that never comes
+        response = read_response(sock)
+    assert response.startswith(b"HTTP/1.1 413"), response[:200]
+    assert b"larger than 256 KiB" in response
+
+
+def test_a_chunked_body_is_cut_off_once_it_passes_the_cap(served: Served) -> None:
+    chunk = b"x" * 65536
+    frame = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    budget = 64 * 1024 * 1024  # the old server read all of it before answering
+    sent = 0
+    with socket.create_connection(served.address(), timeout=60) as sock:
+        sock.sendall(
+            request_head(
+                "Content-Type: application/json",
+                f"Stripe-Signature: {signed('x')}",
+                "Transfer-Encoding: chunked",
+            )
+        )
+        while sent < budget and not select.select([sock], [], [], 0)[0]:
+            try:
+                sock.sendall(frame)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(frame)
+        response = read_response(sock)
+    assert response.startswith(b"HTTP/1.1 413"), (sent, response[:200])
+    assert sent < budget, sent
+
+
+def test_a_body_at_the_cap_is_read_and_one_byte_more_is_not(served: Served) -> None:
+    bare = dispute_event(padding="")
+    payload = json.dumps(dispute_event(padding="p" * (CAP - len(json.dumps(bare)))))
+    assert len(payload) == CAP
+    assert served.post(payload).status_code == 200
+    assert served.post(payload + " ").status_code == 413
 
 
 # Intake in one process: one run per dispute ------------------------------------------------

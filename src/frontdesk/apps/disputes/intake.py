@@ -4,11 +4,16 @@ Stripe delivers events at least once, and a dispute may also be processed by han
 start uses the execution id ``dispute:<dispute id>``, and the runtime starts a run with a given
 id at most once (atomically, across processes), so a redelivered event or a second
 ``process_dispute`` finds the run the first one started.
+
+A verified event this app cannot act on (not an event object, ``data.object`` not an object,
+a dispute without a usable id, text that is not valid) raises :class:`InvalidEvent`, saying
+why, before anything is recorded or started.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +22,8 @@ from typing import Any, Literal
 
 from agents import Agent
 
+from ..._text import items_text_length
+from ...errors import InvalidInput
 from ...runtime import AgentRuntime
 from ...store import Store
 from ._db import connect
@@ -26,6 +33,17 @@ DISPUTE_CREATED = "charge.dispute.created"
 RUN_PREFIX = "dispute:"
 
 IntakeAction = Literal["started", "duplicate", "ignored"]
+
+MAX_ID_CHARS = 255
+"""The longest event or object id accepted (Stripe's ids are far shorter)."""
+MAX_DISPUTE_ID_CHARS = 185
+"""The longest dispute id accepted, so that the execution ids of a dispute's runs (a prefix
+of up to 15 characters, such as ``dispute:``, and the id) stay within 200 characters."""
+_DISPUTE_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_DISPUTE_ID_CHARS}}}")
+
+
+class InvalidEvent(InvalidInput):
+    """A Stripe event or dispute that this app cannot act on; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -48,15 +66,25 @@ class IntakeResult:
     execution_id: str | None = None
 
 
-def dispute_execution_id(dispute_id: str) -> str:
-    """The execution id of the run that handles ``dispute_id``."""
+def dispute_execution_id(dispute_id: Any) -> str:
+    """The execution id of the run that handles ``dispute_id``; :class:`InvalidEvent` unless
+    the id is 1-185 letters, digits, ``_`` and ``-``, as Stripe's ids are."""
+    if dispute_id is None or dispute_id == "":
+        raise InvalidEvent("the dispute has no id")
+    if not isinstance(dispute_id, str) or not _DISPUTE_ID.fullmatch(dispute_id):
+        shown = repr(dispute_id)
+        shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
+        raise InvalidEvent(
+            f"the dispute id {shown} is not a Stripe id: use 1-{MAX_DISPUTE_ID_CHARS} "
+            "letters, digits, _ and -"
+        )
     return f"{RUN_PREFIX}{dispute_id}"
 
 
 def relevant_data(dispute: Mapping[str, Any]) -> dict[str, Any]:
     """The dispute fields the agents work from (a Stripe dispute object as a dict)."""
-    evidence = dispute.get("evidence_details") or {}
-    card = (dispute.get("payment_method_details") or {}).get("card") or {}
+    evidence = _mapping(dispute.get("evidence_details"))
+    card = _mapping(_mapping(dispute.get("payment_method_details")).get("card"))
     intent = dispute.get("payment_intent")
     return {
         "dispute_id": dispute.get("id"),
@@ -74,20 +102,25 @@ def start_dispute_run(
 ) -> DisputeRun:
     """Start the run for this dispute unless one exists; either way say which run it is.
 
-    ``data`` is :func:`relevant_data`; the run's input is it as JSON.
+    ``data`` is :func:`relevant_data`; the run's input is it as JSON. :class:`InvalidEvent`
+    if the dispute has no usable id or its data is too long for a run's input.
     """
-    dispute_id = str(data["dispute_id"])
-    handle = runtime.start(
-        agent or triage_agent, json.dumps(dict(data)), execution_id=dispute_execution_id(dispute_id)
-    )
-    return DisputeRun(dispute_id, handle.execution_id, started=handle.created)
+    dispute_id = data.get("dispute_id")
+    execution_id = dispute_execution_id(dispute_id)
+    try:
+        handle = runtime.start(
+            agent or triage_agent, json.dumps(dict(data)), execution_id=execution_id
+        )
+    except InvalidInput as exc:
+        raise InvalidEvent(f"dispute {dispute_id} cannot start its run: {exc}") from None
+    return DisputeRun(str(dispute_id), handle.execution_id, started=handle.created)
 
 
-def handle_event(runtime: AgentRuntime, event: Mapping[str, Any]) -> IntakeResult:
+def handle_event(runtime: AgentRuntime, event: Any) -> IntakeResult:
     """Act on a verified Stripe event and record it: a new dispute starts its run (once);
-    every other event type is recorded and ignored."""
-    event_id, event_type = str(event["id"]), str(event["type"])
-    obj = (event.get("data") or {}).get("object") or {}
+    every other event type is recorded and ignored. :class:`InvalidEvent` (nothing recorded,
+    nothing started) for an event this app cannot act on."""
+    event_id, event_type, obj = _parse_event(event)
     action: IntakeAction = "ignored"
     execution_id = None
     if event_type == DISPUTE_CREATED:
@@ -96,6 +129,52 @@ def handle_event(runtime: AgentRuntime, event: Mapping[str, Any]) -> IntakeResul
         action = "started" if run.started else "duplicate"
     _record_event(runtime.home, event_id, event_type, obj.get("id"), action, execution_id)
     return IntakeResult(event_id, event_type, action, execution_id)
+
+
+def _parse_event(event: Any) -> tuple[str, str, Mapping[str, Any]]:
+    """The event's id, type and ``data.object``, once the event is known to be usable."""
+    if not isinstance(event, Mapping):
+        raise InvalidEvent(f"the payload is a JSON {_json_kind(event)}, not a Stripe event object")
+    try:
+        items_text_length([event], "the event")
+    except InvalidInput as exc:
+        raise InvalidEvent(str(exc)) from None
+    event_id = _id_field(event, "id", "the event's id")
+    event_type = _id_field(event, "type", "the event's type")
+    data = event.get("data")
+    if not isinstance(data, Mapping):
+        raise InvalidEvent(f"the event's data is a JSON {_json_kind(data)}, not an object")
+    obj = data.get("object")
+    if not isinstance(obj, Mapping):
+        raise InvalidEvent(f"the event's data.object is a JSON {_json_kind(obj)}, not an object")
+    if obj.get("id") is not None:
+        _id_field(obj, "id", "the id of the event's object")
+    return event_id, event_type, obj
+
+
+def _id_field(mapping: Mapping[str, Any], name: str, what: str) -> str:
+    value = mapping.get(name)
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS:
+        raise InvalidEvent(f"{what} is not a string of 1-{MAX_ID_CHARS} characters")
+    return value
+
+
+_JSON_KINDS = (
+    (type(None), "null"),
+    (bool, "boolean"),
+    (Mapping, "object"),
+    (list, "array"),
+    (str, "string"),
+    (int | float, "number"),
+)
+
+
+def _json_kind(value: Any) -> str:
+    return next((name for kind, name in _JSON_KINDS if isinstance(value, kind)), "value")
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def dispute_runs(home: Path) -> dict[str, str]:

@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 DB_FILENAME = "stripe-sandbox.db"
 _IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+"""Stripe's limit on an idempotency key's length."""
 _NO_KEY = (
     "You did not provide an API key. You need to provide your API key in the Authorization "
     "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See "
@@ -195,8 +197,14 @@ def _endpoint(sandbox: Sandbox, route: Route) -> Callable[[Request], Awaitable[R
 
 def _execute(sandbox: Sandbox, call: _Call) -> tuple[int, str, dict[str, str]]:
     """Run a handler in one transaction, replaying or saving idempotent POST results."""
-    resolve_due_disputes(sandbox)
     key = call.meta.idempotency_key
+    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        # Refused before anything runs or is saved, as Stripe does.
+        raise idempotency_error(
+            f"Idempotency keys can be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters long; this "
+            f"one is {len(key)} characters. Use a shorter key, such as a V4 UUID."
+        )
+    resolve_due_disputes(sandbox)
     with sandbox.operation(call.meta, write=call.route.method != "GET") as op:
         headers = {"Idempotency-Key": key} if key else {}
         fingerprint = json.dumps(call.params.data, sort_keys=True)
