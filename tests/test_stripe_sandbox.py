@@ -876,6 +876,26 @@ def test_idempotent_replay_and_mismatch(
     assert scoped.id != first.id
 
 
+def test_idempotency_keys_over_255_characters_are_refused_and_nothing_runs(
+    sandbox: SandboxServer, client: stripe.StripeClient
+) -> None:
+    params: dict[str, Any] = {"amount": 2000, "currency": "usd"}
+    for key in ("k" * 256, "k" * 10_000):
+        with pytest.raises(stripe.IdempotencyError, match="at most 255 characters") as refused:
+            client.v1.payment_intents.create(params=params, options={"idempotency_key": key})
+        assert refused.value.http_status == 400
+        assert refused.value.error.type == "idempotency_error"
+    assert client.v1.payment_intents.list().data == []
+    with sqlite3.connect(sandbox.db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM idempotency_keys").fetchone()[0] == 0
+
+    longest = "k" * 255
+    first = client.v1.payment_intents.create(params=params, options={"idempotency_key": longest})
+    again = client.v1.payment_intents.create(params=params, options={"idempotency_key": longest})
+    assert again.id == first.id
+    assert again.last_response.headers["Idempotent-Replayed"] == "true"
+
+
 def test_idempotency_replays_card_errors_but_not_validation_errors(
     client: stripe.StripeClient,
 ) -> None:
