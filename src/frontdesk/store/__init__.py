@@ -7,6 +7,7 @@ approvals from it and records approval decisions, and results and the CLI show i
 
 from ._commit import Checkpointer, GroupCommitter
 from ._db import SCHEMA_VERSION, STORE_FILENAME, store_path
+from ._fence import JOURNAL_WRITE, LeaseLost, fence
 from ._store import (
     SETTLED_STATUSES,
     TERMINAL_STATUSES,
@@ -18,6 +19,7 @@ from ._store import (
 )
 
 __all__ = [
+    "JOURNAL_WRITE",
     "SCHEMA_VERSION",
     "SETTLED_STATUSES",
     "STORE_FILENAME",
@@ -26,8 +28,10 @@ __all__ = [
     "Checkpointer",
     "GroupCommitter",
     "JournalRow",
+    "LeaseLost",
     "Op",
     "RunRow",
     "Store",
+    "fence",
     "store_path",
 ]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 
+from ..errors import StoreError, StoreLocked
 from ._db import connect
 from ._store import Op, Store
+
+log = logging.getLogger("frontdesk.store")
 
 
 class Checkpointer:
@@ -51,20 +55,37 @@ class Checkpointer:
         self._thread.join(5)
 
 
+RETRY_DELAYS = (0.05, 0.25, 1.0)
+"""Pauses before each new attempt of a commit that found the store locked past its timeout."""
+
+
 class GroupCommitter:
     """Batches writes issued from one event loop into shared transactions.
 
     ``await commit(ops)`` returns once ``ops`` are durable. Every commit requested during
-    the same loop iteration goes into one SQLite transaction.
+    the same loop iteration goes into one SQLite transaction. A commit that finds the store
+    locked (another connection held its write lock past the busy timeout) is tried again
+    after each of ``retry_delays`` before its :class:`StoreLocked` is raised.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
         self._store = store
+        self._retry_delays = retry_delays
         self._pending: list[tuple[list[Op], asyncio.Future[None]]] = []
         self._scheduled = False
 
     async def commit(self, ops: list[Op]) -> None:
         """Durably apply ``ops`` (in one transaction with other concurrent commits)."""
+        for delay in self._retry_delays:
+            try:
+                await self._commit_once(ops)
+                return
+            except StoreLocked as exc:
+                log.warning("%s; retrying in %gs", exc, delay)
+                await asyncio.sleep(delay)
+        await self._commit_once(ops)
+
+    async def _commit_once(self, ops: list[Op]) -> None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((ops, future))
@@ -80,6 +101,12 @@ class GroupCommitter:
             return
         try:
             self._store.write(op for ops, _ in batch for op in ops)
+        except StoreError as exc:
+            # The store itself failed (locked, full, unreadable): so would each commit alone.
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
         except Exception:
             # One bad batch must not fail unrelated runs: retry each run's ops alone.
             for ops, future in batch:

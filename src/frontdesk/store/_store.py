@@ -19,7 +19,8 @@ from typing import Any
 
 from ..errors import ApprovalAlreadyDecided, ApprovalNotFound, RunNotFound, RunNotWaiting
 from ..events import Event, Usage, decode_event, encode_payload
-from ._db import connect, store_path, translate
+from ._db import connect, rollback, store_path, translate
+from ._fence import Guarded, refusal
 from ._values import hydrate
 
 Op = tuple[str, Sequence[Any]]
@@ -32,7 +33,8 @@ _RUN_COLUMNS = (
     "execution_id, agent_ref, agent_name, status, input, context_type, context_json, "
     "output_json, last_agent, error, note, model_label, requests, input_tokens, "
     "output_tokens, total_tokens, created_at, started_at, finished_at, updated_at, "
-    "lease_owner, lease_expires, cancel_requested, attempt, conversation_id, turn, model_override"
+    "lease_owner, lease_expires, cancel_requested, attempt, conversation_id, turn, model_override, "
+    "lease_epoch"
 )
 
 
@@ -41,32 +43,61 @@ class RunRow:
     """A run as stored."""
 
     execution_id: str
+    """The run's id, unique in the store."""
     agent_ref: str
+    """How any process finds the starting agent again (``module:attr`` or a registered name)."""
     agent_name: str
+    """The starting agent's name."""
     status: str
+    """``running``, ``waiting_approval``, ``completed``, ``failed`` or ``cancelled``."""
     input: str
+    """The run's input as JSON: a message, input items, or a conversation turn reference."""
     context_type: str | None
+    """The import path of the context's type, to rebuild it on resume."""
     context_json: str | None
+    """The context as JSON: the initial one, the final one once the run completed."""
     output_json: str | None
+    """The final output as JSON, once completed."""
     last_agent: str | None
+    """The agent that produced the final output, or that is waiting for approval."""
     error: str | None
+    """Why the run failed."""
     note: str | None
+    """Why a runnable run is not progressing (e.g. no process can find its agent)."""
     model_label: str | None
+    """The model override the run was started with, as shown to people."""
     requests: int
+    """Model requests made so far."""
     input_tokens: int
+    """Input tokens used so far."""
     output_tokens: int
+    """Output tokens used so far."""
     total_tokens: int
+    """Tokens used so far."""
     created_at: float
+    """When the run was stored (Unix time)."""
     started_at: float | None
+    """When a driver first started it."""
     finished_at: float | None
+    """When it completed, failed or was cancelled."""
     updated_at: float
+    """When its row last changed."""
     lease_owner: str | None
+    """The process driving the run, or None when nobody does."""
     lease_expires: float | None
+    """When the owner's lease runs out unless renewed."""
     cancel_requested: int
+    """1 once someone asked to cancel the run; its driver cancels it at its next heartbeat."""
     attempt: int
+    """1, plus one per retry of a failed run."""
     conversation_id: str | None
+    """The conversation this run is a turn of."""
     turn: int | None
+    """Which turn of its conversation it is."""
     model_override: str | None
+    """The model the run was started with, so whichever process resumes it uses the same."""
+    lease_epoch: int
+    """The fencing token: increased by every claim; a driver's writes land only under its own."""
 
     @property
     def usage(self) -> Usage:
@@ -79,17 +110,29 @@ class JournalRow:
     """One durable step: a model call, a tool call or a handoff."""
 
     key: str
+    """The step's key in its run: ``model:<k>``, ``tool:<k>:<call id>`` or ``handoff:<k>``."""
     kind: str
+    """``model``, ``tool`` or ``handoff``."""
     state: str
+    """``started`` (a tool whose result is not committed) or ``done``; done rows never change."""
     agent: str | None
+    """The agent that took the step."""
     name: str | None
+    """The tool's name, or the agent handed off to."""
     args_json: str | None
+    """A tool call's arguments as JSON."""
     data_json: str | None
+    """The step's result: the model response or the tool's encoded output."""
     context_json: str | None
+    """The context right after the step, when the step changed it."""
     attempts: int
+    """How many times the step was started (a tool interrupted by a crash runs again)."""
     started_at: float
+    """When the step (its last attempt) started."""
     finished_at: float | None
+    """When it completed."""
     ordinal: int
+    """The step's position in its run, in the order steps started."""
 
 
 @dataclass(frozen=True)
@@ -97,19 +140,31 @@ class ApprovalRecord:
     """A request for human approval of one tool call, and its decision."""
 
     approval_id: str
+    """The approval's id (``apv_...``)."""
     execution_id: str
+    """The run that asks."""
     call_key: str
+    """The tool call's key in the run (``<model call>:<call id>``)."""
     call_id: str
+    """The tool call's id as the model gave it."""
     agent: str | None
+    """The agent that called the tool."""
     tool_name: str
+    """The tool that waits for the decision."""
     args: dict[str, Any]
+    """The call's arguments."""
     status: str
-    """``pending``, ``approved`` or ``rejected``."""
+    """``pending``, ``approved``, ``rejected`` or ``cancelled`` (the run was cancelled)."""
     requested_at: float
+    """When the run asked."""
     decided_at: float | None
+    """When someone decided."""
     decided_by: str | None
+    """Who decided."""
     note: str | None
+    """The approver's note."""
     reason: str | None
+    """Why the call was rejected (the model receives it)."""
 
 
 class Store:
@@ -163,7 +218,11 @@ class Store:
             raise translate(exc, self.path, self.busy_timeout_ms) from exc
 
     def write(self, ops: Iterable[Op]) -> None:
-        """Apply ``ops`` in one transaction: all of them or none."""
+        """Apply ``ops`` in one transaction: all of them or none.
+
+        A :class:`Guarded` statement (a fence, a journal write) that matches no row refuses
+        the whole transaction with :class:`LeaseLost`.
+        """
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -171,13 +230,15 @@ class Store:
                 # Runs of the same statement go through executemany: one call into SQLite.
                 for sql, group in itertools.groupby(ops, key=lambda op: op[0]):
                     params = [p for _, p in group]
-                    if len(params) == 1:
+                    if isinstance(sql, Guarded):
+                        _apply_guarded(conn, sql, params)
+                    elif len(params) == 1:
                         conn.execute(sql, params[0])
                     else:
                         conn.executemany(sql, params)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                rollback(conn)
                 raise
         except sqlite3.IntegrityError:
             raise
@@ -253,19 +314,25 @@ class Store:
 
     def claim(
         self, execution_id: str, owner: str, expires: float, now: float, *, steal_from: str | None
-    ) -> bool:
-        """Take the run's lease if it is free, expired, ours, or held by ``steal_from``."""
+    ) -> int | None:
+        """Take the run's lease if it is free, expired, ours, or held by ``steal_from``.
+
+        Returns the lease's new fencing token (every claim increases it), or None if the
+        lease could not be taken.
+        """
         conn = self._conn()
         try:
-            cur = conn.execute(
-                "UPDATE runs SET lease_owner = ?, lease_expires = ?, updated_at = ? "
+            rows = conn.execute(
+                "UPDATE runs SET lease_owner = ?, lease_expires = ?, updated_at = ?, "
+                "lease_epoch = lease_epoch + 1 "
                 "WHERE execution_id = ? AND status = 'running' AND (lease_owner IS NULL "
-                "OR lease_expires < ? OR lease_owner = ? OR lease_owner = ?)",
+                "OR lease_expires < ? OR lease_owner = ? OR lease_owner = ?) "
+                "RETURNING lease_epoch",
                 (owner, expires, now, execution_id, now, owner, steal_from or owner),
-            )
+            ).fetchall()
         except sqlite3.Error as exc:
             raise translate(exc, self.path, self.busy_timeout_ms) from exc
-        return cur.rowcount == 1
+        return int(rows[0][0]) if rows else None
 
     # -- journal and events --------------------------------------------------------------
 
@@ -431,6 +498,17 @@ _APPROVAL_COLUMNS = (
 )
 
 
+def _apply_guarded(conn: sqlite3.Connection, sql: Guarded, params: list[Sequence[Any]]) -> None:
+    for values in params:
+        cur = conn.execute(sql, values)
+        matched = cur.fetchone() is not None if sql.what == "lease" else cur.rowcount == 1
+        if not matched:
+            status = conn.execute(
+                "SELECT status FROM runs WHERE execution_id = ?", (values[0],)
+            ).fetchone()
+            raise refusal(sql, values, status[0] if status else None)
+
+
 def _approval(row: tuple[Any, ...]) -> ApprovalRecord:
     values = list(row)
     values[6] = json.loads(values[6])
@@ -450,11 +528,16 @@ class _Transaction:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            rollback(self._conn)
+            if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                raise translate(exc, self._store.path, self._store.busy_timeout_ms) from exc
+            return
         try:
-            self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            self._conn.execute("COMMIT")
         except sqlite3.Error as err:
-            if exc_type is None:
-                raise translate(err, self._store.path, self._store.busy_timeout_ms) from err
+            rollback(self._conn)
+            raise translate(err, self._store.path, self._store.busy_timeout_ms) from err
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._conn.execute(sql, params).fetchall()
