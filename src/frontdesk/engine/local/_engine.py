@@ -30,10 +30,11 @@ from ...errors import (
     InvalidRunState,
     ModelNotConfigured,
     RunNotFound,
+    StoreError,
 )
 from ...events import encode_payload
 from ...models._select import ModelSelector, RetryPolicy, exports_traces
-from ...store import GroupCommitter, Op, RunRow, Store
+from ...store import TERMINAL_STATUSES, GroupCommitter, LeaseLost, Op, RunRow, Store, fence
 from .._agents import AgentRegistry
 from .._context import dump_context, load_context
 from .._conversation import is_turn_input, release_ops, resolve_turn_input
@@ -85,6 +86,8 @@ class LocalEngine:
         self._starting: set[str] = set()
         self._runs: dict[str, DurableRun] = {}
         self._noted: dict[str, str] = {}
+        self._abandoned: dict[str, int] = {}
+        """Leases (run id -> token) whose drivers stopped but could not hand them back yet."""
         self._loop = asyncio.new_event_loop()
         self._committers: dict[asyncio.AbstractEventLoop, GroupCommitter] = {}
         self._graphs: dict[str | None, GraphCache] = {}
@@ -187,8 +190,8 @@ class LocalEngine:
         insert: Op = (
             "INSERT INTO runs (execution_id, agent_ref, agent_name, status, input, "
             "context_type, context_json, model_label, created_at, started_at, updated_at,"
-            " lease_owner, lease_expires, conversation_id, turn, model_override) "
-            "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " lease_owner, lease_expires, conversation_id, turn, model_override, lease_epoch) "
+            "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
             (
                 execution_id,
                 plan.agent_ref,
@@ -245,11 +248,14 @@ class LocalEngine:
         *,
         plan: _Plan | None = None,
         insert: Op | None = None,
+        epoch: int = 1,
     ) -> None:
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self._drive(execution_id, agent, context, plan, insert))
+        task = loop.create_task(self._drive(execution_id, agent, context, plan, insert, epoch))
         self._tasks[execution_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(execution_id, None))
+        # The caller of run() gets a driver's error; a run resumed in the background has none.
+        task.add_done_callback(_retrieve)
 
     async def resume(self, execution_id: str) -> bool:
         """Claim and drive a runnable run if this process can. Returns whether it does."""
@@ -270,14 +276,16 @@ class LocalEngine:
             return False
         except Exception:
             pass  # not about the model: driving the run fails it with this error
-        if not self.leases.claim(row):
+        epoch = self.leases.claim(row)
+        if epoch is None:
             return False
+        self._abandoned.pop(execution_id, None)
         if row.note is not None and row.note.startswith("pending:"):
             self._noted.pop(execution_id, None)
             self.store.write(
                 [("UPDATE runs SET note = NULL WHERE execution_id = ?", (execution_id,))]
             )
-        self._spawn(execution_id, agent, None)
+        self._spawn(execution_id, agent, None, epoch=epoch)
         return True
 
     async def _drive(
@@ -287,6 +295,29 @@ class LocalEngine:
         context: Any,
         plan: _Plan | None,
         insert: Op | None,
+        epoch: int,
+    ) -> RunRow:
+        """Drive the run until it settles; a driver that lost its lease or its store stops."""
+        try:
+            return await self._drive_run(execution_id, agent, context, plan, insert, epoch)
+        except LeaseLost as exc:
+            # Another driver holds the run now, or it ended: nothing of ours was written.
+            log.info("run %s: %s", execution_id, exc)
+            return self.store.require_run(execution_id)
+        except StoreError as exc:
+            # Retried already: leave the run to whichever driver finds the store working.
+            log.warning("run %s: its driver stops, the store failed: %s", execution_id, exc)
+            self._give_up(execution_id, epoch)
+            raise
+
+    async def _drive_run(
+        self,
+        execution_id: str,
+        agent: Agent[Any] | None,
+        context: Any,
+        plan: _Plan | None,
+        insert: Op | None,
+        epoch: int,
     ) -> RunRow:
         fresh = plan is not None
         if plan is None:
@@ -295,7 +326,7 @@ class LocalEngine:
             try:
                 context = load_context(plan.context_type, plan.context_json)
             except Exception as exc:
-                await self._fail(execution_id, None, exc, plan.attempt, plan)
+                await self._fail(execution_id, None, exc, plan.attempt, plan, epoch)
                 return self.store.require_run(execution_id)
         run = DurableRun(
             execution_id=execution_id,
@@ -305,9 +336,10 @@ class LocalEngine:
             context_type=plan.context_type,
             context_json=plan.context_json,
             notify=self.notify,
+            owner=self.owner,
+            epoch=epoch,
+            insert=insert,
         )
-        if insert is not None:
-            run.emit([insert])
         run.cancelled = plan.cancel_requested
         try:
             root = agent if agent is not None else self.registry.resolve(plan.agent_ref)
@@ -346,10 +378,16 @@ class LocalEngine:
             elif isinstance(exc, asyncio.CancelledError):
                 # Not a cancellation of the run: the engine or the caller's loop is going
                 # away. Hand the run back so another driver resumes it from the journal.
-                self.leases.release(execution_id)
+                self._give_up(execution_id, epoch)
                 raise
         except Exception as exc:
-            await self._fail(execution_id, run, exc, plan.attempt, plan)
+            if run.halted is not None:
+                # Our own write was refused or failed (the SDK may have wrapped the error).
+                raise run.halted from exc
+            if run.cancelled and _caused_by(exc, RunCancelled):
+                await run.commit(cancelled_ops(run, plan.conversation_id))
+            else:
+                await self._fail(execution_id, run, exc, plan.attempt, plan)
         else:
             if result.interruptions:
                 await run.commit(paused_ops(run, result))
@@ -378,6 +416,7 @@ class LocalEngine:
         exc: BaseException,
         attempt: int,
         plan: _Plan | None = None,
+        epoch: int = 1,
     ) -> None:
         ops = failed_ops(
             self.store, execution_id, run, exc, attempt, plan.conversation_id if plan else None
@@ -385,15 +424,28 @@ class LocalEngine:
         if run is not None:
             await run.commit(ops)
             return
-        await self.committer().commit([op for op in ops if op is not None])
+        fenced = [fence(execution_id, self.owner, epoch), *(op for op in ops if op is not None)]
+        await self.committer().commit(fenced)
         self.notify()
+
+    def _give_up(self, execution_id: str, epoch: int) -> None:
+        """Hand back the lease of a run this driver stops driving, so another resumes it.
+
+        If the store refuses even that, the lease is no longer renewed (it expires) and the
+        heartbeat keeps trying to hand it back.
+        """
+        try:
+            self.leases.release(execution_id, epoch)
+        except StoreError as exc:
+            log.warning("run %s: could not hand back its lease yet: %s", execution_id, exc)
+            self._abandoned[execution_id] = epoch
 
     # -- cancellation and retry ---------------------------------------------------------------
 
     async def cancel(self, execution_id: str) -> RunRow:
         """Cancel a run: at once if idle or driven here, else at its owner's next heartbeat."""
         row = self.store.require_run(execution_id)
-        if row.status in ("completed", "failed", "cancelled"):
+        if row.status in TERMINAL_STATUSES:
             raise InvalidRunState(f"run {execution_id} is already {row.status}; nothing changed")
         run = self._runs.get(execution_id)
         task = self._tasks.get(execution_id)
@@ -413,6 +465,12 @@ class LocalEngine:
             )
             return self.store.require_run(execution_id)
         with self.store.transaction() as tx:
+            # Re-read under the write lock: the run may have ended since.
+            status = tx.query("SELECT status FROM runs WHERE execution_id = ?", (execution_id,))
+            if status[0][0] in TERMINAL_STATUSES:
+                raise InvalidRunState(
+                    f"run {execution_id} is already {status[0][0]}; nothing changed"
+                )
             seq = tx.query(
                 "SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = ?", (execution_id,)
             )[0][0]
@@ -487,11 +545,20 @@ class LocalEngine:
         while True:
             await asyncio.sleep(max(0.05, self.lease_ttl / 3))
             try:
-                for execution_id in self.leases.renew():
+                # Only the leases of live drivers: a run whose driver died becomes resumable.
+                for execution_id in self.leases.renew(self._tasks):
                     if execution_id in self._tasks:
                         self._loop.create_task(self.cancel(execution_id))
             except FrontdeskError as exc:
                 log.warning("lease heartbeat failed: %s", exc)
+            for execution_id, epoch in list(self._abandoned.items()):
+                if execution_id in self._tasks:
+                    continue
+                try:
+                    self.leases.release(execution_id, epoch)
+                except FrontdeskError:
+                    break  # the store still fails: try again at the next beat
+                self._abandoned.pop(execution_id, None)
 
     async def _recovery(self) -> None:
         while True:
@@ -510,3 +577,20 @@ class LocalEngine:
             if await self.resume(row.execution_id):
                 taken.append(row.execution_id)
         return taken
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``exc`` is or wraps (as the SDK wraps a tool's error) an error of ``kind``."""
+    seen: BaseException | None = exc
+    for _ in range(20):  # a chain is short; never follow a cycle forever
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

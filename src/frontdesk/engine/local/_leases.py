@@ -1,19 +1,24 @@
 """Leases: which process drives which run, and which runs nobody drives any more.
 
 A process that drives a run holds its lease (``lease_owner``, ``lease_expires``) and renews it
-every third of the lease's time to live. A lease that expired, or whose owner is a process on
-this machine that no longer exists, can be taken over; the pid check makes takeover after a
-local crash immediate instead of waiting for the expiry.
+every third of the lease's time to live, for as long as its driver lives. Each claim increases
+the lease's fencing token (``lease_epoch``); the driver's writes only land under the token it
+claimed with (see :mod:`frontdesk.store._fence`).
+
+A lease that expired can be taken over. So can one whose owner is provably dead: a process on
+this boot of this kernel, in this PID namespace, whose pid is gone or now names another
+process (see :mod:`._identity`). Any other owner, on another machine, in another container's
+PID namespace, or recorded in the older owner format, keeps its lease until it expires.
 """
 
 from __future__ import annotations
 
-import os
-import socket
+import json
 import time
-import uuid
+from collections.abc import Iterable
 
 from ...store import RunRow, Store
+from ._identity import OwnerId, provably_dead, this_process
 
 
 class Leases:
@@ -22,45 +27,45 @@ class Leases:
     def __init__(self, store: Store, ttl: float) -> None:
         self.store = store
         self.ttl = ttl
-        self.host = socket.gethostname()
-        self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.identity = this_process()
+        self.owner = str(self.identity)
 
     def expiry(self, now: float | None = None) -> float:
         """When a lease taken or renewed now expires."""
         return (time.time() if now is None else now) + self.ttl
 
     def dead_owner(self, row: RunRow) -> str | None:
-        """The run's lease owner if it is a process on this machine that no longer exists."""
+        """The run's lease owner if it is provably a dead process, else None."""
         owner = row.lease_owner
         if not owner or owner == self.owner:
             return None
-        host, _, rest = owner.partition(":")
-        pid_text = rest.partition(":")[0]
-        if host != self.host or not pid_text.isdigit():
+        parsed = OwnerId.parse(owner)
+        if parsed is None or not provably_dead(parsed, self.identity):
             return None
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            return owner
-        except PermissionError:
-            return None
-        return None
+        return owner
 
-    def claim(self, row: RunRow) -> bool:
-        """Take the run's lease if it is free, expired, or its owner died."""
+    def claim(self, row: RunRow) -> int | None:
+        """Take the run's lease if it is free, expired, or its owner died.
+
+        Returns the lease's fencing token, or None if the run is not ours to take.
+        """
         now = time.time()
         return self.store.claim(
             row.execution_id, self.owner, self.expiry(now), now, steal_from=self.dead_owner(row)
         )
 
-    def release(self, execution_id: str) -> None:
-        """Give the lease back, so another process resumes the run from its journal."""
+    def release(self, execution_id: str, epoch: int | None = None) -> None:
+        """Give the lease back, so another process resumes the run from its journal.
+
+        With ``epoch``, only the lease claimed with that token is given back.
+        """
         self.store.write(
             [
                 (
                     "UPDATE runs SET lease_owner = NULL, lease_expires = NULL "
-                    "WHERE execution_id = ? AND lease_owner = ? AND status = 'running'",
-                    (execution_id, self.owner),
+                    "WHERE execution_id = ? AND lease_owner = ? AND status = 'running' "
+                    "AND lease_epoch = COALESCE(?, lease_epoch)",
+                    (execution_id, self.owner, epoch),
                 )
             ]
         )
@@ -77,13 +82,17 @@ class Leases:
             ]
         )
 
-    def renew(self) -> list[str]:
-        """Extend every lease this process holds; returns the runs asked to cancel."""
+    def renew(self, driving: Iterable[str]) -> list[str]:
+        """Extend the leases of the runs this process is ``driving``; returns the runs asked
+        to cancel. A lease whose driver is gone is not renewed: it expires, and the run is
+        taken over."""
+        ids = json.dumps(sorted(driving))
         self.store.write(
             [
                 (
-                    "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? AND status = 'running'",
-                    (self.expiry(), self.owner),
+                    "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? "
+                    "AND status = 'running' AND execution_id IN (SELECT value FROM json_each(?))",
+                    (self.expiry(), self.owner, ids),
                 )
             ]
         )
@@ -100,7 +109,8 @@ class Leases:
         now = time.time()
         candidates = {row.execution_id for row in self.store.claimable_runs(now)}
         for execution_id, owner, _expires in self.store.running_leases():
-            if owner and owner != self.owner and owner.startswith(f"{self.host}:"):
+            parsed = OwnerId.parse(owner) if owner and owner != self.owner else None
+            if parsed is not None and provably_dead(parsed, self.identity):
                 candidates.add(execution_id)
         orphans = []
         for execution_id in sorted(candidates):

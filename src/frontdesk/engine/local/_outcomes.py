@@ -22,7 +22,10 @@ from ._run import DurableRun
 
 
 def settle(execution_id: str, status: str, usage: Usage | None, **columns: Any) -> Op:
-    """Set the run's status (and ``columns``), release its lease, record its usage."""
+    """Set the run's status (and ``columns``), release its lease, record its usage.
+
+    Commit it behind the driver's fence; a run that already ended keeps its outcome.
+    """
     now = time.time()
     values: dict[str, Any] = {"status": status, "updated_at": now, **columns}
     if status in ("completed", "failed", "cancelled"):
@@ -35,9 +38,10 @@ def settle(execution_id: str, status: str, usage: Usage | None, **columns: Any) 
             total_tokens=usage.total_tokens,
         )
     assignments = ", ".join(f"{name} = ?" for name in values)
+    # A terminal status is final: whatever happens later, it is never overwritten.
     return (
         f"UPDATE runs SET {assignments}, lease_owner = NULL, lease_expires = NULL "
-        "WHERE execution_id = ?",
+        "WHERE execution_id = ? AND status NOT IN ('completed', 'failed', 'cancelled')",
         (*values.values(), execution_id),
     )
 

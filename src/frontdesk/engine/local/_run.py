@@ -26,8 +26,18 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from ...errors import StoreError
 from ...events import Usage, encode_payload
-from ...store import ApprovalRecord, GroupCommitter, JournalRow, Op, Store
+from ...store import (
+    JOURNAL_WRITE,
+    ApprovalRecord,
+    GroupCommitter,
+    JournalRow,
+    LeaseLost,
+    Op,
+    Store,
+    fence,
+)
 from ...store._values import output_text
 from .._context import dump_context, restore_into
 
@@ -91,11 +101,19 @@ class DurableRun:
         context_type: str | None,
         context_json: str | None,
         notify: Callable[[], None],
+        owner: str,
+        epoch: int,
+        insert: Op | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.context = context
         self._committer = committer
         self._notify = notify
+        # Every transaction starts with the fence, except the one that inserts the run.
+        self._fence = fence(execution_id, owner, epoch)
+        self._insert = insert
+        self._inserting: asyncio.Future[None] | None = None
+        self._failure: BaseException | None = None
         # ``store`` is None for a run that was just created: nothing to load.
         self.journal: dict[str, JournalRow] = (
             {row.key: row for row in store.journal(execution_id)} if store else {}
@@ -154,12 +172,31 @@ class DurableRun:
         )
 
     async def commit(self, ops: list[Op | None]) -> None:
-        """Make ``ops`` durable before the run goes on (with any buffered events)."""
+        """Make ``ops`` durable before the run goes on (with any buffered events).
+
+        Raises :class:`LeaseLost`, with nothing written, once this driver no longer holds the
+        run's lease; and the error of an earlier background flush that failed.
+        """
+        if self._inserting is not None:
+            await asyncio.wait([self._inserting])
+            self._inserting = None
+        if self._failure is not None:
+            raise self._failure
         real = self._take_buffered()
         real.extend(op for op in ops if op is not None)
         if real:
-            await self._committer.commit(real)
+            head, self._insert = self._insert or self._fence, None
+            try:
+                await self._committer.commit([head, *real])
+            except (LeaseLost, StoreError) as exc:
+                self._failure = self._failure or exc
+                raise
             self._notify()
+
+    @property
+    def halted(self) -> BaseException | None:
+        """What stopped this driver's writes: :class:`LeaseLost` or the store's error."""
+        return self._failure
 
     def emit(self, ops: list[Op | None]) -> None:
         """Write ``ops`` with the next commit, or within 50 ms: for steps that replay safely.
@@ -183,9 +220,18 @@ class DurableRun:
         self._flush_handle = None
         ops = self._take_buffered()
         if ops:
-            task = asyncio.ensure_future(self._committer.commit(ops))
-            task.add_done_callback(_consume)
-            task.add_done_callback(lambda _t: self._notify())
+            head, self._insert = self._insert or self._fence, None
+            task = asyncio.ensure_future(self._committer.commit([head, *ops]))
+            task.add_done_callback(self._flushed)
+            if head is not self._fence:
+                # The run's row rides on this flush: later commits wait to know it landed.
+                self._inserting = task
+
+    def _flushed(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            # The buffered steps are lost: the driver must not go on as if they were stored.
+            self._failure = task.exception()
+        self._notify()
 
     def check_cancelled(self) -> None:
         if self.cancelled:
@@ -239,12 +285,8 @@ class DurableRun:
             ordinal,
         )
         self.journal[key] = row
-        return (
-            "INSERT OR REPLACE INTO journal (execution_id, key, kind, state, agent, name, "
-            "args_json, data_json, context_json, attempts, started_at, finished_at, ordinal) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.execution_id, *_row_values(row)),
-        )
+        # Insert-once: a step that is done in the store is never replaced (see JOURNAL_WRITE).
+        return (JOURNAL_WRITE, (self.execution_id, *_row_values(row)))
 
     # -- model calls ----------------------------------------------------------------------
 
@@ -279,11 +321,6 @@ def _row_values(row: JournalRow) -> tuple[Any, ...]:
         row.finished_at,
         row.ordinal,
     )
-
-
-def _consume(task: Any) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 async def durable_model_call(
