@@ -1,0 +1,57 @@
+"""Test-side helpers for the fault tests: starting :mod:`faultflow` children (through the
+shared :class:`conftest.Children`, so each is killed and reaped) and reading what they wrote."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from conftest import PYTHON, WAIT_SECONDS, Children, child_env, wait_for_marker
+
+
+def spawn(
+    children: Children, argv: list[str], flow_dir: Path, **env: str
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with the tests importable and ``$FAULTFLOW_DIR`` set."""
+    return children.popen(
+        argv,
+        env=child_env(FAULTFLOW_DIR=str(flow_dir), **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def faultflow(
+    children: Children, command: str, home: Path, flow_dir: Path, *prefix: str, **env: str
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m faultflow COMMAND HOME``, after ``prefix`` (e.g. ``unshare ...``)."""
+    return spawn(
+        children, [*prefix, PYTHON, "-m", "faultflow", command, str(home)], flow_dir, **env
+    )
+
+
+def finished(proc: subprocess.Popen[bytes], seconds: float = WAIT_SECONDS) -> str:
+    """Wait for a child to exit by itself; its stderr. Fails unless it exited 0."""
+    _out, err = proc.communicate(timeout=seconds)
+    assert proc.returncode == 0, f"child exited {proc.returncode}:\n{err.decode()}"
+    return err.decode()
+
+
+def parked(flow_dir: Path, proc: subprocess.Popen[bytes]) -> str:
+    """Where the child parked, once it has."""
+    return wait_for_marker(flow_dir / "parked", proc)
+
+
+def lines(flow_dir: Path, name: str) -> list[str]:
+    """The lines of a log under ``flow_dir``."""
+    path = flow_dir / name
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def result(flow_dir: Path, name: str) -> Any:
+    """A JSON marker's content."""
+    path = flow_dir / name
+    assert path.exists(), f"no marker {name}"
+    return json.loads(path.read_text())
