@@ -20,6 +20,7 @@ from frontdesk.store import (
     SCHEMA_VERSION,
     LeaseLost,
     Op,
+    StepAlreadyRecorded,
     Store,
     _db,
     fence,
@@ -174,9 +175,9 @@ def test_a_completed_step_is_never_replaced(home: Path) -> None:
         add_run(store)
         store.write([journal_op("started", None)])
         store.write([journal_op("done", '{"s": "first"}')])  # a started step may complete
-        with pytest.raises(LeaseLost, match="already recorded"):
+        with pytest.raises(StepAlreadyRecorded, match="first record is kept"):
             store.write([journal_op("done", '{"s": "second"}')])
-        with pytest.raises(LeaseLost, match="already recorded"):
+        with pytest.raises(StepAlreadyRecorded, match="first record is kept"):
             store.write([journal_op("started", None)])
         [step] = store.journal("run-1")
         assert (step.state, step.data_json) == ("done", '{"s": "first"}')

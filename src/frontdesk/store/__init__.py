@@ -7,7 +7,7 @@ approvals from it and records approval decisions, and results and the CLI show i
 
 from ._commit import Checkpointer, GroupCommitter
 from ._db import SCHEMA_VERSION, STORE_FILENAME, store_path
-from ._fence import JOURNAL_WRITE, LeaseLost, fence
+from ._fence import JOURNAL_WRITE, LeaseLost, StepAlreadyRecorded, fence
 from ._store import (
     SETTLED_STATUSES,
     TERMINAL_STATUSES,
@@ -31,6 +31,7 @@ __all__ = [
     "LeaseLost",
     "Op",
     "RunRow",
+    "StepAlreadyRecorded",
     "Store",
     "fence",
     "store_path",

@@ -22,6 +22,15 @@ class LeaseLost(FrontdeskError):
     """This driver no longer holds the run's lease: nothing it wrote landed; it stops driving."""
 
 
+class StepAlreadyRecorded(FrontdeskError):
+    """A second result for a step the journal already holds as done; the first is kept.
+
+    Behind a fence only the lease holder writes, and it replays done steps from the journal,
+    so this means its view of the run diverged from the store: nothing of the transaction
+    landed, and the run fails with this error.
+    """
+
+
 class Guarded(str):
     """SQL whose every execution must match exactly one row, or the writer is refused.
 
@@ -64,13 +73,15 @@ def fence(execution_id: str, owner: str, epoch: int) -> tuple[str, Sequence[Any]
     return (FENCE, (execution_id, owner, epoch))
 
 
-def refusal(guard: Guarded, params: Sequence[Any], status: str | None) -> LeaseLost:
+def refusal(
+    guard: Guarded, params: Sequence[Any], status: str | None
+) -> LeaseLost | StepAlreadyRecorded:
     """The error for a write that ``guard`` refused; ``status`` is the run's current one."""
     execution_id = params[0]
     if guard.what == "step":
-        return LeaseLost(
-            f"step {params[1]} of run {execution_id} was already recorded by another driver; "
-            "the first record is kept and this driver stops"
+        return StepAlreadyRecorded(
+            f"step {params[1]} of run {execution_id} was already recorded; the first record "
+            "is kept and nothing of this transaction was written"
         )
     if status is None:
         return LeaseLost(f"run {execution_id} is not in the store; this driver stops")

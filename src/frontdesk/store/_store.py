@@ -220,8 +220,8 @@ class Store:
     def write(self, ops: Iterable[Op]) -> None:
         """Apply ``ops`` in one transaction: all of them or none.
 
-        A :class:`Guarded` statement (a fence, a journal write) that matches no row refuses
-        the whole transaction with :class:`LeaseLost`.
+        A :class:`Guarded` statement that matches no row refuses the whole transaction: a
+        fence with :class:`LeaseLost`, a journal write with :class:`StepAlreadyRecorded`.
         """
         conn = self._conn()
         try:

@@ -228,9 +228,10 @@ class DurableRun:
                 self._inserting = task
 
     def _flushed(self, task: asyncio.Future[None]) -> None:
-        if not task.cancelled() and task.exception() is not None and self._failure is None:
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, LeaseLost | StoreError) and self._failure is None:
             # The buffered steps are lost: the driver must not go on as if they were stored.
-            self._failure = task.exception()
+            self._failure = error
         self._notify()
 
     def check_cancelled(self) -> None:
