@@ -32,6 +32,7 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -191,6 +192,17 @@ def _fill(directory: Path) -> Path:
     return filler
 
 
+def _truncate_log(home: Path) -> None:
+    conn = sqlite3.connect(home / "frontdesk.db", timeout=30, isolation_level=None)
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] != 0:
+            assert time.monotonic() < deadline, "the write-ahead log was never emptied"
+            time.sleep(0.02)
+    finally:
+        conn.close()
+
+
 class _Messages(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
@@ -218,6 +230,8 @@ def full(home: str) -> None:
             assert time.monotonic() < deadline, "the run never reached its model call"
             time.sleep(0.02)
         del os.environ["FAULTFLOW_PARK"]
+        # Empty the write-ahead log first: a commit must then grow it, on a disk with no room.
+        _truncate_log(Path(home))
         filler = _fill(Path(home))
         try:
             runtime.run(faultflow.charger, MESSAGE)

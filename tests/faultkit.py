@@ -4,11 +4,16 @@ shared :class:`conftest.Children`, so each is killed and reaped) and reading wha
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import PYTHON, WAIT_SECONDS, Children, child_env, wait_for_marker
+from frontdesk.store import store_path
+
+from conftest import PYTHON, WAIT_SECONDS, Children, child_env, wait_for_marker, wait_until
 
 
 def spawn(
@@ -55,3 +60,33 @@ def result(flow_dir: Path, name: str) -> Any:
     path = flow_dir / name
     assert path.exists(), f"no marker {name}"
     return json.loads(path.read_text())
+
+
+def stop_between_writes(proc: subprocess.Popen[bytes], home: Path) -> None:
+    """SIGSTOP the child at a moment it holds no write lock on the store.
+
+    A child stopped inside a write transaction (its heartbeat renewing a lease, say) would
+    block every other process's writes until it is continued: stop it again until it is not.
+    """
+    while True:
+        os.kill(proc.pid, signal.SIGSTOP)
+        wait_until(lambda: _state(proc.pid) == "T", f"pid {proc.pid} to stop")
+        if _write_lock_free(store_path(home)):
+            return
+        os.kill(proc.pid, signal.SIGCONT)
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+def _write_lock_free(db: Path) -> bool:
+    conn = sqlite3.connect(db, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from faultkit import faultflow, finished, lines, parked, result
+from faultkit import faultflow, finished, lines, parked, result, stop_between_writes
 from frontdesk import AgentRuntime
 from parking import write_marker
 
@@ -53,7 +53,7 @@ def start_stopped(
     )
     assert parked(flow_dir, proc) == park
     wait_until(runtime.runs, "the child's run to be stored")
-    os.kill(proc.pid, signal.SIGSTOP)
+    stop_between_writes(proc, runtime.home)
     return proc
 
 
