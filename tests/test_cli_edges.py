@@ -70,10 +70,12 @@ def place(tmp_path: Path) -> Path:
         (("worker", "--agents", "frontdesk.apps.support:nobody"), ("no attribute 'nobody'",)),
         (("worker", "--agents", "{missing}/script.py:agent"), ("no such file",)),
         (("runs", "list", "--limit", "-5"), ("--limit",)),
+        (("serve", "--port", "99999"), ("--port", "65535")),
         (("eval", "support", "--json", "{missing}/report.json"), ("--json", "does not exist")),
     ],
     ids=["home-is-a-file", "empty-home", "agents-without-attribute", "unknown-module",
-         "unknown-attribute", "missing-script", "negative-limit", "report-into-no-directory"],
+         "unknown-attribute", "missing-script", "negative-limit", "port-out-of-range",
+         "report-into-no-directory"],
 )  # fmt: skip
 def test_bad_command_lines_get_one_line_errors(
     place: Path, args: tuple[str, ...], fragments: tuple[str, ...]

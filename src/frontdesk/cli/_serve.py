@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free port.")] = 6767,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free port.")
+    ] = 6767,
     port_file: Annotated[
         Path | None,
         typer.Option(help="Write the port listened on to this file (atomically) once bound."),
