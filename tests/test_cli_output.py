@@ -19,6 +19,13 @@ from rich.cells import cell_len
 
 from frontdesk import AgentRuntime, InvalidInput
 from frontdesk.apps.support import triage_agent
+from frontdesk.sandbox.stripe import SandboxServer
+from test_disputes_app import (  # noqa: F401 (the sandbox and its client are fixtures)
+    client_fixture,
+    dispute_of,
+    pay,
+    sandbox_fixture,
+)
 
 from conftest import PYTHON, child_env
 
@@ -121,6 +128,24 @@ def test_every_listing_has_json(desk: Desk) -> None:
     assert len(escalations) == 1 and escalations[0]["customer_id"] == "CUST-1006"
     lines = fits(frontdesk(desk.home, "support", "escalations").stdout)
     line_with(lines, escalations[0]["escalation_id"], escalations[0]["priority"])
+
+
+def test_disputes_list_fits_80_columns_and_lists_and_reports_in_json(
+    home: Path, sandbox: SandboxServer, client: Any
+) -> None:
+    dispute = dispute_of(client, pay(client, "1121").id)
+    lines = fits(frontdesk(home, "disputes", "list").stdout)
+    line_with(lines, dispute.id, "needs_response")
+
+    (listed,) = json.loads(frontdesk(home, "disputes", "list", "--json").stdout)
+    assert (listed["dispute_id"], listed["status"], listed["amount"]) == (
+        dispute.id,
+        "needs_response",
+        2000,
+    )
+    assert listed["due_soon"] is False and listed["evidence"] == "none"
+    report = json.loads(frontdesk(home, "disputes", "report", "--json").stdout)
+    assert report["total"] == 1 and report["by_status"] == {"needs_response": 1}
 
 
 def test_the_trace_is_one_event_per_line_in_a_narrow_terminal(desk: Desk) -> None:

@@ -6,17 +6,19 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from ._render import status_text
+from ._render import Col, fit_table, iso, print_json, status_text
+from ._runs import MAX_LIMIT
 from ._state import console, err_console, open_runtime, state
 
 if TYPE_CHECKING:
     from ..apps.disputes import ProcessedDispute
+    from ..apps.disputes.reporting import DisputeSummary
 
 disputes = typer.Typer(
     help="Stripe disputes: list them with their deadlines, report on them, process one.",
@@ -76,15 +78,64 @@ def _deadline(hours_left: float | None, flagged: bool) -> Text:
     return Text(f"⚠ {text}", style="bold red") if flagged else Text(text)
 
 
+DISPUTE_COLUMNS = (
+    Col("dispute", "key"),
+    Col("payment intent", "key", drop=7),
+    Col("amount", "key", justify="right"),
+    Col("reason", drop=3),
+    Col("status", "key"),
+    Col("due by (UTC)", "key", drop=6),
+    Col("deadline", "key"),
+    Col("evidence", drop=2),
+    Col("handling", "key", drop=5),
+    Col("run", "key", drop=8),
+    Col("run status", "key", drop=1),
+)
+
+
+def _dispute_dict(d: DisputeSummary, within: float) -> dict[str, Any]:
+    """A dispute for ``--json`` output."""
+    request = d.submission
+    return {
+        "dispute_id": d.dispute_id,
+        "payment_intent": d.payment_intent,
+        "amount": d.amount,
+        "currency": d.currency,
+        "reason": d.reason,
+        "status": d.status,
+        "due_by": iso(d.due_by),
+        "hours_left": d.hours_left(),
+        "due_soon": d.due_within(within),
+        "evidence": d.evidence,
+        "staged_not_submitted": d.staged_not_submitted,
+        "handling": d.handling,
+        "execution_id": d.execution_id,
+        "run_status": d.run_status,
+        "handled_by": d.handled_by,
+        "submission": None
+        if request is None
+        else {
+            "execution_id": request.execution_id,
+            "status": request.status,
+            "approval_id": request.approval_id,
+            "decision": request.decision,
+            "outcome": request.outcome,
+        },
+    }
+
+
 @disputes.command("list")
 def list_disputes(
     within: Annotated[
         float, typer.Option(help="Flag open disputes due within this many hours.")
     ] = 48.0,
-    limit: Annotated[int, typer.Option(help="Show at most this many disputes.")] = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_LIMIT, help="Show at most this many disputes.")
+    ] = 100,
     staged: Annotated[
         bool, typer.Option("--staged", help="Only disputes with evidence staged, not submitted.")
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List disputes from Stripe with their runs, flagging open ones due soon and showing
     where their evidence stands (staged but not submitted, submitted)."""
@@ -97,36 +148,52 @@ def list_disputes(
     if staged:
         rows = [d for d in rows if d.staged_not_submitted]
     rows.sort(key=lambda d: (not d.is_open, d.due_by or 0))
+    if as_json:
+        print_json(console, [_dispute_dict(d, within) for d in rows])
+        return
     flagged = sum(1 for d in rows if d.due_within(within))
     unsubmitted = sum(1 for d in rows if d.staged_not_submitted)
-    table = Table(
-        title=f"disputes ({flagged} open and due within {within:g}h; "
+    cells = [
+        (d.dispute_id, d.payment_intent or "-", format_amount(d.amount, d.currency), d.reason,
+         status_text(d.status), _due(d.due_by),
+         _deadline(d.hours_left(), d.due_within(within)) if d.is_open else Text("-"),
+         d.evidence if d.evidence != "none" else "-", d.handling, d.execution_id or "-",
+         status_text(d.run_status) if d.run_status else Text("-"))
+        for d in rows
+    ]  # fmt: skip
+    title = (
+        f"disputes ({flagged} open and due within {within:g}h; "
         f"{unsubmitted} with evidence staged, not submitted)"
     )
-    for column in (
-        "dispute", "payment intent", "amount", "reason", "status", "due by (UTC)", "deadline",
-        "evidence", "handling", "run", "run status",
-    ):  # fmt: skip
-        table.add_column(column, overflow="fold")
-    for d in rows:
-        table.add_row(
-            d.dispute_id, d.payment_intent or "-", format_amount(d.amount, d.currency), d.reason,
-            status_text(d.status), _due(d.due_by),
-            _deadline(d.hours_left(), d.due_within(within)) if d.is_open else Text("-"),
-            d.evidence if d.evidence != "none" else "-", d.handling, d.execution_id or "-",
-            status_text(d.run_status) if d.run_status else Text("-"),
-        )  # fmt: skip
-    console.print(table)
+    console.print(fit_table(title, DISPUTE_COLUMNS, cells, console.width))
 
 
 @disputes.command("report")
-def report() -> None:
+def report(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
     """Counts by status and reason, accepted versus contested, and the win rate."""
     from ..apps.disputes import stripe_client
     from ..apps.disputes.reporting import build_report, collect_disputes
 
     with open_runtime() as runtime, _stripe_errors():
         summary = build_report(collect_disputes(runtime, stripe_client()))
+    if as_json:
+        print_json(
+            console,
+            {
+                "total": summary.total,
+                "by_status": summary.by_status,
+                "by_reason": summary.by_reason,
+                "by_handling": summary.by_handling,
+                "accepted": summary.accepted,
+                "contested": summary.contested,
+                "won": summary.won,
+                "lost": summary.lost,
+                "win_rate": summary.win_rate,
+            },
+        )
+        return
     for title, counts in (("by status", summary.by_status), ("by reason", summary.by_reason)):
         table = Table(title=f"disputes {title}")
         table.add_column(title.removeprefix("by "))
