@@ -79,7 +79,12 @@ class Stack:
 
     def runs_for(self, dispute_id: str) -> list[RunResult]:
         runs = self.reader.runs(limit=1000)
-        return [r for r in runs if json.loads(r.input).get("dispute_id") == dispute_id]
+        return [
+            r
+            for r in runs
+            if json.loads(r.input).get("dispute_id") == dispute_id
+            and r.agent != "Evidence Submission Agent"  # the run that submits its evidence
+        ]
 
     def event(self, event_type: str, object_id: str) -> Any:
         events = self.client.v1.events.list(params={"type": event_type, "limit": 100}).data
