@@ -506,3 +506,27 @@ def test_the_server_warns_when_bound_beyond_loopback() -> None:
     assert bind_warning("localhost") is None
     warning = bind_warning("0.0.0.0")
     assert warning is not None and "0.0.0.0" in warning
+
+
+def test_serve_prints_a_generated_token_once(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    outputs = []
+    for attempt in range(2):
+        log = tmp_path / f"serve-{attempt}.log"
+        env = child_env(FRONTDESK_HOME=str(home), PYTHONUNBUFFERED="1")
+        env.pop("FRONTDESK_API_TOKEN", None)
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [PYTHON, "-m", "frontdesk", "--home", str(home), "--model", "rules", "serve",
+                 "--port", "0"],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            wait_until(lambda log=log: "console: " in log.read_text(), "serve to start", WAIT)
+        finally:
+            stop_console(process)
+        outputs.append(log.read_text())
+    token = (home / TOKEN_FILENAME).read_text().strip()
+    assert f"API token, shown this once (kept in {home / TOKEN_FILENAME}): {token}" in outputs[0]
+    assert token not in outputs[1]
+    assert "console: http://127.0.0.1:" in outputs[1]

@@ -23,9 +23,11 @@ from ._errors import ERROR_RESPONSES, ApiError, NotFound
 from ._live import run_events
 from ._present import iso, preview
 from ._pricing import add_costs, estimate_cost
-from ._state import ConsoleState, api_user, console_state
+from ._state import ConsoleState, api_user, console_state, known_query
 
-router = APIRouter(prefix="/api", responses=ERROR_RESPONSES, dependencies=[Depends(api_user)])
+router = APIRouter(
+    prefix="/api", responses=ERROR_RESPONSES, dependencies=[Depends(api_user), Depends(known_query)]
+)
 
 RunStatus = Literal["running", "waiting_approval", "completed", "failed", "cancelled"]
 ApprovalStatus = Literal["pending", "approved", "rejected", "cancelled"]

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
     AgentNotFound,
@@ -117,6 +118,16 @@ def install_error_handlers(app: FastAPI) -> None:
             problems.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
         return error_json(422, "; ".join(problems) or "invalid request")
 
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        # A body that cannot be parsed is a bad body like any other: 422.
+        status = 422 if exc.status_code == 400 else exc.status_code
+        response = error_json(status, str(exc.detail))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(FrontdeskError, frontdesk_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)

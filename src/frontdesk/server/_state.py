@@ -80,6 +80,27 @@ def api_user(
     return identity
 
 
+def known_query(request: Request) -> None:
+    """422 for a query parameter the route does not take: a misspelt filter would otherwise
+    be ignored and list everything."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    allowed = _query_names(dependant)
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        names = ", ".join(repr(name[:40]) for name in unknown[:5])
+        expected = ", ".join(sorted(allowed)) or "none"
+        raise ApiError(422, f"unknown query parameter {names} (this route takes: {expected})")
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
 def console_context(state: ConsoleState, identity: Identity) -> dict[str, Any]:
     """What every page's template gets: who is logged in and their CSRF token."""
     return {"user": identity, "csrf_token": state.auth.csrf_token(identity), "apps": state.apps}

@@ -145,6 +145,40 @@ def runs_page(
     output; ``since``/``until`` bound ``created_at`` (Unix seconds, inclusive/exclusive).
     """
     limit = page_size(limit)
+    query = runs_query(
+        status=status,
+        app=app,
+        agent=agent,
+        q=q,
+        since=since,
+        until=until,
+        conversation_id=conversation_id,
+        limit=limit + 1,
+        cursor=cursor,
+    )
+    if query is None:
+        return Page([], None)
+    rows = store.query(*query)
+    items = [RunRow(*r[:-1]) for r in rows[:limit]]
+    if len(rows) <= limit:
+        return Page(items, None)
+    return Page(items, encode_cursor(items[-1].created_at, rows[limit - 1][-1]))
+
+
+def runs_query(
+    *,
+    status: str | None = None,
+    app: str | None = None,
+    agent: str | None = None,
+    q: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    conversation_id: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[str, list[Any]] | None:
+    """The SQL of :func:`runs_page` (rows end with their rowid), or None when ``q`` has no
+    word to search for."""
     where: list[str] = []
     params: list[Any] = []
     for column, value in (("status", status), ("app", app), ("conversation_id", conversation_id)):
@@ -160,8 +194,10 @@ def runs_page(
     if q is not None and q.strip():
         match = fts_query(q)
         if match is None:
-            return Page([], None)
-        where.append("rowid IN (SELECT rowid FROM runs_fts WHERE runs_fts MATCH ?)")
+            return None
+        # The unary + keeps SQLite walking an index in page order and checking each run
+        # against the matches, instead of fetching and sorting every match of a common word.
+        where.append("+rowid IN (SELECT rowid FROM runs_fts WHERE runs_fts MATCH ?)")
         params.append(match)
     if cursor is not None:
         created, rowid = decode_cursor(cursor, ((float, int), int))
@@ -171,21 +207,14 @@ def runs_page(
     select = f"SELECT {_RUN_COLUMNS}, rowid FROM runs"
     if agent is None:
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = store.query(f"{select} {clause} {order}", (*params, limit + 1))
-    else:
-        # One ordered index walk per agent column, merged: never a sort of every match.
-        parts = []
-        for column in ("agent_name", "last_agent"):
-            clause = " AND ".join([f"{column} = ?", *where])
-            parts.append(f"SELECT * FROM ({select} WHERE {clause} {order})")
-        sql = (
-            f"SELECT * FROM ({' UNION '.join(parts)}) ORDER BY created_at DESC, rowid DESC LIMIT ?"
-        )
-        rows = store.query(sql, (agent, *params, limit + 1, agent, *params, limit + 1, limit + 1))
-    items = [RunRow(*r[:-1]) for r in rows[:limit]]
-    more = len(rows) > limit
-    last = rows[limit - 1] if more else None
-    return Page(items, encode_cursor(last[16], last[-1]) if last is not None else None)
+        return f"{select} {clause} {order}", [*params, limit]
+    # One ordered index walk per agent column, merged: never a sort of every match.
+    parts = []
+    for column in ("agent_name", "last_agent"):
+        clause = " AND ".join([f"{column} = ?", *where])
+        parts.append(f"SELECT * FROM ({select} WHERE {clause} {order})")
+    sql = f"SELECT * FROM ({' UNION '.join(parts)}) ORDER BY created_at DESC, rowid DESC LIMIT ?"
+    return sql, [agent, *params, limit, agent, *params, limit, limit]
 
 
 # -- approvals ------------------------------------------------------------------------------------
@@ -225,8 +254,9 @@ def approvals_page(
         (*params, limit + 1),
     )
     items = [_approval(r[:-1]) for r in rows[:limit]]
-    last = rows[limit - 1] if len(rows) > limit else None
-    return Page(items, encode_cursor(last[8], last[-1]) if last is not None else None)
+    if len(rows) <= limit:
+        return Page(items, None)
+    return Page(items, encode_cursor(items[-1].requested_at, rows[limit - 1][-1]))
 
 
 # -- conversations ----------------------------------------------------------------------------------
