@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -51,6 +49,8 @@ from frontdesk.apps.disputes.tools import (
 )
 from frontdesk.sandbox.stripe import SandboxServer, running_sandbox
 from frontdesk.tools import ToolCall, _tool_call_scope
+
+from conftest import wait_until  # noqa: F401 (the e2e tests import it from here)
 
 NOT_RECEIVED = "pm_card_createDisputeProductNotReceived"
 SEED_ORDERS = {
@@ -136,23 +136,6 @@ def tool_results(result: RunResult, tool_name: str) -> list[Any]:
 
 async def triage(runtime: AgentRuntime, data: dict[str, Any]) -> RunResult:
     return await runtime.run_async(triage_agent, json.dumps(data))
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (for servers in child processes)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], Any], what: str, seconds: float = 60.0) -> Any:
-    """Poll ``condition`` until it returns something truthy, and return that."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # The merchant's records --------------------------------------------------------------------
@@ -307,9 +290,9 @@ async def test_a_stripe_error_is_a_result_with_stripes_message(client: stripe.St
 
 
 async def test_stripe_out_of_reach_is_a_result_too(
-    home: Path, monkeypatch: pytest.MonkeyPatch
+    home: Path, monkeypatch: pytest.MonkeyPatch, refused_url: str
 ) -> None:
-    monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", refused_url)
     result = await invoke(retrieve_payment_intent, payment_intent_id="pi_1")
     assert result["error"]["type"] == "api_connection_error"
     assert "connect" in stripe_message(result).lower()
@@ -554,8 +537,9 @@ async def test_process_dispute_without_stripe_warns(
     rules: AgentRuntime,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    refused_url: str,
 ) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
+    url = refused_url
     monkeypatch.setenv("FRONTDESK_STRIPE_API_BASE", url)
     with pytest.raises(disputes.DisputeLookupError, match=f"Stripe at {url} could not be asked"):
         find_dispute("pi_1")

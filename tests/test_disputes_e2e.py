@@ -40,14 +40,13 @@ from test_disputes_app import (  # noqa: F401 (the *_fixture names provide fixtu
     client_fixture,
     closes,
     dispute_of,
-    free_port,
     pay,
     rules_fixture,
     sandbox_fixture,
     wait_until,
 )
 
-from conftest import PYTHON, child_env
+from conftest import PYTHON, child_env, port_from, stop
 
 CALLS = [call["notes"] for call in SEED_CALLS]
 INVESTIGATION = re.compile(
@@ -99,20 +98,16 @@ def cli(
     return proc
 
 
-def spawn(home: Path, logs: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
+def spawn(
+    home: Path, logs: Path, *args: str, pass_fds: tuple[int, ...] = (), **env: str
+) -> subprocess.Popen[bytes]:
     """A ``frontdesk`` child process on the rules model, its output in ``logs/<command>.*``."""
     logs.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [PYTHON, "-m", "frontdesk", "--home", str(home), "--model", "rules", *args],
-        env=stripe_free_env(**env),
+        env=stripe_free_env(**env), pass_fds=pass_fds,
         stdout=(logs / f"{args[0]}.out").open("wb"), stderr=(logs / f"{args[0]}.err").open("wb"),
     )  # fmt: skip
-
-
-def stop(child: subprocess.Popen[bytes]) -> None:
-    """Stop a server child as Ctrl-C does."""
-    child.send_signal(signal.SIGINT)
-    child.wait(20)
 
 
 def approve_and_finish(runtime: AgentRuntime, execution_id: str) -> RunResult:
@@ -420,11 +415,13 @@ def test_frontdesk_serve_recovers_an_orphaned_dispute_run(
 ) -> None:
     holder, url = held
     client, dispute_id = kill_inside_close(home, holder, url)
-    port = free_port()
+    port_file = home.parent / "serve.port"
     server = spawn(
-        home, home.parent / "logs", "serve", "--port", str(port), FRONTDESK_STRIPE_API_BASE=url
-    )
+        home, home.parent / "logs", "serve", "--port", "0", "--port-file", str(port_file),
+        FRONTDESK_STRIPE_API_BASE=url,
+    )  # fmt: skip
     try:
+        port = port_from(port_file, server)
         with AgentRuntime(home, recover=False) as reader:
             (orphan,) = reader.runs()
             result = wait_until(

@@ -40,7 +40,6 @@ from test_disputes_app import (  # noqa: F401 (the fixtures the in-process intak
     closes,
     data_for,
     dispute_of,
-    free_port,
     invoke,
     pay,
     rules_fixture,
@@ -49,6 +48,8 @@ from test_disputes_app import (  # noqa: F401 (the fixtures the in-process intak
     wait_until,
 )
 from test_disputes_e2e import cli, client_for, serve_in_thread, spawn, stop
+
+from conftest import port_from
 
 pytestmark = pytest.mark.e2e
 
@@ -95,19 +96,31 @@ class Stack:
         return next((e for e in webhook_events(self.home) if e["event_id"] == event_id), None)
 
 
-def start_server(home: Path, port: int, logs: Path, **env: str) -> subprocess.Popen[bytes]:
-    """``frontdesk serve`` in a child process, answering /healthz when this returns."""
-    server = spawn(home, logs, "serve", "--port", str(port), **env)
+def start_server(
+    home: Path, logs: Path, sock: socket.socket | None = None, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``frontdesk serve`` in a child process, answering /healthz when this returns, and its
+    URL. It serves on ``sock`` when given, else on a port it picks; either way it writes the
+    port to a file. A server that never answers is stopped."""
+    port_file = logs / "serve.port"
+    where = ["--port", "0"] if sock is None else ["--fd", str(sock.fileno())]
+    fds = () if sock is None else (sock.fileno(),)
+    server = spawn(home, logs, "serve", *where, "--port-file", str(port_file), pass_fds=fds, **env)
+    try:
+        url = f"http://127.0.0.1:{port_from(port_file, server)}"
 
-    def healthy() -> bool:
-        assert server.poll() is None, (logs / "serve.err").read_text()
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
+        def healthy() -> bool:
+            assert server.poll() is None, (logs / "serve.err").read_text()
+            try:
+                return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
 
-    wait_until(healthy, "frontdesk serve to answer")
-    return server
+        wait_until(healthy, "frontdesk serve to answer")
+    except BaseException:
+        stop(server)
+        raise
+    return server, url
 
 
 @pytest.fixture(scope="module")
@@ -117,16 +130,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home.mkdir()
     with running_sandbox(root / "stripe.db", webhook_retry_delays=FAST_RETRIES) as sandbox:
         client = sandbox.client(max_network_retries=0)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        endpoint = client.v1.webhook_endpoints.create(
-            params={"url": f"{url}/webhooks/stripe", "enabled_events": ["*"]}
-        )
-        assert endpoint.secret is not None
-        server = start_server(
-            home, port, root / "logs",
-            STRIPE_WEBHOOK_SECRET=endpoint.secret, FRONTDESK_STRIPE_API_BASE=sandbox.url,
-        )  # fmt: skip
+        # The endpoint needs the server's URL and the server needs the endpoint's secret: the
+        # socket is bound here, never released, and handed to the server.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
+            sock.bind(("127.0.0.1", 0))
+            endpoint = client.v1.webhook_endpoints.create(
+                params={
+                    "url": f"http://127.0.0.1:{sock.getsockname()[1]}/webhooks/stripe",
+                    "enabled_events": ["*"],
+                }
+            )
+            assert endpoint.secret is not None
+            server, url = start_server(
+                home, root / "logs", sock,
+                STRIPE_WEBHOOK_SECRET=endpoint.secret, FRONTDESK_STRIPE_API_BASE=sandbox.url,
+            )  # fmt: skip
         try:
             with AgentRuntime(home, recover=False) as reader:
                 yield Stack(home, sandbox, client, url, endpoint.secret, reader)
@@ -299,13 +317,13 @@ def test_event_types_not_handled_get_200_and_are_recorded(stack: Stack) -> None:
 
 @pytest.mark.slow
 def test_without_a_secret_events_are_refused_for_a_retry(tmp_path: Path) -> None:
-    home, port = tmp_path / "home", free_port()
+    home = tmp_path / "home"
     home.mkdir()
-    server = start_server(home, port, tmp_path / "logs")
+    server, url = start_server(home, tmp_path / "logs")
     try:
         payload = forged_event("evt_forged_3", "dp_forged_3")
         response = httpx.post(
-            f"http://127.0.0.1:{port}/webhooks/stripe",
+            f"{url}/webhooks/stripe",
             content=payload,
             headers={"Stripe-Signature": sign_payload(payload, "whsec_x", int(time.time()))},
             timeout=10,
@@ -610,11 +628,12 @@ def test_amounts_are_shown_in_major_units() -> None:
 
 @pytest.mark.slow
 def test_stripe_sandbox_command_serves_the_sandbox(home: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = spawn(home, home.parent / "logs", "stripe-sandbox", "--port", str(port))
+    port_file = home.parent / "sandbox.port"
+    server = spawn(
+        home, home.parent / "logs", "stripe-sandbox", "--port", "0", "--port-file", str(port_file)
+    )
     try:
-        client = client_for(url)
+        client = client_for(f"http://127.0.0.1:{port_from(port_file, server)}")
 
         def created() -> Any:
             try:
@@ -634,8 +653,8 @@ def test_stripe_sandbox_command_serves_the_sandbox(home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_disputes_demo_starts_a_sandbox_when_none_answers(home: Path) -> None:
-    nobody = f"http://127.0.0.1:{free_port()}"
+def test_the_disputes_demo_starts_a_sandbox_when_none_answers(home: Path, refused_url: str) -> None:
+    nobody = refused_url
 
     out = " ".join(cli(home, "disputes", "demo", stripe_url=nobody).stdout.split())
 

@@ -33,8 +33,14 @@ def register(app: typer.Typer) -> None:
 
 
 def stripe_sandbox(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 12111,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free port.")
+    ] = 12111,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port_file: Annotated[
+        str | None,
+        typer.Option(help="Write the port listened on to this file (atomically) once bound."),
+    ] = None,
 ) -> None:
     """Serve the local Stripe-compatible sandbox (state in the home's stripe-sandbox.db)."""
     from .._home import resolve_home
@@ -42,8 +48,15 @@ def stripe_sandbox(
     from ..sandbox.stripe._app import DB_FILENAME
 
     db_path = resolve_home(state.home) / DB_FILENAME
-    console.print(f"Stripe sandbox on http://{host}:{port} (state in {db_path}); any sk_test_ key")
-    serve(host=host, port=port, db_path=db_path)
+
+    def listening(url: str) -> None:
+        console.print(f"Stripe sandbox on {url} (state in {db_path}); any sk_test_ key")
+
+    try:
+        serve(host=host, port=port, db_path=db_path, port_file=port_file, on_listening=listening)
+    except OSError as exc:
+        err_console.print(f"[red]error:[/red] {exc.strerror or exc}")
+        raise typer.Exit(1) from None
 
 
 @contextmanager
