@@ -18,7 +18,7 @@ from test_cli import start_waiting_run
 from test_support_e2e import SEED
 
 import crashflow
-from conftest import PYTHON, child_env
+from conftest import PYTHON, Children, child_env
 
 pytestmark = pytest.mark.e2e
 
@@ -65,9 +65,9 @@ def test_approving_with_another_model_continues_on_the_rules_it_started_on(home:
 
 
 def test_a_run_on_each_agents_own_model_is_not_switched_to_the_approvers_override(
-    tmp_path: Path,
+    children: Children, tmp_path: Path
 ) -> None:
-    flow_dir, home, execution_id = start_waiting_run(tmp_path)
+    flow_dir, home, execution_id = start_waiting_run(children, tmp_path)
 
     cli(
         home, "--model", "rules", "approvals", "approve", execution_id,
