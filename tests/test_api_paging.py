@@ -178,3 +178,21 @@ def test_fts_query_quotes_every_word() -> None:
     assert fts_query("INV-8821 refund") == '"INV" "8821" "refund"*'
     assert fts_query('say "hi" OR NEAR') == '"say" "hi" "OR" "NEAR"*'
     assert fts_query("  ?! ") is None
+
+
+def test_the_text_index_follows_runs_that_change_after_a_search(rules: AgentRuntime) -> None:
+    def pending() -> int:
+        return int(rules.store.query("SELECT COUNT(*) FROM runs_fts_pending")[0][0])
+
+    waiting = rules.run(support_triage, REFUND)
+    assert pending() >= 1  # writing a run only queued it
+    assert {r.execution_id for r in rules.runs_page(q="INV-8821").items} == {waiting.execution_id}
+    assert pending() == 0
+    # Approved, the run completes with an output: the index takes the new text, drops none.
+    rules.approve(waiting.execution_id, by="alice")
+    done = rules.handle(waiting.execution_id).result(timeout=60)
+    assert "RF-" in str(done.output)
+    assert [r.execution_id for r in rules.runs_page(q="RF").items] == [waiting.execution_id]
+    assert [r.execution_id for r in rules.runs_page(q="INV-8821").items] == [waiting.execution_id]
+    # The full-text index agrees with the runs it indexes, row for row.
+    rules.store.write([("INSERT INTO runs_fts (runs_fts, rank) VALUES ('integrity-check', 1)", ())])

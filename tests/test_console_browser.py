@@ -12,6 +12,7 @@ under ``$FRONTDESK_SCREENSHOTS`` when set.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -220,4 +221,27 @@ def test_a_script_in_a_customer_message_is_shown_as_text(
     page.screenshot(path=str(shots / "xss-as-text.png"), full_page=True)
     assert page.locator("img[src=x]").count() == 0
     assert page.dialogs == []  # type: ignore[attr-defined]
+    page.context.close()
+
+
+def test_new_run_trace_arrives_live_and_the_list_follows(
+    browser: Browser, console: Console
+) -> None:
+    page = logged_in(browser, console, "erin")
+    watcher = page.context.new_page()
+    watcher.goto(f"{console.url}/?app=support")
+    expect(watcher.locator("#live[data-live]")).to_have_count(1)
+
+    page.goto(f"{console.url}/runs/new")
+    page.select_option("select[name=app]", "support")
+    page.fill("textarea[name=message]", "I cannot log in, please reset my password")
+    page.click("form.new-run button[type=submit]")
+    expect(page).to_have_url(re.compile(rf"{re.escape(console.url)}/runs/run_\w+"))
+    execution_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator("h1 .status")).to_have_text("completed")
+    expect(page.locator(".handoff-target")).to_have_text("technical_specialist")
+    expect(page.locator("g.agent.current")).to_have_attribute("data-agent", "technical_specialist")
+
+    # The runs list, open in another tab, shows the new run without being reloaded.
+    expect(watcher.locator(f"tr[data-run='{execution_id}']")).to_contain_text("completed")
     page.context.close()

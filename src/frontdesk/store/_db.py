@@ -166,7 +166,9 @@ MIGRATIONS: list[str] = [
     """,
     # 7 -> 8: listings page by cursor through an index per filter (store/_listing.py): the
     # run's app (from its agent reference: ``support`` for ``frontdesk.apps.support:...``,
-    # else the top-level package), and a full-text index of input and output kept by triggers.
+    # else the top-level package), and a full-text index of input and output. Writes only
+    # queue a run for indexing (a small insert); a text search indexes the queue first, so
+    # running a run never pays for the full-text index.
     """
     ALTER TABLE runs ADD COLUMN app TEXT GENERATED ALWAYS AS (
         CASE WHEN agent_ref LIKE 'frontdesk.apps.%' THEN
@@ -180,21 +182,22 @@ MIGRATIONS: list[str] = [
     CREATE INDEX runs_last_agent ON runs(last_agent, created_at);
     CREATE INDEX conversations_updated ON conversations(updated_at);
     CREATE VIRTUAL TABLE runs_fts USING fts5(input, output_json, content='runs');
-    CREATE TRIGGER runs_fts_insert AFTER INSERT ON runs BEGIN
-        INSERT INTO runs_fts(rowid, input, output_json)
-        VALUES (new.rowid, new.input, new.output_json);
+    CREATE TABLE runs_fts_docs (run_rowid INTEGER PRIMARY KEY, with_output INTEGER NOT NULL);
+    CREATE TABLE runs_fts_pending (run_rowid INTEGER PRIMARY KEY);
+    INSERT INTO runs_fts_pending SELECT rowid FROM runs;
+    CREATE TRIGGER runs_fts_new AFTER INSERT ON runs BEGIN
+        INSERT OR IGNORE INTO runs_fts_pending VALUES (new.rowid);
     END;
-    CREATE TRIGGER runs_fts_update AFTER UPDATE OF input, output_json ON runs BEGIN
+    CREATE TRIGGER runs_fts_changed AFTER UPDATE OF input, output_json ON runs BEGIN
+        INSERT OR IGNORE INTO runs_fts_pending VALUES (new.rowid);
+    END;
+    CREATE TRIGGER runs_fts_gone AFTER DELETE ON runs BEGIN
         INSERT INTO runs_fts(runs_fts, rowid, input, output_json)
-        VALUES ('delete', old.rowid, old.input, old.output_json);
-        INSERT INTO runs_fts(rowid, input, output_json)
-        VALUES (new.rowid, new.input, new.output_json);
+        SELECT 'delete', old.rowid, old.input, CASE WHEN d.with_output THEN old.output_json END
+        FROM runs_fts_docs d WHERE d.run_rowid = old.rowid;
+        DELETE FROM runs_fts_docs WHERE run_rowid = old.rowid;
+        DELETE FROM runs_fts_pending WHERE run_rowid = old.rowid;
     END;
-    CREATE TRIGGER runs_fts_delete AFTER DELETE ON runs BEGIN
-        INSERT INTO runs_fts(runs_fts, rowid, input, output_json)
-        VALUES ('delete', old.rowid, old.input, old.output_json);
-    END;
-    INSERT INTO runs_fts(runs_fts) VALUES ('rebuild');
     """,
 ]
 

@@ -145,6 +145,8 @@ def runs_page(
     output; ``since``/``until`` bound ``created_at`` (Unix seconds, inclusive/exclusive).
     """
     limit = page_size(limit)
+    if q is not None and q.strip():
+        index_pending(store)
     query = runs_query(
         status=status,
         app=app,
@@ -163,6 +165,53 @@ def runs_page(
     if len(rows) <= limit:
         return Page(items, None)
     return Page(items, encode_cursor(items[-1].created_at, rows[limit - 1][-1]))
+
+
+INDEX_BATCH = 2000
+"""How many queued runs one transaction adds to the full-text index."""
+
+
+def index_pending(store: Store) -> int:
+    """Add the runs queued since the last search to the full-text index; returns how many.
+
+    Writes to ``runs`` only queue the run (migration 8's triggers), so running a run never pays
+    for the index. A run indexed before (at its start) is taken out with the values it was
+    indexed with: its input never changes, and its output only once, from nothing to the
+    final output, so ``with_output`` says which. Each batch is one short transaction.
+    """
+    done = 0
+    while True:
+        with store.transaction() as tx:
+            rows = tx.query(
+                "SELECT p.run_rowid, r.input, r.output_json, d.with_output "
+                "FROM runs_fts_pending p JOIN runs r ON r.rowid = p.run_rowid "
+                "LEFT JOIN runs_fts_docs d ON d.run_rowid = p.run_rowid "
+                "ORDER BY p.run_rowid LIMIT ?",
+                (INDEX_BATCH,),
+            )
+            for rowid, text, output, with_output in rows:
+                if with_output is not None:
+                    tx.execute(
+                        "INSERT INTO runs_fts (runs_fts, rowid, input, output_json) "
+                        "VALUES ('delete', ?, ?, ?)",
+                        (rowid, text, output if with_output else None),
+                    )
+                tx.execute(
+                    "INSERT INTO runs_fts (rowid, input, output_json) VALUES (?, ?, ?)",
+                    (rowid, text, output),
+                )
+                tx.execute(
+                    "INSERT OR REPLACE INTO runs_fts_docs (run_rowid, with_output) VALUES (?, ?)",
+                    (rowid, int(output is not None)),
+                )
+            if rows:
+                last = rows[-1][0]
+                tx.execute("DELETE FROM runs_fts_pending WHERE run_rowid <= ?", (last,))
+            else:  # only runs that no longer exist, if anything
+                tx.execute("DELETE FROM runs_fts_pending")
+        done += len(rows)
+        if len(rows) < INDEX_BATCH:
+            return done
 
 
 def runs_query(
