@@ -24,9 +24,8 @@ from frontdesk.apps.airline import triage_agent as airline_triage
 from frontdesk.apps.support import init_db
 from frontdesk.apps.support import triage_agent as support_triage
 from frontdesk.server._auth import TOKEN_FILENAME, load_token
-from test_disputes_app import wait_until
 
-from conftest import PYTHON, child_env
+from conftest import PYTHON, child_env, port_from, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -65,19 +64,15 @@ def start_console(home: Path) -> Console:
     )  # fmt: skip
     log.close()
     try:
+        url = f"http://127.0.0.1:{port_from(port_file, process)}"
 
-        def ready() -> str | None:
-            if process.poll() is not None:
-                raise AssertionError((home / "serve.log").read_text())
-            if not port_file.exists():
-                return None
-            url = f"http://127.0.0.1:{int(port_file.read_text())}"
+        def ready() -> bool:
             try:
-                return url if httpx.get(f"{url}/healthz", timeout=5).status_code == 200 else None
+                return httpx.get(f"{url}/healthz", timeout=5).status_code == 200
             except httpx.TransportError:
-                return None
+                return False
 
-        url = wait_until(ready, "frontdesk serve to answer", WAIT)
+        wait_until(ready, "frontdesk serve to answer", WAIT)
         runtime = AgentRuntime(home, model="rules", recover=False)
     except BaseException:
         stop_console(process)
