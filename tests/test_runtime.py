@@ -88,10 +88,10 @@ def test_public_api_is_pinned() -> None:
     assert set(frontdesk.__all__) == {
         "AgentNotFound", "AgentRuntime", "ApprovalAlreadyDecided", "ApprovalNotFound",
         "ApprovalRecord", "Conversation", "EmptyMessage", "Event", "EventStream", "EventType",
-        "FrontdeskError", "InvalidInput", "InvalidRunState", "MessageTooLong",
+        "FrontdeskError", "InvalidInput", "InvalidRunState", "MalformedModelResponse", "MessageTooLong",
         "ModelNotConfigured", "RunFailed", "RunHandle", "RunNotFound", "RunNotWaiting",
         "RunResult", "SchemaTooNew", "StaleConversation", "StoreCorrupt", "StoreError",
-        "StoreLocked", "ToolCall", "Usage", "__version__", "current_tool_call",
+        "StoreLocked", "ToolCall", "TurnTimedOut", "Usage", "__version__", "current_tool_call",
         "default_runtime", "run", "run_async", "start", "stream", "tool",
     }  # fmt: skip
     for name in frontdesk.__all__:

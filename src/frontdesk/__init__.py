@@ -14,6 +14,7 @@ from .errors import (
     FrontdeskError,
     InvalidInput,
     InvalidRunState,
+    MalformedModelResponse,
     MessageTooLong,
     ModelNotConfigured,
     RunFailed,
@@ -24,6 +25,7 @@ from .errors import (
     StoreCorrupt,
     StoreError,
     StoreLocked,
+    TurnTimedOut,
 )
 from .events import Event, EventType, Usage
 from .runtime import (
@@ -56,6 +58,7 @@ __all__ = [
     "FrontdeskError",
     "InvalidInput",
     "InvalidRunState",
+    "MalformedModelResponse",
     "MessageTooLong",
     "ModelNotConfigured",
     "RunFailed",
@@ -69,6 +72,7 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "ToolCall",
+    "TurnTimedOut",
     "Usage",
     "__version__",
     "current_tool_call",
