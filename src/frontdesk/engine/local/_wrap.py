@@ -13,13 +13,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agents import Agent, FunctionTool, Handoff, Model, RunContextWrapper, RunHooks, handoff
+from agents import Agent, FunctionTool, Model, RunContextWrapper, RunHooks
 
 from ...models._select import ModelSelector, RetryPolicy, call_with_retries
 from ...store import Op
 from ...store._values import decode_value, encode_value
 from ...tools import ToolCall, _tool_call_scope
-from .._agents import handoff_target, iter_graph
+from .._agents import iter_graph
+from .._graph import GraphCopy, HandoffInvoke
 from ._run import DurableRun, current_run, durable_model_call, idempotency_key
 
 REJECTION_PREFIX = "Tool call rejected by a human reviewer"
@@ -229,66 +230,42 @@ def _parse_args(args_json: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"_value": value}
 
 
-class _Graph:
-    def __init__(self, selector: ModelSelector, policy: RetryPolicy) -> None:
-        self.selector = selector
-        self.policy = policy
-        self.clones: dict[int, Agent[Any]] = {}
-        self.by_name: dict[str, Agent[Any]] = {}
+def _durable_handoff(invoke: HandoffInvoke, source: str, graph: GraphCopy) -> HandoffInvoke:
+    """Journal a handoff of the durable graph; a replayed handoff returns the recorded agent."""
 
-    def clone(self, agent: Agent[Any]) -> Agent[Any]:
-        existing = self.clones.get(id(agent))
-        if existing is not None:
-            return existing
-        model = DurableModel(agent.name, self.selector.resolve(agent), self.policy)
-        copy = agent.clone(
-            model=model, tools=[wrap_tool(t, agent.name) for t in agent.tools], handoffs=[]
+    async def durable_invoke(ctx: RunContextWrapper[Any], args_json: str) -> Agent[Any]:
+        run = current_run()
+        if run is None:
+            return await invoke(ctx, args_json)
+        key = f"handoff:{run.model_calls}"
+        row = run.journal.get(key)
+        replayed = graph.named(row.name) if row and row.state == "done" and row.name else None
+        if row is not None and replayed is not None:
+            run.restore_snapshot(row)
+            _sync_wrapper_context(ctx, run)
+            return replayed
+        started = time.time()
+        chosen = await invoke(ctx, args_json)
+        snapshot = run.context_snapshot()
+        # A handoff whose record is lost simply runs its hook again on replay.
+        run.emit(
+            [
+                run.journal_op(
+                    key,
+                    kind="handoff",
+                    state="done",
+                    agent=source,
+                    name=chosen.name,
+                    context_json=snapshot,
+                    started_at=started,
+                    finished_at=time.time(),
+                ),
+                run.event_op(key, "handoff", source, target=chosen.name),
+            ]
         )
-        self.clones[id(agent)] = copy
-        self.by_name.setdefault(agent.name, copy)
-        copy.handoffs = [self.wrap_handoff(h, agent.name) for h in agent.handoffs]
-        return copy
+        return chosen
 
-    def wrap_handoff(self, item: Agent[Any] | Handoff[Any, Any], source: str) -> Handoff[Any, Any]:
-        target = handoff_target(item)
-        if target is not None:
-            self.clone(target)
-        h: Handoff[Any, Any] = handoff(item) if isinstance(item, Agent) else item
-        original = h.on_invoke_handoff
-        graph = self
-
-        async def invoke(ctx: RunContextWrapper[Any], args_json: str) -> Agent[Any]:
-            run = current_run()
-            if run is None:
-                return graph.clone(await original(ctx, args_json))
-            key = f"handoff:{run.model_calls}"
-            row = run.journal.get(key)
-            if row is not None and row.state == "done" and row.name in graph.by_name:
-                run.restore_snapshot(row)
-                _sync_wrapper_context(ctx, run)
-                return graph.by_name[row.name]
-            started = time.time()
-            chosen = graph.clone(await original(ctx, args_json))
-            snapshot = run.context_snapshot()
-            # A handoff whose record is lost simply runs its hook again on replay.
-            run.emit(
-                [
-                    run.journal_op(
-                        key,
-                        kind="handoff",
-                        state="done",
-                        agent=source,
-                        name=chosen.name,
-                        context_json=snapshot,
-                        started_at=started,
-                        finished_at=time.time(),
-                    ),
-                    run.event_op(key, "handoff", source, target=chosen.name),
-                ]
-            )
-            return chosen
-
-        return dataclasses.replace(h, on_invoke_handoff=invoke)
+    return durable_invoke
 
 
 def durable_graph(root: Agent[Any], selector: ModelSelector, policy: RetryPolicy) -> Agent[Any]:
@@ -297,7 +274,16 @@ def durable_graph(root: Agent[Any], selector: ModelSelector, policy: RetryPolicy
     Resolves every agent's model up front, so a missing model configuration fails the run
     at once instead of halfway through.
     """
-    return _Graph(selector, policy).clone(root)
+
+    def durable_agent(agent: Agent[Any]) -> Agent[Any]:
+        model = DurableModel(agent.name, selector.resolve(agent), policy)
+        return agent.clone(model=model, tools=[wrap_tool(t, agent.name) for t in agent.tools])
+
+    graph = GraphCopy(
+        durable_agent,
+        wrap_invoke=lambda invoke, source: _durable_handoff(invoke, source.name, graph),
+    )
+    return graph.copy(root)
 
 
 def graph_signature(root: Agent[Any]) -> tuple[Any, ...]:
