@@ -16,6 +16,7 @@ from ._store import (
     Op,
     RunRow,
     Store,
+    event_insert,
 )
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "RunRow",
     "StepAlreadyRecorded",
     "Store",
+    "event_insert",
     "fence",
     "store_path",
 ]

@@ -26,6 +26,30 @@ from ._values import hydrate
 Op = tuple[str, Sequence[Any]]
 """One SQL statement with its parameters."""
 
+EVENT_INSERT = (
+    "INSERT INTO events (execution_id, seq, key, type, at, agent, data_json, ref) "
+    "SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7 FROM events "
+    "WHERE execution_id = ?1"
+)
+"""Append an event to its run, numbered after the run's last event by the transaction that
+writes it: every writer (the run's driver, a cancel, an approval decision) numbers the same way,
+so no two of them can ever pick the same ``seq``."""
+
+
+def event_insert(
+    execution_id: str,
+    key: str,
+    type_: str,
+    agent: str | None,
+    payload_json: str,
+    *,
+    at: float,
+    ref: str | None = None,
+) -> Op:
+    """The statement that appends one event (``seq`` is given by :data:`EVENT_INSERT`)."""
+    return (EVENT_INSERT, (execution_id, key, type_, at, agent, payload_json, ref))
+
+
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 SETTLED_STATUSES = TERMINAL_STATUSES | {"waiting_approval"}
 
@@ -363,10 +387,12 @@ class Store:
             for seq, type_, at, agent, payload, step, out in rows
         ]
 
-    def event_state(self, execution_id: str) -> tuple[int, set[str]]:
-        """The highest event seq of the run and the keys of its events."""
-        rows = self.query("SELECT seq, key FROM events WHERE execution_id = ?", (execution_id,))
-        return max((r[0] for r in rows), default=0), {r[1] for r in rows}
+    def event_keys(self, execution_id: str) -> set[str]:
+        """The keys of the run's events (its driver records each key once)."""
+        return {
+            r[0]
+            for r in self.query("SELECT key FROM events WHERE execution_id = ?", (execution_id,))
+        }
 
     # -- approvals -----------------------------------------------------------------------
 
@@ -428,18 +454,11 @@ class Store:
                 "reason = ? WHERE approval_id = ?",
                 (status, now, by, note, reason, record.approval_id),
             )
-            seq = tx.query(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE execution_id = ?",
-                (record.execution_id,),
-            )[0][0]
             tx.execute(
-                "INSERT INTO events (execution_id, seq, key, type, at, agent, data_json) "
-                "VALUES (?, ?, ?, 'approval_decided', ?, ?, ?)",
-                (
+                *event_insert(
                     record.execution_id,
-                    seq,
                     f"approval_decided:{record.call_key}",
-                    now,
+                    "approval_decided",
                     record.agent,
                     encode_payload(
                         tool_name=record.tool_name,
@@ -451,7 +470,8 @@ class Store:
                         note=note,
                         reason=reason,
                     ),
-                ),
+                    at=now,
+                )
             )
             pending = tx.query(
                 "SELECT COUNT(*) FROM approvals WHERE execution_id = ? AND status = 'pending'",

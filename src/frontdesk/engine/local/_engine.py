@@ -34,7 +34,16 @@ from ...errors import (
 )
 from ...events import encode_payload
 from ...models._select import ModelSelector, RetryPolicy, exports_traces
-from ...store import TERMINAL_STATUSES, GroupCommitter, LeaseLost, Op, RunRow, Store, fence
+from ...store import (
+    TERMINAL_STATUSES,
+    GroupCommitter,
+    LeaseLost,
+    Op,
+    RunRow,
+    Store,
+    event_insert,
+    fence,
+)
 from .._agents import AgentRegistry
 from .._context import dump_context, load_context
 from .._conversation import is_turn_input, release_ops, resolve_turn_input
@@ -471,18 +480,15 @@ class LocalEngine:
                 raise InvalidRunState(
                     f"run {execution_id} is already {status[0][0]}; nothing changed"
                 )
-            seq = tx.query(
-                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = ?", (execution_id,)
-            )[0][0]
             tx.execute(
-                "INSERT OR IGNORE INTO events (execution_id, seq, key, type, at, agent, data_json) "
-                "VALUES (?, ?, 'cancelled', 'error', ?, NULL, ?)",
-                (
+                *event_insert(
                     execution_id,
-                    seq + 1,
-                    now,
+                    "cancelled",
+                    "error",
+                    None,
                     encode_payload(error="run cancelled", status="cancelled"),
-                ),
+                    at=now,
+                )
             )
             tx.execute(
                 "UPDATE runs SET status = 'cancelled', cancel_requested = 1, finished_at = ?, "

@@ -14,7 +14,7 @@ from typing import Any
 
 from ...errors import FrontdeskError
 from ...events import Usage, encode_payload
-from ...store import Op, Store
+from ...store import Op, Store, event_insert
 from ...store._values import plain_value
 from .._context import dump_context
 from .._conversation import completion_ops, is_turn_input, release_ops
@@ -163,20 +163,16 @@ def failed_ops(
     if run is not None:
         event = run.event_op(key, "error", None, error=message, error_type=type(exc).__name__)
     else:
-        seq, keys = store.event_state(execution_id)
         event = (
             None
-            if key in keys
-            else (
-                "INSERT INTO events (execution_id, seq, key, type, at, agent, data_json) "
-                "VALUES (?, ?, ?, 'error', ?, NULL, ?)",
-                (
-                    execution_id,
-                    seq + 1,
-                    key,
-                    time.time(),
-                    encode_payload(error=message, error_type=type(exc).__name__),
-                ),
+            if key in store.event_keys(execution_id)
+            else event_insert(
+                execution_id,
+                key,
+                "error",
+                None,
+                encode_payload(error=message, error_type=type(exc).__name__),
+                at=time.time(),
             )
         )
     usage = run.usage if run is not None else None

@@ -36,6 +36,7 @@ from ...store import (
     LeaseLost,
     Op,
     Store,
+    event_insert,
     fence,
 )
 from ...store._values import output_text
@@ -123,7 +124,7 @@ class DurableRun:
             for a in (store.approvals(execution_id=execution_id) if store else [])
             if a.status in ("approved", "rejected")
         }
-        self.seq, self.event_keys = store.event_state(execution_id) if store else (0, set())
+        self.event_keys = store.event_keys(execution_id) if store else set()
         self.ordinal = max((r.ordinal for r in self.journal.values()), default=0)
         self.context_type = context_type
         self.last_context_json = context_json
@@ -155,20 +156,14 @@ class DurableRun:
         if key in self.event_keys:
             return None
         self.event_keys.add(key)
-        self.seq += 1
-        return (
-            "INSERT INTO events (execution_id, seq, key, type, at, agent, data_json, ref) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                self.execution_id,
-                self.seq,
-                key,
-                type_,
-                time.time() if at is None else at,
-                agent,
-                encode_payload(**payload),
-                ref,
-            ),
+        return event_insert(
+            self.execution_id,
+            key,
+            type_,
+            agent,
+            encode_payload(**payload),
+            at=time.time() if at is None else at,
+            ref=ref,
         )
 
     async def commit(self, ops: list[Op | None]) -> None:
