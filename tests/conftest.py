@@ -63,15 +63,22 @@ def child_env(**extra: str) -> dict[str, str]:
 # Waiting -----------------------------------------------------------------------------------
 
 
-def wait_until(condition: Callable[[], T | None], what: str, seconds: float = WAIT_SECONDS) -> T:
-    """Poll ``condition`` until it returns something truthy, and return that."""
+def wait_until(
+    condition: Callable[[], T | None],
+    what: str,
+    seconds: float = WAIT_SECONDS,
+    explain: Callable[[], str] | None = None,
+) -> T:
+    """Poll ``condition`` until it returns something truthy, and return that. A timeout says
+    what was awaited, and what ``explain()`` tells about the state it was left in."""
     deadline = time.monotonic() + seconds
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds:.0f}s waiting for {what}")
+            detail = f"\n{explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out after {seconds:.0f}s waiting for {what}{detail}")
         time.sleep(0.02)
 
 
@@ -190,7 +197,7 @@ def children() -> Iterator[Children]:
         yield started
 
 
-def stop(proc: subprocess.Popen[Any], seconds: float = WAIT_SECONDS) -> int | Any:
+def stop(proc: subprocess.Popen[Any], seconds: float = WAIT_SECONDS) -> int:
     """Stop a server child as Ctrl-C does and reap it; its exit status. A child still there
     after ``seconds`` is SIGKILLed (its process group, when it leads one)."""
     if proc.poll() is None:

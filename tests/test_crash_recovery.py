@@ -222,18 +222,25 @@ def test_frontdesk_worker_resumes_a_killed_run(
     proc = spawn(children, flow_dir, home, "after_model:1")
     wait_parked(flow_dir, proc)
     sigkill(proc)
-    worker = spawn(
-        children, flow_dir, home, None,
-        "frontdesk", "--home", str(home), "worker", "--agents", "crashflow:triage", "--poll", "0.1",
-    )  # fmt: skip
+    log = flow_dir / "worker.log"  # a file, not a pipe nobody reads while the worker runs
+    with log.open("wb") as output:
+        worker = children.popen(
+            [PYTHON, "-m", "frontdesk", "--home", str(home), "worker", "--agents", "crashflow:triage", "--poll", "0.1"],
+            env=child_env(CRASHFLOW_DIR=str(flow_dir)), stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     with AgentRuntime(home, recover=False) as observer:
         execution_id = only_run(observer)
 
-        def waiting() -> bool:
-            assert worker.poll() is None, worker.communicate()[1].decode()
-            return observer.handle(execution_id).status == "waiting_approval"
+        def state() -> str:
+            run = observer.get(execution_id)
+            return f"run {run.status} ({run.error or run.note}); worker {worker.returncode}:\n{log.read_text()}"
 
-        wait_until(waiting, "the worker to drive the run to its approval")
+        def waiting() -> bool:
+            status = observer.get(execution_id).status
+            assert worker.poll() is None and status in ("running", "waiting_approval"), state()
+            return status == "waiting_approval"
+
+        wait_until(waiting, "the worker to drive the run to its approval", explain=state)
         # The worker is still alive: approving here lets the worker (or us) finish it.
         observer.approve(execution_id, by="ops")
         result = observer.handle(execution_id).result(timeout=WAIT_SECONDS)
