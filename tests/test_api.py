@@ -10,7 +10,7 @@ import re
 import stat
 import subprocess
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,9 +85,10 @@ def stop_console(process: subprocess.Popen[bytes]) -> None:
     process.wait(30)
 
 
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    home = tmp_path_factory.mktemp("console") / "home"
+@contextmanager
+def running_console(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Console]:
+    """A served console on a new home with the support desk's data; stopped and reaped after."""
+    home = tmp_path_factory.mktemp(name) / "home"
     init_db(home)
     served = start_console(home)
     try:
@@ -95,6 +96,12 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     finally:
         served.runtime.close()
         stop_console(served.process)
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    with running_console(tmp_path_factory, "console") as served:
+        yield served
 
 
 def waiting_refund(console: Console) -> str:

@@ -20,7 +20,7 @@ import pytest
 
 from frontdesk.apps.support import init_db
 from frontdesk.apps.support import triage_agent as support_triage
-from test_api import REFUND, TOKEN, Console, start_console, stop_console
+from test_api import REFUND, TOKEN, Console, running_console
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 30_000
@@ -40,14 +40,8 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    home = tmp_path_factory.mktemp("browser") / "home"
-    init_db(home)
-    served = start_console(home)
-    try:
+    with running_console(tmp_path_factory, "browser") as served:
         yield served
-    finally:
-        served.runtime.close()
-        stop_console(served.process)
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +178,10 @@ def test_airline_chat_agent_view_follows_the_handoff(
     page.fill("input[name=message]", "My confirmation number is LL0EZ6")
     page.click("form.chat-form button")
     expect(page.locator("ol.chat-log li.user")).to_have_count(2)
+    # The view traces the conversation, not only its last turn: the handoff stays taken.
+    expect(view.locator("g.agent.current")).to_have_attribute("data-agent", "Seat Booking Agent")
+    expect(view.locator("path.edge.taken")).to_have_count(1)
+    expect(view.locator("g.agent.visited[data-agent='Triage Agent']")).to_have_count(1)
     page.screenshot(path=str(shots / "conversation.png"), full_page=True)
 
     # A second tab sends first: this one is stale, says so and shows the current history.

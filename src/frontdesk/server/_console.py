@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import FrontdeskError
 from ..runtime import AgentRuntime
 from ._api import router as api_router
+from ._api_apps import router as apps_router
 from ._auth import Authenticator, load_token
 from ._errors import ApiError, install_error_handlers, status_of
 from ._live_routes import router as live_router
@@ -128,6 +129,7 @@ def install_console(
     app.add_exception_handler(LoginRequired, login_required)
 
     app.include_router(api_router)
+    app.include_router(apps_router)
     app.include_router(live_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -50,6 +50,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such run, approval or conversation."},
     409: {"model": ErrorBody, "description": "The action does not fit the current state."},
     422: {"model": ErrorBody, "description": "The request is invalid."},
+    502: {"model": ErrorBody, "description": "The model failed the run (a conversation turn)."},
     503: {"model": ErrorBody, "description": "The store (or Stripe) cannot be reached."},
 }
 """The error answers every API route documents."""
@@ -92,23 +93,8 @@ def error_json(status: int, message: str, **extra: Any) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer API errors, frontdesk errors and invalid requests as JSON."""
-
-    async def api_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ApiError)
-        response = error_json(exc.status, exc.message)
-        for name, value in (exc.headers or {}).items():
-            response.headers[name] = value
-        return response
-
-    async def frontdesk_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, FrontdeskError)
-        status = status_of(exc)
-        if status >= 500:
-            logger.warning("%s %s: %s", request.method, request.url.path, exc)
-        if isinstance(exc, StaleConversation):
-            return error_json(status, str(exc), history=exc.history)
-        return error_json(status, str(exc))
+    """Answer invalid requests (and bodies that cannot be parsed) as JSON 422s; other HTTP
+    errors keep their status, with a JSON body."""
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -127,7 +113,5 @@ def install_error_handlers(app: FastAPI) -> None:
             response.headers[name] = value
         return response
 
-    app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(FrontdeskError, frontdesk_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)

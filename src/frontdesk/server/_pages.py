@@ -22,8 +22,8 @@ from starlette.datastructures import FormData
 
 from ..errors import FrontdeskError, InvalidInput, StaleConversation
 from ..store import TERMINAL_STATUSES
-from ._api import (
-    approval_items,
+from ._api import approval_items
+from ._api_apps import (
     conversation_summary,
     conversation_view,
     dispute_items,

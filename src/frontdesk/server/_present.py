@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from agents import Agent
 
 from .._results import RunResult
+from ..cli._render import approval_dict, iso
 from ..events import Event, Usage
 from ..runtime import AgentRuntime
 from ..store import ApprovalRecord, JournalRow
@@ -24,14 +24,6 @@ from ..store._listing import app_of
 from ..store._values import plain_value
 from ._agentview import AgentView, build_view, root_agent, run_path
 from ._pricing import PRICES, Price, add_costs, estimate_cost
-
-
-def iso(ts: float | datetime | None) -> str | None:
-    """An ISO 8601 UTC timestamp, or None."""
-    if ts is None:
-        return None
-    dt = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, tz=UTC)
-    return dt.astimezone(UTC).isoformat()
 
 
 def text_of(value: Any) -> str:
@@ -218,24 +210,6 @@ def step_dict(s: JournalRow) -> dict[str, Any]:
         "started_at": iso(s.started_at),
         "finished_at": iso(s.finished_at),
         "duration_ms": _ms(s),
-    }
-
-
-def approval_dict(a: ApprovalRecord) -> dict[str, Any]:
-    """An approval request and its decision."""
-    return {
-        "approval_id": a.approval_id,
-        "execution_id": a.execution_id,
-        "agent": a.agent,
-        "tool_name": a.tool_name,
-        "call_id": a.call_id,
-        "args": a.args,
-        "status": a.status,
-        "requested_at": iso(a.requested_at),
-        "decided_at": iso(a.decided_at),
-        "decided_by": a.decided_by,
-        "note": a.note,
-        "reason": a.reason,
     }
 
 
