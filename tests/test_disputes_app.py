@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import stripe
 from agents import FunctionTool
-from agents.tool_context import ToolContext
 
 from frontdesk import AgentRuntime, RunResult
 from frontdesk.apps import disputes
@@ -48,7 +47,7 @@ from frontdesk.apps.disputes.tools import (
     submit_dispute_evidence,
 )
 from frontdesk.sandbox.stripe import SandboxServer, running_sandbox
-from frontdesk.tools import ToolCall, _tool_call_scope
+from frontdesk.testing import call_tool
 
 from conftest import wait_until  # noqa: F401 (the e2e tests import it from here)
 
@@ -113,16 +112,8 @@ def closes(client: stripe.StripeClient, dispute_id: str) -> int:
 
 
 async def invoke(tool: FunctionTool, key: str | None = None, **arguments: Any) -> Any:
-    """Run a tool as the runner does, inside a runtime tool call with ``key`` if given."""
-    raw = json.dumps(arguments)
-    context = ToolContext(None, tool_name=tool.name, tool_call_id="call-1", tool_arguments=raw)
-    if key is None:
-        return await tool.on_invoke_tool(context, raw)
-    call = ToolCall(
-        execution_id="run-1", call_id="call-1", tool_name=tool.name, idempotency_key=key
-    )
-    with _tool_call_scope(call):
-        return await tool.on_invoke_tool(context, raw)
+    """Run a tool as the runner does, in a tool call with idempotency key ``key`` if given."""
+    return await call_tool(tool, arguments, idempotency_key=key, execution_id="run-1")
 
 
 def stripe_message(result: dict[str, Any]) -> str:
