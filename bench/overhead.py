@@ -1,21 +1,32 @@
-"""How much does durability cost? frontdesk against plain ``agents.Runner.run``.
+"""How much does durability cost? frontdesk's ``run`` and ``run_async`` against plain
+``agents.Runner.run``.
 
-The flow: triage agent -> handoff -> specialist -> one tool -> final answer, on a model that
-answers from the conversation with no latency. Both sides run in this one process, one after
-the other, so the ratio compares like with like. Prints figures; asserts nothing.
+The flow: triage agent -> handoff -> specialist -> one tool -> final answer (3 model calls,
+1 tool, 1 handoff), on a model that answers from the conversation with no latency. All three
+run in this one process, from plain synchronous code, in rotating order (plain, ``run_async``,
+``run``; then ``run_async``, ``run``, plain; ...), so that background load and drift hit each
+alike. ``run_async`` and plain ``Runner.run`` are awaited on the same event loop; ``run`` is
+called as a synchronous caller calls it. Reported: each path's median time per run, its ratio
+to plain, and the fixed durable cost per run (the median of the paired differences). Prints
+figures; asserts nothing.
 
-    python bench/overhead.py                 # sequential runs/s and 1,000 concurrent runs
-    python bench/overhead.py --runs 500 --concurrent 1000 --latency 0.1
+    python bench/overhead.py                         # 2,000 triples, then 1,000 concurrent runs
+    python bench/overhead.py --pairs 5000 --concurrent 0
+    python bench/overhead.py --profile run           # cProfile of 500 runs on this thread
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
+import os
+import pstats
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 from agents import Agent, RunConfig, Runner, function_tool
@@ -25,6 +36,8 @@ from agents.testing import assistant_message, function_call
 from agents.usage import Usage
 
 from frontdesk import AgentRuntime
+
+MESSAGE = "my ticket T-1"
 
 
 class FlowModel(Model):
@@ -72,99 +85,111 @@ def build(latency: float) -> Agent[Any]:
 PLAIN = RunConfig(tracing_disabled=True)
 
 
-async def plain_sequential(agent: Agent[Any], n: int) -> float:
-    gc.collect()  # neither side pays for the other's garbage
-    start = time.perf_counter()
-    for _ in range(n):
-        result = await Runner.run(agent, "my ticket T-1", run_config=PLAIN)
+def paths(
+    runtime: AgentRuntime, agent: Agent[Any], loop: asyncio.AbstractEventLoop
+) -> dict[str, Callable[[], None]]:
+    """One run of each path, called from synchronous code."""
+
+    def plain() -> None:
+        result = loop.run_until_complete(Runner.run(agent, MESSAGE, run_config=PLAIN))
         assert result.final_output
-    return time.perf_counter() - start
+
+    def run_async() -> None:
+        result = loop.run_until_complete(runtime.run_async(agent, MESSAGE))
+        assert result.status == "completed", result.error
+
+    def run() -> None:
+        result = runtime.run(agent, MESSAGE)
+        assert result.status == "completed", result.error
+
+    return {"plain": plain, "run_async": run_async, "run": run}
 
 
-async def frontdesk_sequential(runtime: AgentRuntime, agent: Agent[Any], n: int) -> float:
+def rotating(calls: dict[str, Callable[[], None]], n: int) -> dict[str, list[float]]:
+    """Seconds per run of each path over ``n`` rounds, each round calling every path once,
+    starting from the next path each round."""
+    names = list(calls)
+    times: dict[str, list[float]] = {name: [] for name in names}
     gc.collect()
-    start = time.perf_counter()
+    for i in range(n):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            start = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def report(times: dict[str, list[float]], steps: int) -> None:
+    plain = times["plain"]
+    plain_med = statistics.median(plain)
+    rounds = len(plain)
+    print(
+        f"sequential, zero-latency model, 3 model calls + 1 tool + 1 handoff "
+        f"({steps} durable steps/run), {rounds} rounds:"
+    )
+    print(f"  plain Runner.run : {plain_med * 1000:6.3f} ms/run (median)")
+    for name in ("run_async", "run"):
+        med = statistics.median(times[name])
+        fixed = statistics.median(d - p for d, p in zip(times[name], plain, strict=True))
+        print(
+            f"  frontdesk {name:<9}: {med * 1000:6.3f} ms/run, {med / plain_med:.2f}x plain "
+            f"(target <= 1.2x), fixed durable cost {fixed * 1000:.3f} ms/run (target <= 0.4 ms)"
+        )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"  load average     : {load:.2f} on {os.cpu_count()} cores at the end")
+
+
+def profile(calls: dict[str, Callable[[], None]], which: str, n: int) -> None:
+    """cProfile ``n`` runs of one path; both frontdesk paths drive their runs on this
+    thread, so this thread's profile holds all of their work."""
+    profiler = cProfile.Profile()
+    profiler.enable()
     for _ in range(n):
-        result = await runtime.run_async(agent, "my ticket T-1")
-        assert result.status == "completed", result.error
-    return time.perf_counter() - start
+        calls[which]()
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
 
 
-async def plain_concurrent(agent: Agent[Any], n: int) -> float:
+async def concurrent(agent: Agent[Any], runtime: AgentRuntime, n: int) -> tuple[float, float]:
     start = time.perf_counter()
-    await asyncio.gather(*(Runner.run(agent, "my ticket T-1", run_config=PLAIN) for _ in range(n)))
-    return time.perf_counter() - start
-
-
-async def frontdesk_concurrent(runtime: AgentRuntime, agent: Agent[Any], n: int) -> float:
+    await asyncio.gather(*(Runner.run(agent, MESSAGE, run_config=PLAIN) for _ in range(n)))
+    plain_wall = time.perf_counter() - start
     start = time.perf_counter()
-    results = await asyncio.gather(*(runtime.run_async(agent, "my ticket T-1") for _ in range(n)))
+    results = await asyncio.gather(*(runtime.run_async(agent, MESSAGE) for _ in range(n)))
     assert all(r.status == "completed" for r in results)
-    return time.perf_counter() - start
+    return plain_wall, time.perf_counter() - start
 
 
-def best_of(values: list[float]) -> float:
-    return min(values)
-
-
-async def paired(runtime: AgentRuntime, agent: Agent[Any], n: int) -> tuple[float, float]:
-    """Median seconds per run of each, alternating one plain and one frontdesk run so that
-    background load and drift hit both sides alike."""
-    plain, durable = [], []
-    for _ in range(n):
-        start = time.perf_counter()
-        await Runner.run(agent, "my ticket T-1", run_config=PLAIN)
-        plain.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        result = await runtime.run_async(agent, "my ticket T-1")
-        durable.append(time.perf_counter() - start)
-        assert result.status == "completed", result.error
-    return statistics.median(plain), statistics.median(durable)
-
-
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=300, help="sequential runs per trial")
-    parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--concurrent", type=int, default=1000)
+    parser.add_argument("--pairs", type=int, default=2000, help="timed rounds of the 3 paths")
+    parser.add_argument("--warmup", type=int, default=300, help="untimed rounds first")
+    parser.add_argument("--concurrent", type=int, default=1000, help="0 to skip")
     parser.add_argument("--latency", type=float, default=0.1, help="simulated model latency (s)")
+    parser.add_argument("--profile", choices=["plain", "run", "run_async"])
     args = parser.parse_args()
 
     agent = build(0.0)
+    loop = asyncio.new_event_loop()
     with tempfile.TemporaryDirectory() as home, AgentRuntime(home, recover=False) as runtime:
-        # Warm up both paths (imports, pydantic schemas, SQLite pages, the WAL).
-        await plain_sequential(agent, 200)
-        await frontdesk_sequential(runtime, agent, 200)
-        plain_t, fd_t = [], []
-        for _ in range(args.trials):
-            plain_t.append(await plain_sequential(agent, args.runs))
-            fd_t.append(await frontdesk_sequential(runtime, agent, args.runs))
-        plain_rps = args.runs / best_of(plain_t)
-        fd_rps = args.runs / best_of(fd_t)
+        calls = paths(runtime, agent, loop)
+        # Warm up every path (imports, pydantic schemas, SQLite pages, the WAL).
+        rotating(calls, args.warmup)
+        if args.profile:
+            profile(calls, args.profile, 500)
+            return
+        times = rotating(calls, args.pairs)
         steps = len(runtime.get(runtime.runs(limit=1)[0].execution_id).steps)
-        print(f"sequential, zero-latency model, {args.runs} runs x {args.trials} trials (best):")
-        print(f"  plain Runner.run : {plain_rps:8.1f} runs/s  ({1000 / plain_rps:.2f} ms/run)")
-        print(
-            f"  frontdesk        : {fd_rps:8.1f} runs/s  ({1000 / fd_rps:.2f} ms/run), {steps} durable steps/run"
-        )
-        print(f"  ratio            : {plain_rps / fd_rps:.2f}x plain time per run (target <= 1.3x)")
-        print(
-            f"  per-trial ratios : {', '.join(f'{f / p:.2f}' for p, f in zip(plain_t, fd_t, strict=True))}"
-            f" (median {statistics.median(f / p for p, f in zip(plain_t, fd_t, strict=True)):.2f})"
-        )
-        pairs = args.runs * args.trials
-        plain_med, fd_med = await paired(runtime, agent, pairs)
-        print(
-            f"  paired medians   : plain {plain_med * 1000:.2f} ms, frontdesk {fd_med * 1000:.2f} ms"
-            f" per run: {fd_med / plain_med:.2f}x ({pairs} alternating pairs)"
-        )
+        report(times, steps)
+    loop.close()
 
-    slow = build(args.latency)
-    with tempfile.TemporaryDirectory() as home, AgentRuntime(home, recover=False) as runtime:
-        plain_wall = await plain_concurrent(slow, args.concurrent)
-        fd_wall = await frontdesk_concurrent(runtime, slow, args.concurrent)
+    if args.concurrent:
+        slow = build(args.latency)
+        with tempfile.TemporaryDirectory() as home, AgentRuntime(home, recover=False) as runtime:
+            plain_wall, fd_wall = asyncio.run(concurrent(slow, runtime, args.concurrent))
         print(
-            f"\n{args.concurrent} concurrent runs, model latency {args.latency * 1000:.0f} ms (3 model calls/run):"
+            f"\n{args.concurrent} concurrent runs, model latency {args.latency * 1000:.0f} ms "
+            "(3 model calls/run):"
         )
         print(f"  plain Runner.run : {plain_wall:6.2f} s wall")
         print(f"  frontdesk        : {fd_wall:6.2f} s wall")
@@ -172,4 +197,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -217,10 +217,12 @@ class AgentRuntime:
     ) -> RunResult:
         """Run until the run completes, fails, or pauses for approval (``waiting_approval``).
 
-        With ``execution_id``, an existing run with that id is waited for instead of started.
+        The run is driven on the calling thread, on an event loop of its own; if the caller
+        is interrupted (Ctrl-C), the run is handed back and resumed from its journal. With
+        ``execution_id``, an existing run with that id is waited for instead of started.
         """
         spec = self._spec(agent, message, context, execution_id)
-        return self._engine.call(self._run_and_wait(spec))
+        return self._engine.run_here(self._run_and_wait(spec))
 
     async def run_async(
         self,

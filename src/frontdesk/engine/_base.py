@@ -59,6 +59,11 @@ class Engine(Protocol):
         """Run a coroutine on the engine's loop and wait for it."""
         ...
 
+    def run_here(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine to completion on the calling thread (runs it starts are driven
+        there), for callers in synchronous code."""
+        ...
+
     def notify(self) -> None:
         """Wake waiters on :attr:`changed`."""
         ...

@@ -17,6 +17,7 @@ from ._store import (
     RunRow,
     Store,
     event_insert,
+    run_insert,
 )
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "Store",
     "event_insert",
     "fence",
+    "run_insert",
     "store_path",
 ]

@@ -63,9 +63,11 @@ class GroupCommitter:
     """Batches writes issued from one event loop into shared transactions.
 
     ``await commit(ops)`` returns once ``ops`` are durable. Every commit requested during
-    the same loop iteration goes into one SQLite transaction. A commit that finds the store
-    locked (another connection held its write lock past the busy timeout) is tried again
-    after each of ``retry_delays`` before its :class:`StoreLocked` is raised.
+    the same loop iteration goes into one SQLite transaction; a run that drives alone on its
+    loop (see :attr:`drivers`) has nobody to share a transaction with, so its commit is written
+    at once instead of one loop iteration later. A commit that finds the store locked (another
+    connection held its write lock past the busy timeout) is tried again after each of
+    ``retry_delays`` before its :class:`StoreLocked` is raised.
     """
 
     def __init__(self, store: Store, retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
@@ -73,6 +75,8 @@ class GroupCommitter:
         self._retry_delays = retry_delays
         self._pending: list[tuple[list[Op], asyncio.Future[None]]] = []
         self._scheduled = False
+        self.drivers = 0
+        """Runs being driven on this committer's loop (their drivers count themselves)."""
 
     async def commit(self, ops: list[Op]) -> None:
         """Durably apply ``ops`` (in one transaction with other concurrent commits)."""
@@ -86,6 +90,9 @@ class GroupCommitter:
         await self._commit_once(ops)
 
     async def _commit_once(self, ops: list[Op]) -> None:
+        if self.drivers <= 1 and not self._pending:
+            self._store.write(ops)
+            return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((ops, future))

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,16 @@ class RunRow:
     def usage(self) -> Usage:
         """Token usage summed over the run's model calls."""
         return Usage(self.requests, self.input_tokens, self.output_tokens, self.total_tokens)
+
+
+_RUN_INSERT = (
+    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * len(_RUN_COLUMNS.split(',')))})"
+)
+
+
+def run_insert(row: RunRow) -> Op:
+    """The statement that stores a new run exactly as ``row`` describes it."""
+    return (_RUN_INSERT, tuple(getattr(row, f.name) for f in fields(RunRow)))
 
 
 @dataclass(frozen=True)

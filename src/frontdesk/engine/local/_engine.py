@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import json
 import logging
 import signal
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,15 +43,16 @@ from ...store import (
     Store,
     event_insert,
     fence,
+    run_insert,
 )
 from .._agents import AgentRegistry
 from .._context import dump_context, load_context
 from .._conversation import is_turn_input, release_ops, resolve_turn_input
 from .._models import run_selector, unavailable_note
 from ._leases import Leases
-from ._outcomes import cancelled_ops, completed_ops, failed_ops, paused_ops
+from ._outcomes import Outcome, cancelled_ops, completed_ops, failed_ops, paused_ops
 from ._run import DurableRun, RunCancelled, _current
-from ._spec import RunSpec, _Plan, new_execution_id
+from ._spec import RunSpec, new_execution_id
 from ._waiting import _await_in_own_loop
 from ._wrap import EventHooks, GraphCache
 
@@ -101,6 +102,10 @@ class LocalEngine:
         self._committers: dict[asyncio.AbstractEventLoop, GroupCommitter] = {}
         self._graphs: dict[str | None, GraphCache] = {}
         """Graphs by the model override runs recorded (see :func:`run_selector`)."""
+        self._callers = threading.local()
+        """Each calling thread's own event loop, for the runs :meth:`run_here` drives."""
+        self._caller_loops: list[weakref.finalize] = []
+        self._caller_lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="frontdesk-engine", daemon=True)
         self._started = threading.Event()
         self._closing = False
@@ -141,6 +146,48 @@ class LocalEngine:
         """Run ``coro`` on the engine loop and wait for its result."""
         return self.submit(coro).result(timeout)
 
+    def run_here(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` to completion on the calling thread, on an event loop of its own.
+
+        The runs it starts are driven right here, as :meth:`start` drives them on whichever
+        loop calls it, without a hop to the engine's thread and back; the engine's heartbeat
+        renews their leases and a cancel reaches them as it reaches any run of this process.
+        If the caller is interrupted (``KeyboardInterrupt``), the runs driven here are handed
+        back and resumed from their journal. From a thread whose event loop is running (async
+        code calling a blocking API), ``coro`` runs on the engine's loop instead.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return self.call(coro)
+        loop = self._caller_loop()
+        task = loop.create_task(coro)
+        try:
+            return loop.run_until_complete(task)
+        except BaseException:
+            # Nothing may stay parked on a loop that no longer runs: a driver left there would
+            # keep its run's lease renewed for as long as this process lives.
+            stranded = [task, *(t for t in self._tasks.values() if t.get_loop() is loop)]
+            for pending in stranded:
+                pending.cancel()
+            loop.run_until_complete(asyncio.gather(*stranded, return_exceptions=True))
+            raise
+
+    def _caller_loop(self) -> asyncio.AbstractEventLoop:
+        """The calling thread's loop for :meth:`run_here`; closed when the thread ends."""
+        loop: asyncio.AbstractEventLoop | None = getattr(self._callers, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = asyncio.new_event_loop()
+            self._callers.loop = loop
+            # The thread's locals go when the thread ends, and the loop is closed with them.
+            self._callers.token = token = _LoopToken()
+            with self._caller_lock:
+                self._caller_loops = [f for f in self._caller_loops if f.alive]
+                self._caller_loops.append(weakref.finalize(token, _close_idle, loop))
+        return loop
+
     def notify(self) -> None:
         """Wake every thread waiting for news about runs."""
         if self.waiters:
@@ -162,7 +209,10 @@ class LocalEngine:
                 task.cancel()
             await asyncio.gather(*own, *self._background, return_exceptions=True)
             # Whatever was interrupted goes back to the pool for another process.
-            self.leases.release_all()
+            try:
+                self.leases.release_all()
+            except StoreError as exc:
+                log.warning("could not hand back this process's leases; they expire: %s", exc)
 
         try:
             self.call(shutdown(), timeout + 10)
@@ -170,6 +220,10 @@ class LocalEngine:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._loop.close()
+            with self._caller_lock:
+                loops, self._caller_loops = self._caller_loops, []
+            for close_loop in loops:
+                close_loop()
             self.notify()
 
     # -- starting and driving runs ------------------------------------------------------------
@@ -185,40 +239,37 @@ class LocalEngine:
         execution_id = spec.execution_id or new_execution_id()
         context_type, context_json = dump_context(spec.context)
         now = time.time()
-        plan = _Plan(
+        row = RunRow(
+            execution_id=execution_id,
             agent_ref=spec.agent_ref,
             agent_name=spec.agent.name,
-            input_json=json.dumps(spec.input),
+            status="running",
+            input=json.dumps(spec.input),
             context_type=context_type,
             context_json=context_json,
-            conversation_id=spec.conversation_id,
+            output_json=None,
+            last_agent=None,
+            error=None,
+            note=None,
+            model_label=self.selector.label,
+            requests=0,
+            input_tokens=0,
+            output_tokens=0,
+            total_tokens=0,
+            created_at=now,
+            started_at=now,
+            finished_at=None,
+            updated_at=now,
+            lease_owner=self.owner,
+            lease_expires=self.leases.expiry(now),
+            cancel_requested=0,
             attempt=1,
-            cancel_requested=False,
+            conversation_id=spec.conversation_id,
+            turn=spec.turn,
             model_override=self.selector.persistable,
+            lease_epoch=1,
         )
-        insert: Op = (
-            "INSERT INTO runs (execution_id, agent_ref, agent_name, status, input, "
-            "context_type, context_json, model_label, created_at, started_at, updated_at,"
-            " lease_owner, lease_expires, conversation_id, turn, model_override, lease_epoch) "
-            "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-            (
-                execution_id,
-                plan.agent_ref,
-                plan.agent_name,
-                plan.input_json,
-                context_type,
-                context_json,
-                self.selector.label,
-                now,
-                now,
-                now,
-                self.owner,
-                self.leases.expiry(now),
-                spec.conversation_id,
-                spec.turn,
-                plan.model_override,
-            ),
-        )
+        insert = run_insert(row)
         if acknowledge or spec.execution_id is not None:
             # A caller-chosen id must be claimed before anything runs: if the run already
             # exists, this start is a duplicate and the existing run is the answer.
@@ -230,12 +281,12 @@ class LocalEngine:
                 except sqlite3.IntegrityError:
                     return execution_id, False
                 self.notify()
-                self._spawn(execution_id, spec.agent, spec.context, plan=plan)
+                self._spawn(execution_id, spec.agent, spec.context, row=row)
             finally:
                 # Only now: the task is registered, so there is no gap for resume() to fall in.
                 self._starting.discard(execution_id)
         else:
-            self._spawn(execution_id, spec.agent, spec.context, plan=plan, insert=insert)
+            self._spawn(execution_id, spec.agent, spec.context, row=row, insert=insert)
         return execution_id, True
 
     async def wait_settled(self, execution_id: str) -> RunRow:
@@ -243,8 +294,13 @@ class LocalEngine:
         task = self._tasks.get(execution_id)
         if task is not None:
             if task.get_loop() is asyncio.get_running_loop():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(task)
+                try:
+                    # The driver returns the row it left: no need to read it back.
+                    return await asyncio.shield(task)
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise  # the waiter is cancelled, not (only) the driver
             else:
                 await _await_in_own_loop(task)
         return self.store.require_run(execution_id)
@@ -255,12 +311,12 @@ class LocalEngine:
         agent: Agent[Any] | None,
         context: Any,
         *,
-        plan: _Plan | None = None,
+        row: RunRow | None = None,
         insert: Op | None = None,
         epoch: int = 1,
     ) -> None:
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self._drive(execution_id, agent, context, plan, insert, epoch))
+        task = loop.create_task(self._drive(execution_id, agent, context, row, insert, epoch))
         self._tasks[execution_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(execution_id, None))
         # The caller of run() gets a driver's error; a run resumed in the background has none.
@@ -302,13 +358,14 @@ class LocalEngine:
         execution_id: str,
         agent: Agent[Any] | None,
         context: Any,
-        plan: _Plan | None,
+        row: RunRow | None,
         insert: Op | None,
         epoch: int,
     ) -> RunRow:
-        """Drive the run until it settles; a driver that lost its lease or its store stops."""
+        """Drive the run until it settles and return its row as the driver left it; a driver
+        that lost its lease or its store stops."""
         try:
-            return await self._drive_run(execution_id, agent, context, plan, insert, epoch)
+            return await self._drive_run(execution_id, agent, context, row, insert, epoch)
         except LeaseLost as exc:
             # Another driver holds the run now, or it ended: nothing of ours was written.
             log.info("run %s: %s", execution_id, exc)
@@ -324,41 +381,42 @@ class LocalEngine:
         execution_id: str,
         agent: Agent[Any] | None,
         context: Any,
-        plan: _Plan | None,
+        new_row: RunRow | None,
         insert: Op | None,
         epoch: int,
     ) -> RunRow:
-        fresh = plan is not None
-        if plan is None:
-            plan = _Plan.of(self.store.require_run(execution_id))
+        # A new run comes with its row (``insert`` stores it); a resumed one is read.
+        fresh = new_row is not None
+        row = new_row if new_row is not None else self.store.require_run(execution_id)
         if context is None:
             try:
-                context = load_context(plan.context_type, plan.context_json)
+                context = load_context(row.context_type, row.context_json)
             except Exception as exc:
-                await self._fail(execution_id, None, exc, plan.attempt, plan, epoch)
-                return self.store.require_run(execution_id)
+                return await self._fail(row, None, exc, epoch)
+        committer = self.committer()
         run = DurableRun(
             execution_id=execution_id,
             store=None if fresh else self.store,
-            committer=self.committer(),
+            committer=committer,
             context=context,
-            context_type=plan.context_type,
-            context_json=plan.context_json,
+            context_type=row.context_type,
+            context_json=row.context_json,
             notify=self.notify,
             owner=self.owner,
             epoch=epoch,
             insert=insert,
         )
-        run.cancelled = plan.cancel_requested
+        run.cancelled = bool(row.cancel_requested)
         try:
-            root = agent if agent is not None else self.registry.resolve(plan.agent_ref)
-            graphs = self._graph_cache(plan.model_override)
+            root = agent if agent is not None else self.registry.resolve(row.agent_ref)
+            graphs = self._graph_cache(row.model_override)
             graph = graphs.get(root)
         except Exception as exc:
-            await self._fail(execution_id, run, exc, plan.attempt, plan)
-            return self.store.require_run(execution_id)
+            return await self._fail(row, run, exc, epoch)
         self._runs[execution_id] = run
-        stored_input = json.loads(plan.input_json)
+        committer.drivers += 1
+        stored_input = json.loads(row.input)
+        outcome: Outcome | None = None
         runner_input = (
             resolve_turn_input(self.store, stored_input)
             if is_turn_input(stored_input)
@@ -377,65 +435,65 @@ class LocalEngine:
                         # Traces go to OpenAI: only when there is an LLM to trace and it is
                         # OpenAI's (or the user asked for them).
                         tracing_disabled=graphs.offline or not exports_traces(),
-                        workflow_name=f"frontdesk:{plan.agent_name}",
-                        group_id=plan.conversation_id,
+                        workflow_name=f"frontdesk:{row.agent_name}",
+                        group_id=row.conversation_id,
                     ),
                 )
         except (RunCancelled, asyncio.CancelledError) as exc:
             if run.cancelled:
-                await run.commit(cancelled_ops(run, plan.conversation_id))
+                outcome = cancelled_ops(run, row.conversation_id)
+                await run.commit(outcome.ops)
             elif isinstance(exc, asyncio.CancelledError):
                 # Not a cancellation of the run: the engine or the caller's loop is going
                 # away. Hand the run back so another driver resumes it from the journal.
                 self._give_up(execution_id, epoch)
                 raise
+        except (KeyboardInterrupt, SystemExit):
+            # The caller driving the run here is being interrupted: hand the run back.
+            self._give_up(execution_id, epoch)
+            raise
         except Exception as exc:
             if run.halted is not None:
                 # Our own write was refused or failed (the SDK may have wrapped the error).
                 raise run.halted from exc
             if run.cancelled and _caused_by(exc, RunCancelled):
-                await run.commit(cancelled_ops(run, plan.conversation_id))
+                outcome = cancelled_ops(run, row.conversation_id)
+                await run.commit(outcome.ops)
             else:
-                await self._fail(execution_id, run, exc, plan.attempt, plan)
+                return await self._fail(row, run, exc, epoch)
         else:
             if result.interruptions:
-                await run.commit(paused_ops(run, result))
+                outcome = paused_ops(run, result)
             else:
-                await run.commit(
-                    completed_ops(
-                        self.store,
-                        run,
-                        result,
-                        stored_input,
-                        plan.conversation_id,
-                        self.compact_every,
-                    )
+                outcome = completed_ops(
+                    self.store, run, result, stored_input, row.conversation_id, self.compact_every
                 )
+            await run.commit(outcome.ops)
         finally:
             _current.reset(token)
             self._runs.pop(execution_id, None)
-        return self.store.require_run(execution_id)
+            committer.drivers -= 1
+        if outcome is None:
+            return self.store.require_run(execution_id)
+        # Committed behind the fence: the stored row is this one (save a cancel request that
+        # arrived meanwhile, which no longer matters).
+        return outcome.applied_to(row)
 
     # -- outcomes ---------------------------------------------------------------------------
 
     async def _fail(
-        self,
-        execution_id: str,
-        run: DurableRun | None,
-        exc: BaseException,
-        attempt: int,
-        plan: _Plan | None = None,
-        epoch: int = 1,
-    ) -> None:
-        ops = failed_ops(
-            self.store, execution_id, run, exc, attempt, plan.conversation_id if plan else None
-        )
+        self, row: RunRow, run: DurableRun | None, exc: BaseException, epoch: int
+    ) -> RunRow:
+        """Record that the run failed; returns its row as now stored."""
+        execution_id = row.execution_id
+        outcome = failed_ops(self.store, execution_id, run, exc, row.attempt, row.conversation_id)
         if run is not None:
-            await run.commit(ops)
-            return
-        fenced = [fence(execution_id, self.owner, epoch), *(op for op in ops if op is not None)]
-        await self.committer().commit(fenced)
-        self.notify()
+            await run.commit(outcome.ops)
+        else:
+            fenced = [fence(execution_id, self.owner, epoch)]
+            await self.committer().commit([*fenced, *(op for op in outcome.ops if op is not None)])
+            self.notify()
+        return outcome.applied_to(row)
 
     def _give_up(self, execution_id: str, epoch: int) -> None:
         """Hand back the lease of a run this driver stops driving, so another resumes it.
@@ -595,6 +653,15 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+class _LoopToken:
+    """Lives in a calling thread's locals: when the thread ends, its loop is closed."""
+
+
+def _close_idle(loop: asyncio.AbstractEventLoop) -> None:
+    if not loop.is_running() and not loop.is_closed():
+        loop.close()
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

@@ -1,12 +1,13 @@
 """How a run's outcome is recorded: completed, paused for approval, failed or cancelled.
 
-Each function returns the statements that record the outcome; the engine commits them in one
-transaction with the run's last buffered steps, so the outcome and what led to it land
-together.
+Each function returns an :class:`Outcome`: the statements that record it, which the engine
+commits in one transaction with the run's last buffered steps (so the outcome and what led to
+it land together), and what the run's row becomes once they did.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -14,18 +15,30 @@ from typing import Any
 
 from ...errors import FrontdeskError
 from ...events import Usage, encode_payload
-from ...store import Op, Store, event_insert
+from ...store import Op, RunRow, Store, event_insert
 from ...store._values import plain_value
 from .._context import dump_context
 from .._conversation import completion_ops, is_turn_input, release_ops
 from ._run import DurableRun
 
 
-def settle(execution_id: str, status: str, usage: Usage | None, **columns: Any) -> Op:
-    """Set the run's status (and ``columns``), release its lease, record its usage.
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How a run settles: the statements that record it, and the columns they set."""
 
-    Commit it behind the driver's fence; a run that already ended keeps its outcome.
-    """
+    ops: list[Op | None]
+    """The statements, to commit behind the driver's fence."""
+    columns: dict[str, Any]
+    """The run's columns as the statements leave them (its lease released)."""
+
+    def applied_to(self, row: RunRow) -> RunRow:
+        """``row`` as it is stored once :attr:`ops` are committed."""
+        return dataclasses.replace(row, **self.columns)
+
+
+def settled_columns(status: str, usage: Usage | None, **columns: Any) -> dict[str, Any]:
+    """The columns a run settling with ``status`` gets: ``columns``, its status, its usage,
+    when it changed (and finished), and no lease."""
     now = time.time()
     values: dict[str, Any] = {"status": status, "updated_at": now, **columns}
     if status in ("completed", "failed", "cancelled"):
@@ -37,13 +50,31 @@ def settle(execution_id: str, status: str, usage: Usage | None, **columns: Any) 
             output_tokens=usage.output_tokens,
             total_tokens=usage.total_tokens,
         )
-    assignments = ", ".join(f"{name} = ?" for name in values)
+    values.update(lease_owner=None, lease_expires=None)
+    return values
+
+
+def settle_op(execution_id: str, columns: dict[str, Any]) -> Op:
+    """Set a run's ``columns`` (see :func:`settled_columns`) unless the run already ended.
+
+    Commit it behind the driver's fence; a run that already ended keeps its outcome.
+    """
+    assignments = ", ".join(f"{name} = ?" for name in columns)
     # A terminal status is final: whatever happens later, it is never overwritten.
     return (
-        f"UPDATE runs SET {assignments}, lease_owner = NULL, lease_expires = NULL "
+        f"UPDATE runs SET {assignments} "
         "WHERE execution_id = ? AND status NOT IN ('completed', 'failed', 'cancelled')",
-        (*values.values(), execution_id),
+        (*columns.values(), execution_id),
     )
+
+
+def settle(execution_id: str, status: str, usage: Usage | None, **columns: Any) -> Op:
+    """Set the run's status (and ``columns``), release its lease, record its usage."""
+    return settle_op(execution_id, settled_columns(status, usage, **columns))
+
+
+def _settled(execution_id: str, ops: list[Op | None], columns: dict[str, Any]) -> Outcome:
+    return Outcome([*ops, settle_op(execution_id, columns)], columns)
 
 
 def _released(conversation_id: str | None, execution_id: str) -> list[Op]:
@@ -57,7 +88,7 @@ def completed_ops(
     stored_input: Any,
     conversation_id: str | None,
     compact_every: int,
-) -> list[Op | None]:
+) -> Outcome:
     """The run's final output, context and usage; for a conversation turn, the turn too."""
     execution_id = run.execution_id
     last_agent = result.last_agent.name
@@ -74,24 +105,21 @@ def completed_ops(
             context_json,
             compact_every,
         )
-    return [
-        *turn,
-        settle(
-            execution_id,
-            "completed",
-            run.usage,
-            output_json=json.dumps(plain_value(result.final_output)),
-            last_agent=last_agent,
-            context_json=context_json,
-            error=None,
-            note=None,
-        ),
-        # The output is the run's; the event refers to it rather than copying it.
-        run.event_op("done", "done", last_agent, usage=run.usage),
-    ]
+    columns = settled_columns(
+        "completed",
+        run.usage,
+        output_json=json.dumps(plain_value(result.final_output)),
+        last_agent=last_agent,
+        context_json=context_json,
+        error=None,
+        note=None,
+    )
+    # The output is the run's; the event refers to it rather than copying it.
+    done = run.event_op("done", "done", last_agent, usage=run.usage)
+    return _settled(execution_id, [*turn, done], columns)
 
 
-def paused_ops(run: DurableRun, result: Any) -> list[Op | None]:
+def paused_ops(run: DurableRun, result: Any) -> Outcome:
     """One approval request per interrupted tool call, and the run waiting for them."""
     now = time.time()
     ops: list[Op | None] = []
@@ -134,10 +162,8 @@ def paused_ops(run: DurableRun, result: Any) -> list[Op | None]:
                 approval_id=approval_id,
             )
         )
-    ops.append(
-        settle(run.execution_id, "waiting_approval", run.usage, last_agent=result.last_agent.name)
-    )
-    return ops
+    columns = settled_columns("waiting_approval", run.usage, last_agent=result.last_agent.name)
+    return _settled(run.execution_id, ops, columns)
 
 
 def error_message(exc: BaseException) -> str:
@@ -152,7 +178,7 @@ def failed_ops(
     exc: BaseException,
     attempt: int,
     conversation_id: str | None,
-) -> list[Op | None]:
+) -> Outcome:
     """The error event and the failed status (a turn's conversation is freed for a retry).
 
     ``run`` is None when the run failed before it could start (e.g. no model configured).
@@ -175,18 +201,14 @@ def failed_ops(
                 at=time.time(),
             )
         )
-    usage = run.usage if run is not None else None
-    return [
-        event,
-        settle(execution_id, "failed", usage, error=message),
-        *_released(conversation_id, execution_id),
-    ]
+    columns = settled_columns("failed", run.usage if run is not None else None, error=message)
+    return _settled(execution_id, [event, *_released(conversation_id, execution_id)], columns)
 
 
-def cancelled_ops(run: DurableRun, conversation_id: str | None) -> list[Op | None]:
+def cancelled_ops(run: DurableRun, conversation_id: str | None) -> Outcome:
     """A cancelled run: an error event saying so, and the status."""
-    return [
-        run.event_op("cancelled", "error", None, error="run cancelled", status="cancelled"),
-        settle(run.execution_id, "cancelled", run.usage),
-        *_released(conversation_id, run.execution_id),
-    ]
+    event = run.event_op("cancelled", "error", None, error="run cancelled", status="cancelled")
+    columns = settled_columns("cancelled", run.usage)
+    return _settled(
+        run.execution_id, [event, *_released(conversation_id, run.execution_id)], columns
+    )

@@ -1,4 +1,4 @@
-"""What a run is started from, and what driving it needs from its stored row."""
+"""What a run is started from."""
 
 from __future__ import annotations
 
@@ -8,37 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents import Agent
-
-from ...store import RunRow
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What driving a run needs from its stored row."""
-
-    agent_ref: str
-    agent_name: str
-    input_json: str
-    context_type: str | None
-    context_json: str | None
-    conversation_id: str | None
-    attempt: int
-    cancel_requested: bool
-    model_override: str | None = None
-
-    @classmethod
-    def of(cls, row: RunRow) -> _Plan:
-        return cls(
-            row.agent_ref,
-            row.agent_name,
-            row.input,
-            row.context_type,
-            row.context_json,
-            row.conversation_id,
-            row.attempt,
-            bool(row.cancel_requested),
-            row.model_override,
-        )
 
 
 @dataclass(frozen=True)
