@@ -14,7 +14,7 @@ from frontdesk.apps.airline import AirlineAgentContext
 from frontdesk.apps.airline import triage_agent as airline_triage
 from frontdesk.apps.support import init_db
 from frontdesk.apps.support import triage_agent as support_triage
-from frontdesk.store._listing import fts_query, runs_query
+from frontdesk.store._listing import RunFilter, fts_query, runs_query
 
 REFUND = "I was charged $99 twice (invoice INV-8821). Refund please?"
 LOGIN = "I cannot log in, please reset my password"
@@ -159,7 +159,8 @@ def test_every_filter_is_served_by_an_index(rules: AgentRuntime) -> None:
         {"status": "completed", "cursor": cursor},
         {"q": "refund"},
     ]:
-        query = runs_query(limit=51, **filters)  # type: ignore[arg-type]
+        where = {k: v for k, v in filters.items() if k != "cursor"}
+        query = runs_query(RunFilter(**where), limit=51, cursor=filters.get("cursor"))  # type: ignore[arg-type]
         assert query is not None
         steps = [
             str(row[3]) for row in rules.store.query("EXPLAIN QUERY PLAN " + query[0], query[1])

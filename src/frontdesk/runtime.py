@@ -339,18 +339,8 @@ class AgentRuntime:
         output, ``since``/``until`` Unix times. Pass ``next_cursor`` back for the next page.
         """
         require_texts(status=status, app=app, agent=agent, q=q, conversation_id=conversation_id)
-        page = listing.runs_page(
-            self.store,
-            status=status,
-            app=app,
-            agent=agent,
-            q=q,
-            since=since,
-            until=until,
-            conversation_id=conversation_id,
-            limit=limit,
-            cursor=cursor,
-        )
+        where = listing.RunFilter(status, app, agent, q, since, until, conversation_id)
+        page = listing.runs_page(self.store, where, limit=limit, cursor=cursor)
         return Page([build_result(self.store, row) for row in page.items], page.next_cursor)
 
     def approvals_page(

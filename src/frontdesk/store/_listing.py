@@ -126,16 +126,30 @@ def app_of(agent_ref: str) -> str:
     return re.split(r"[.:]", ref, maxsplit=1)[0]
 
 
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs a listing holds; None leaves a field out of the filter."""
+
+    status: str | None = None
+    """The run's status."""
+    app: str | None = None
+    """The app its starting agent belongs to."""
+    agent: str | None = None
+    """Its starting or its last agent."""
+    q: str | None = None
+    """Words that must all appear in its input or output."""
+    since: float | None = None
+    """Created at or after this Unix time."""
+    until: float | None = None
+    """Created before this Unix time."""
+    conversation_id: str | None = None
+    """The conversation it is a turn of."""
+
+
 def runs_page(
     store: Store,
+    where: RunFilter = RunFilter(),
     *,
-    status: str | None = None,
-    app: str | None = None,
-    agent: str | None = None,
-    q: str | None = None,
-    since: float | None = None,
-    until: float | None = None,
-    conversation_id: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[RunRow]:
@@ -145,19 +159,9 @@ def runs_page(
     output; ``since``/``until`` bound ``created_at`` (Unix seconds, inclusive/exclusive).
     """
     limit = page_size(limit)
-    if q is not None and q.strip():
+    if where.q is not None and where.q.strip():
         index_pending(store)
-    query = runs_query(
-        status=status,
-        app=app,
-        agent=agent,
-        q=q,
-        since=since,
-        until=until,
-        conversation_id=conversation_id,
-        limit=limit + 1,
-        cursor=cursor,
-    )
+    query = runs_query(where, limit=limit + 1, cursor=cursor)
     if query is None:
         return Page([], None)
     rows = store.query(*query)
@@ -215,19 +219,12 @@ def index_pending(store: Store) -> int:
 
 
 def runs_query(
-    *,
-    status: str | None = None,
-    app: str | None = None,
-    agent: str | None = None,
-    q: str | None = None,
-    since: float | None = None,
-    until: float | None = None,
-    conversation_id: str | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
+    filters: RunFilter, *, limit: int = 50, cursor: str | None = None
 ) -> tuple[str, list[Any]] | None:
     """The SQL of :func:`runs_page` (rows end with their rowid), or None when ``q`` has no
     word to search for."""
+    status, app, agent, q = filters.status, filters.app, filters.agent, filters.q
+    since, until, conversation_id = filters.since, filters.until, filters.conversation_id
     where: list[str] = []
     params: list[Any] = []
     for column, value in (("status", status), ("app", app), ("conversation_id", conversation_id)):
