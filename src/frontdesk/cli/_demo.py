@@ -24,6 +24,7 @@ from rich.text import Text
 
 from ._live import follow, print_outcome
 from ._render import model_calls_table, print_timeline, status_text
+from ._serve import HostOption, PortFileOption, PortOption
 from ._state import console, err_console, state
 
 if TYPE_CHECKING:
@@ -45,14 +46,9 @@ def demo(
             "--serve/--no-serve", help="Serve the console afterwards; --no-serve runs and exits."
         ),
     ] = True,
-    host: Annotated[str, typer.Option(help="Address the console listens on.")] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Port the console listens on; 0 picks one.")
-    ] = 6767,
-    port_file: Annotated[
-        Path | None,
-        typer.Option(help="Write the console's port to this file (atomically) once bound."),
-    ] = None,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 6767,
+    port_file: PortFileOption = None,
 ) -> None:
     """Run the demo cases of all three apps offline, then serve the console until Ctrl-C.
 

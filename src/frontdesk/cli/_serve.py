@@ -16,15 +16,23 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
+HostOption = Annotated[str, typer.Option(help="Address to listen on.")]
+"""``--host``: the address the console listens on."""
+PortOption = Annotated[
+    int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free port.")
+]
+"""``--port``: 0 to 65535, 0 picking a free port."""
+PortFileOption = Annotated[
+    Path | None,
+    typer.Option(help="Write the port listened on to this file (atomically) once bound."),
+]
+"""``--port-file``: where the bound port is written, for a parent that asked for port 0."""
+
+
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free port.")
-    ] = 6767,
-    port_file: Annotated[
-        Path | None,
-        typer.Option(help="Write the port listened on to this file (atomically) once bound."),
-    ] = None,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 6767,
+    port_file: PortFileOption = None,
     fd: Annotated[
         int | None,
         typer.Option(help="Serve on this inherited, bound TCP socket instead (socket activation)."),
