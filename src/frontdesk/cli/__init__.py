@@ -34,6 +34,7 @@ _EXTENSIONS = (
     "frontdesk.cli._disputes",
     "frontdesk.cli._airline",
     "frontdesk.cli._serve",
+    "frontdesk.cli._postgres",
 )
 
 
