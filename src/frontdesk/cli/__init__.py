@@ -35,6 +35,7 @@ _EXTENSIONS = (
     "frontdesk.cli._airline",
     "frontdesk.cli._serve",
     "frontdesk.cli._postgres",
+    "frontdesk.cli._temporal",
 )
 
 

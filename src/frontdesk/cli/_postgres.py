@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from .._home import resolve_home
 from ..store.postgres._cluster import LocalPostgres
+from ._foreground import serve_until_stopped
 from ._state import console, state
 
 postgres_app = typer.Typer(
@@ -44,19 +44,12 @@ def dev(
     """
     root = directory.resolve() if directory else resolve_home(state.home) / "postgres"
     cluster = LocalPostgres(root, port=port)
-    # Block the stop signals first, so that one arriving during start-up is not lost.
-    stops = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
-    try:
+
+    def start() -> None:
         url = cluster.start()
         console.print(f"PostgreSQL {cluster.data_dir} listening on {cluster.host}:{port}")
         console.print(f"FRONTDESK_DATABASE_URL={url}", soft_wrap=True)
         console.print("Ctrl-C stops the server.", style="dim")
-        signal.sigwait(stops)
-    finally:
-        cluster.stop()
-        # A second Ctrl-C (or a SIGTERM) sent while stopping is part of the same request.
-        for pending in signal.sigpending() & stops:
-            signal.sigwait({pending})
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+
+    serve_until_stopped(start, cluster.stop)
     console.print("PostgreSQL stopped.")
