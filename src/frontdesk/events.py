@@ -15,6 +15,7 @@ EventType = Literal[
     "message",
     "approval_required",
     "approval_decided",
+    "guardrail",
     "done",
     "error",
 ]
@@ -67,7 +68,8 @@ class Event:
     Which fields are set depends on ``type``: ``target`` for handoffs; ``tool_name``,
     ``args`` and ``call_id`` for tool calls; ``result`` for tool results; ``output`` for
     messages and ``done``; ``usage`` for messages (that model call) and ``done`` (the run).
-    ``data`` holds everything else (approval ids, durations, errors).
+    ``data`` holds everything else (approval ids, durations, errors; for ``guardrail``: its
+    ``kind``, ``guardrail`` name, ``tripwire_triggered`` and ``output_info``).
     """
 
     execution_id: str

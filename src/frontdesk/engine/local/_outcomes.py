@@ -19,6 +19,7 @@ from ...store import Op, RunRow, Store, event_insert
 from ...store._values import plain_value
 from .._context import dump_context
 from .._conversation import completion_ops, is_turn_input, release_ops
+from ._guardrails import tripwire_message
 from ._run import DurableRun
 
 
@@ -167,8 +168,10 @@ def paused_ops(run: DurableRun, result: Any) -> Outcome:
 
 
 def error_message(exc: BaseException) -> str:
-    """What a failed run records as its error."""
-    return str(exc) if isinstance(exc, FrontdeskError) else f"{type(exc).__name__}: {exc}"
+    """What a failed run records as its error (a tripwire names its guardrail)."""
+    if isinstance(exc, FrontdeskError):
+        return str(exc)
+    return f"{type(exc).__name__}: {tripwire_message(exc) or exc}"
 
 
 def failed_ops(

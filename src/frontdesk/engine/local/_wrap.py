@@ -21,6 +21,7 @@ from ...store._values import decode_value, encode_value
 from ...tools import ToolCall, _tool_call_scope
 from .._agents import iter_graph
 from .._graph import GraphCopy, HandoffInvoke
+from ._guardrails import guarded, guardrail_ids
 from ._run import DurableRun, current_run, durable_model_call, idempotency_key
 
 REJECTION_PREFIX = "Tool call rejected by a human reviewer"
@@ -277,7 +278,8 @@ def durable_graph(root: Agent[Any], selector: ModelSelector, policy: RetryPolicy
 
     def durable_agent(agent: Agent[Any]) -> Agent[Any]:
         model = DurableModel(agent.name, selector.resolve(agent), policy)
-        return agent.clone(model=model, tools=[wrap_tool(t, agent.name) for t in agent.tools])
+        tools = [wrap_tool(t, agent.name) for t in agent.tools]
+        return guarded(agent.clone(model=model, tools=tools))
 
     graph = GraphCopy(
         durable_agent,
@@ -289,7 +291,7 @@ def durable_graph(root: Agent[Any], selector: ModelSelector, policy: RetryPolicy
 def graph_signature(root: Agent[Any]) -> tuple[Any, ...]:
     """Identity of everything the durable graph is built from, to know when to rebuild it."""
     return tuple(
-        (id(a), id(a.model), tuple(map(id, a.tools)), tuple(map(id, a.handoffs)))
+        (id(a), id(a.model), tuple(map(id, a.tools)), tuple(map(id, a.handoffs)), guardrail_ids(a))
         for a in iter_graph(root)
     )
 
