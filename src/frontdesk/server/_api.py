@@ -71,6 +71,29 @@ class RunPage(BaseModel):
     next_cursor: str | None
 
 
+class GuardrailVerdict(BaseModel):
+    """A guardrail of the run: its recorded result, or that it has none."""
+
+    kind: Literal["input", "output", "tool_input", "tool_output"] = Field(
+        description="The SDK's guardrail list it is in: the agent's or a function tool's."
+    )
+    agent: str | None = Field(description="The agent it guards (or whose tool it guards).")
+    name: str = Field(description="The guardrail's name.")
+    tool_name: str | None = Field(description="The tool, for a tool guardrail.")
+    call_id: str | None = Field(description="The tool call it checked, for a tool guardrail.")
+    verdict: Literal["passed", "tripped", "rejected", "not run", "not recorded"] = Field(
+        description="``tripped``: its tripwire stopped the run; ``rejected``: a tool guardrail "
+        "replaced the call or its output with a message; ``not recorded``: the run went past "
+        "it but holds no result (it predates guardrail records); ``not run``: not (yet) run."
+    )
+    tripwire_triggered: bool | None = Field(description="As the guardrail returned it.")
+    output_info: Any = Field(default=None, description="The guardrail's output info, as JSON.")
+    message: str | None = Field(description="What a rejecting tool guardrail told the model.")
+    duration_ms: float | None = Field(description="How long the guardrail took.")
+    seq: int | None = Field(description="The event that recorded it.")
+    at: str | None = Field(description="When it was recorded (ISO 8601 UTC).")
+
+
 class RunDetail(RunSummary):
     """A run with everything that happened in it."""
 
@@ -83,7 +106,7 @@ class RunDetail(RunSummary):
     timeline: list[dict[str, Any]]
     agent_view: dict[str, Any]
     context_changes: list[dict[str, Any]]
-    guardrails: list[dict[str, Any]]
+    guardrails: list[GuardrailVerdict]
 
 
 class StartRun(Body):

@@ -9,12 +9,13 @@ templates escape it).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from agents import Agent
+from agents import Agent, FunctionTool
 
+from .._budget import format_amount
+from .._prices import Prices, add_costs
 from .._results import RunResult
 from ..cli._render import approval_dict, iso
 from ..events import Event, Usage
@@ -23,7 +24,6 @@ from ..store import ApprovalRecord, JournalRow
 from ..store._listing import app_of
 from ..store._values import plain_value
 from ._agentview import AgentView, build_view, root_agent, run_path
-from ._pricing import PRICES, Price, add_costs, estimate_cost
 
 
 def text_of(value: Any) -> str:
@@ -47,15 +47,21 @@ class Presenter:
 
     runtime: AgentRuntime
     """Where agent graphs are found again (its registry) to price calls and draw graphs."""
-    prices: Mapping[str, Price] = field(default_factory=lambda: PRICES)
-    """Dollars per million tokens by model name prefix."""
+    prices: Prices | None = None
+    """The per-model price table; None: the runtime's (``runtime.prices``)."""
+
+    @property
+    def table(self) -> Prices:
+        """The price table in use."""
+        return self.runtime.prices if self.prices is None else self.prices
 
     # -- models and costs ---------------------------------------------------------------------
 
     def model_of(
         self, result: RunResult, agent_name: str | None, root: Agent[Any] | None
     ) -> str | None:
-        """The model a call by ``agent_name`` ran on: the run's override, else the agent's own."""
+        """The model a call by ``agent_name`` ran on, for calls that did not record it: the
+        run's override, else the agent's own."""
         if result.model_label:
             return result.model_label
         if root is not None and agent_name:
@@ -66,19 +72,14 @@ class Presenter:
                     return agent.model
         return None
 
-    def run_cost(self, result: RunResult, root: Agent[Any] | None = None) -> float | None:
-        """The run's estimated cost, from its summed usage on its model."""
-        u = result.usage
-        if u.total_tokens == 0:
-            return 0.0
-        model = self.model_of(result, result.last_agent or result.agent, root)
-        return estimate_cost(model, u.input_tokens, u.output_tokens, self.prices)
+    def run_cost(self, result: RunResult) -> float | None:
+        """The run's estimated cost: each model call's tokens on the model it ran on."""
+        return self.runtime.costs([result.execution_id], prices=self.table)[result.execution_id]
 
     # -- runs ------------------------------------------------------------------------------------
 
     def run_summary(self, r: RunResult) -> dict[str, Any]:
         """A run as listed: no events."""
-        root = root_agent(self.runtime, r.agent_ref) if not r.model_label else None
         return {
             "execution_id": r.execution_id,
             "status": r.status,
@@ -95,7 +96,7 @@ class Presenter:
             "finished_at": iso(r.finished_at),
             "duration": r.duration,
             "usage": r.usage.to_dict(),
-            "cost": self.run_cost(r, root),
+            "cost": self.run_cost(r),
         }
 
     def run_detail(self, r: RunResult) -> dict[str, Any]:
@@ -118,7 +119,7 @@ class Presenter:
                 "timeline": timeline(r, events, steps),
                 "agent_view": view.to_dict(),
                 "context_changes": context_changes(steps),
-                "guardrails": guardrail_verdicts(root, view.path, r),
+                "guardrails": guardrail_verdicts(root, view.path, r, events),
             }
         )
         return detail
@@ -143,7 +144,7 @@ class Presenter:
                 usage = Usage.from_dict(json.loads(step.data_json or "{}").get("usage"))
             except (ValueError, TypeError, AttributeError):
                 usage = Usage()
-            model = self.model_of(r, step.agent, root)
+            model = step.name or self.model_of(r, step.agent, root)
             calls.append(
                 {
                     "call": step.key.partition(":")[2],
@@ -152,9 +153,7 @@ class Presenter:
                     "started_at": iso(step.started_at),
                     "latency_ms": _ms(step),
                     "usage": usage.to_dict(),
-                    "cost": estimate_cost(
-                        model, usage.input_tokens, usage.output_tokens, self.prices
-                    ),
+                    "cost": self.table.cost(model, usage.input_tokens, usage.output_tokens),
                 }
             )
         return calls
@@ -222,6 +221,17 @@ def _json_or_none(text: str | None) -> Any:
         return text
 
 
+_TIMELINE_GUARDRAIL = (
+    "kind",
+    "name",
+    "verdict",
+    "tool_name",
+    "call_id",
+    "output_info",
+    "duration_ms",
+)
+
+
 def timeline(r: RunResult, events: list[Event], steps: list[JournalRow]) -> list[dict[str, Any]]:
     """One entry per event, with offsets, durations of agent spans and tool calls, and the
     model call behind each message."""
@@ -261,11 +271,22 @@ def timeline(r: RunResult, events: list[Event], steps: list[JournalRow]) -> list
             step = models.get(f"model:{e.data.get('model_call')}")
             entry["latency_ms"] = _ms(step) if step else None
             entry["usage"] = e.usage.to_dict() if e.usage else None
+        elif e.type == "guardrail":
+            verdict = guardrail_verdict(e)
+            entry.update({k: verdict[k] for k in _TIMELINE_GUARDRAIL})
         elif e.type == "done":
             entry["output"] = text_of(e.output)
             entry["usage"] = e.usage.to_dict() if e.usage else None
         elif e.type == "error":
             entry["error"] = e.data.get("error")
+        elif e.type == "budget_exceeded":
+            limit = str(e.data.get("limit"))
+            entry.update({k: e.data.get(k) for k in ("limit", "limit_value", "used")})
+            entry["summary"] = (
+                f"{limit} is {format_amount(limit, e.data.get('limit_value'))}, "
+                f"{format_amount(limit, e.data.get('used'))} used"
+            )
+            entry["usage"] = e.usage.to_dict() if e.usage else None
         entries.append(json.loads(json.dumps(entry, default=str)))
     return entries
 
@@ -297,30 +318,83 @@ def context_changes(steps: list[JournalRow]) -> list[dict[str, Any]]:
     return changes
 
 
+def guardrail_verdict(e: Event) -> dict[str, Any]:
+    """A recorded guardrail result: ``passed``, ``tripped`` (its tripwire stopped the run) or,
+    for a tool guardrail that replaced the call or its output with a message, ``rejected``."""
+    d = e.data
+    found = d.get("behavior")
+    behavior: dict[str, Any] = found if isinstance(found, dict) else {}
+    tripped = bool(d.get("tripwire_triggered"))
+    rejected = behavior.get("type") == "reject_content"
+    return {
+        "kind": d.get("kind") or "input",
+        "agent": e.agent,
+        "name": str(d.get("guardrail") or ""),
+        "tool_name": e.tool_name,
+        "call_id": e.call_id,
+        "verdict": "tripped" if tripped else ("rejected" if rejected else "passed"),
+        "tripwire_triggered": tripped,
+        "output_info": d.get("output_info"),
+        "message": behavior.get("message") if rejected else None,
+        "duration_ms": d.get("duration_ms"),
+        "seq": e.seq,
+        "at": iso(e.at),
+    }
+
+
 def guardrail_verdicts(
-    root: Agent[Any] | None, path: list[str], r: RunResult
+    root: Agent[Any] | None, path: list[str], r: RunResult, events: list[Event]
 ) -> list[dict[str, Any]]:
-    """The input and output guardrails of the agents on the run's path, and their verdicts:
-    ``tripped`` (the run failed on it), ``passed`` (the run went past it) or ``not run``."""
+    """The run's guardrail results as its events recorded them, then every guardrail of the
+    agents on its path (and of their function tools) that has no record: ``not recorded``
+    where the run went past the point the SDK runs it (a run from before guardrail results
+    were recorded), else ``not run`` (not yet, or never on this path: the SDK runs only the
+    starting agent's input guardrails and the final agent's output guardrails)."""
+    verdicts = [guardrail_verdict(e) for e in events if e.type == "guardrail"]
     if root is None:
-        return []
+        return verdicts
     from ..engine._agents import iter_graph
 
-    verdicts = []
-    error = r.error or ""
-    for agent in iter_graph(root):
-        checks = [("input", g) for g in agent.input_guardrails] + [
-            ("output", g) for g in agent.output_guardrails
-        ]
-        for kind, guardrail in checks:
-            name = guardrail.get_name() if hasattr(guardrail, "get_name") else str(guardrail)
-            if "Guardrail" in error and name in error:
-                verdict = "tripped"
-            elif agent.name in path and (
-                r.status in ("completed", "waiting_approval") or kind == "input"
-            ):
-                verdict = "passed" if "Guardrail" not in error else "not run"
+    recorded = {(v["kind"], v["agent"], v["tool_name"], v["name"]) for v in verdicts}
+    tools_run = {
+        (e.agent, e.tool_name)
+        for e in events
+        if e.type == "tool_result" and not e.data.get("rejected")
+    }
+    agents = {a.name: a for a in reversed(iter_graph(root))}
+    for name in dict.fromkeys(path):
+        agent = agents.get(name)
+        if agent is None:
+            continue
+        for kind, tool_name, guardrail in _declared(agent):
+            if (kind, name, tool_name, guardrail) in recorded:
+                continue
+            if kind == "input":
+                due = name == r.agent and r.status in ("completed", "waiting_approval")
+            elif kind == "output":
+                due = name == r.last_agent and r.status == "completed"
             else:
-                verdict = "not run"
-            verdicts.append({"agent": agent.name, "kind": kind, "name": name, "verdict": verdict})
+                due = (name, tool_name) in tools_run
+            verdicts.append(
+                {"kind": kind, "agent": name, "name": guardrail, "tool_name": tool_name,
+                 "call_id": None, "verdict": "not recorded" if due else "not run",
+                 "tripwire_triggered": None, "output_info": None, "message": None,
+                 "duration_ms": None, "seq": None, "at": None}
+            )  # fmt: skip
     return verdicts
+
+
+def _declared(agent: Agent[Any]) -> list[tuple[str, str | None, str]]:
+    """(kind, tool name, guardrail name) of every guardrail on ``agent`` and its tools."""
+    found: list[tuple[str, str | None, str]] = []
+    found += [("input", None, g.get_name()) for g in agent.input_guardrails]
+    found += [("output", None, g.get_name()) for g in agent.output_guardrails]
+    for tool in agent.tools:
+        if isinstance(tool, FunctionTool):
+            found += [
+                ("tool_input", tool.name, g.get_name()) for g in tool.tool_input_guardrails or []
+            ]
+            found += [
+                ("tool_output", tool.name, g.get_name()) for g in tool.tool_output_guardrails or []
+            ]
+    return found
