@@ -17,15 +17,28 @@ Every reply reports ``INPUT_TOKENS`` and ``OUTPUT_TOKENS`` of usage. ``hang()`` 
 until the server stops (a model slower than any timeout); ``malformed()`` answers 200 with a body
 that is not a completion; ``gated(step, event)`` answers once the test sets ``event``. When the
 script is used up, requests get a 400 that says so.
+
+A request with ``"stream": true`` is answered with server-sent events, chunked, in the wire
+format of each API: the Responses API's typed events (``response.created`` ...
+``response.output_text.delta`` ... ``response.completed`` with usage), or Chat Completions'
+``chat.completion.chunk`` deltas (text or tool-call arguments), a last chunk with usage when
+``stream_options.include_usage`` asks for it, and ``data: [DONE]``. A message streams word by
+word, tool-call arguments a few characters at a time. Faults mid-stream strike after a given
+number of those deltas: ``cut()`` drops the connection, ``unfinished()`` ends the stream cleanly
+but early (no ``response.completed``, no ``[DONE]``), ``stall()`` stops sending until the server
+stops, and ``paused()`` holds the rest until the test sets an event. A ``malformed()`` step
+streams its body as the data of one event.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 INPUT_TOKENS = 11
 """Input tokens every scripted reply reports."""
@@ -51,6 +64,12 @@ class Step:
     """Answer 200 with this body, which is not a completion."""
     gate: threading.Event | None = None
     """Answer only once this is set (or the server stops)."""
+    cut: Literal["drop", "end", "stall", "pause"] | None = None
+    """What befalls a streamed answer after ``cut_after`` deltas (see the module's doc)."""
+    cut_after: int = 0
+    """How many deltas (of text or tool-call arguments) are sent before the ``cut``."""
+    resume: threading.Event | None = None
+    """For a ``pause``: the rest of the stream is sent once this is set."""
 
 
 def say(text: str) -> Step:
@@ -87,6 +106,26 @@ def malformed(body: bytes = NOT_JSON) -> Step:
 def gated(step: Step, gate: threading.Event) -> Step:
     """``step``, answered only once the test sets ``gate``."""
     return replace(step, gate=gate)
+
+
+def cut(step: Step, after: int = 1) -> Step:
+    """``step`` streamed, its connection dropped after ``after`` deltas."""
+    return replace(step, cut="drop", cut_after=after)
+
+
+def unfinished(step: Step, after: int = 1) -> Step:
+    """``step`` streamed, the stream ended cleanly after ``after`` deltas: never completed."""
+    return replace(step, cut="end", cut_after=after)
+
+
+def stall(step: Step, after: int = 1) -> Step:
+    """``step`` streamed, nothing more sent after ``after`` deltas until the server stops."""
+    return replace(step, cut="stall", cut_after=after)
+
+
+def paused(step: Step, resume: threading.Event, after: int = 1) -> Step:
+    """``step`` streamed, the rest held after ``after`` deltas until the test sets ``resume``."""
+    return replace(step, cut="pause", cut_after=after, resume=resume)
 
 
 @dataclass(frozen=True)
@@ -127,8 +166,12 @@ class OpenAIServer:
         return [seen.model for seen in self.requests]
 
     def answered(self) -> list[Seen]:
-        """The requests that got a scripted completion (not a fault)."""
+        """The requests that got a whole scripted completion (not a fault)."""
         return [s for s in self.requests if s.step is not None and _is_reply(s.step)]
+
+    def streamed(self) -> list[bool]:
+        """Whether each request, in order, asked for a stream."""
+        return [s.body.get("stream") is True for s in self.requests]
 
     def __enter__(self) -> OpenAIServer:
         self._thread.start()
@@ -144,6 +187,13 @@ class OpenAIServer:
         self._http.server_close()
         self._thread.join()
 
+    def _wait(self, gate: threading.Event) -> bool:
+        """Wait for ``gate``; False if the server stops first."""
+        while not gate.wait(0.05):
+            if self._released.is_set():
+                return False
+        return True
+
     def _next(self, api: str, body: dict[str, Any]) -> Step | None:
         with self._lock:
             step = self._script.pop(0) if self._script else None
@@ -154,6 +204,9 @@ class OpenAIServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            # HTTP/1.1 for chunked streams; every answer still closes its connection.
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -163,20 +216,49 @@ class OpenAIServer:
                 step = server._next(api, body)
                 if step is None:
                     return self._send(400, {"error": {"message": "the script is used up"}})
+                self.close_connection = True
                 if step.hang:
                     server._released.wait()
                     return None
-                while step.gate is not None and not step.gate.wait(0.05):
-                    if server._released.is_set():
-                        return None
+                if step.gate is not None and not server._wait(step.gate):
+                    return None
                 if step.status is not None:
                     return self._send(step.status, {"error": {"message": f"{step.status}"}})
-                if step.malformed is not None:
-                    return self._send(200, step.malformed)
                 model = str(body.get("model"))
                 n = len(server.requests)
+                if body.get("stream") is True:
+                    return self._stream(step, _sse(api, model, step, n, body))
+                if step.malformed is not None:
+                    return self._send(200, step.malformed)
                 reply = _chat(model, step, n) if api == "chat" else _response(model, step, n)
                 return self._send(200, reply)
+
+            def _stream(self, step: Step, events: Iterator[tuple[bool, bytes]]) -> None:
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Cache-Control", "no-cache")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    deltas = 0
+                    for is_delta, data in events:
+                        if is_delta and step.cut is not None and deltas == step.cut_after:
+                            if step.cut == "drop":
+                                return  # no last chunk: the client reads a body cut short
+                            if step.cut == "end":
+                                break
+                            if step.cut == "stall":
+                                server._released.wait()
+                                return
+                            assert step.resume is not None
+                            if not server._wait(step.resume):
+                                return
+                        deltas += is_delta
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout); nothing to answer
 
             def _send(self, status: int, payload: dict[str, Any] | bytes) -> None:
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -184,6 +266,7 @@ class OpenAIServer:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
+                    self.send_header("Connection", "close")
                     self.end_headers()
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
@@ -196,7 +279,9 @@ class OpenAIServer:
 
 
 def _is_reply(step: Step) -> bool:
-    return step.text is not None or step.tool is not None
+    # A paused stream completes; one cut off, ended early or stalled does not.
+    complete = step.cut is None or step.cut == "pause"
+    return complete and (step.text is not None or step.tool is not None)
 
 
 def _chat(model: str, step: Step, n: int) -> dict[str, Any]:
@@ -266,3 +351,139 @@ def _response(model: str, step: Step, n: int) -> dict[str, Any]:
             "output_tokens_details": {"reasoning_tokens": 0},
         },
     }
+
+
+# Streams -----------------------------------------------------------------------------------
+
+
+def _pieces(text: str, size: int = 0) -> list[str]:
+    """``text`` word by word (``size`` 0) or ``size`` characters at a time; joined, the text."""
+    if size:
+        return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+    return re.findall(r"\s*\S+\s*$|\s*\S+", text) or [text]
+
+
+def _sse(
+    api: str, model: str, step: Step, n: int, body: dict[str, Any]
+) -> Iterator[tuple[bool, bytes]]:
+    """The stream answering request ``n``: ``(is a delta, event bytes)`` pairs."""
+    if step.malformed is not None:
+        yield False, b"data: " + step.malformed + b"\n\n"
+        return
+    if api == "chat":
+        usage = (body.get("stream_options") or {}).get("include_usage") is True
+        for is_delta, chunk in _chat_chunks(model, step, n, usage):
+            yield is_delta, b"data: " + json.dumps(chunk).encode() + b"\n\n"
+        yield False, b"data: [DONE]\n\n"
+        return
+    for seq, (is_delta, event) in enumerate(_response_events(model, step, n)):
+        event["sequence_number"] = seq
+        line = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+        yield is_delta, line.encode()
+
+
+def _chat_chunks(
+    model: str, step: Step, n: int, usage: bool
+) -> Iterator[tuple[bool, dict[str, Any]]]:
+    def chunk(delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": f"chatcmpl-{n}",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+            "choices": []
+            if delta is None
+            else [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        if usage:
+            out["usage"] = None
+        return out
+
+    yield False, chunk({"role": "assistant", "content": "" if step.tool is None else None})
+    if step.tool is not None:
+        call = {"index": 0, "id": f"call_{n}", "type": "function"}
+        yield (
+            False,
+            chunk({"tool_calls": [{**call, "function": {"name": step.tool, "arguments": ""}}]}),
+        )
+        for piece in _pieces(json.dumps(step.args), 8):
+            yield True, chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+        yield False, chunk({}, "tool_calls")
+    else:
+        for piece in _pieces(step.text or ""):
+            yield True, chunk({"content": piece})
+        yield False, chunk({}, "stop")
+    if usage:
+        last = chunk(None)
+        last["usage"] = _chat(model, step, n)["usage"]
+        yield False, last
+
+
+def _response_events(model: str, step: Step, n: int) -> Iterator[tuple[bool, dict[str, Any]]]:
+    done = _response(model, step, n)
+    item = done["output"][0]
+    started = {**done, "status": "in_progress", "output": [], "usage": None}
+    yield False, {"type": "response.created", "response": started}
+    yield False, {"type": "response.in_progress", "response": started}
+    at = {"item_id": item["id"], "output_index": 0}
+    if step.tool is not None:
+        yield (
+            False,
+            {
+                "type": "response.output_item.added",
+                "output_index": 0,
+                "item": {**item, "arguments": "", "status": "in_progress"},
+            },
+        )
+        for piece in _pieces(item["arguments"], 8):
+            yield True, {"type": "response.function_call_arguments.delta", **at, "delta": piece}
+        yield (
+            False,
+            {
+                "type": "response.function_call_arguments.done",
+                **at,
+                "arguments": item["arguments"],
+            },
+        )
+    else:
+        text = step.text or ""
+        part = {"type": "output_text", "text": "", "annotations": []}
+        yield (
+            False,
+            {
+                "type": "response.output_item.added",
+                "output_index": 0,
+                "item": {**item, "status": "in_progress", "content": []},
+            },
+        )
+        at_part = {**at, "content_index": 0}
+        yield False, {"type": "response.content_part.added", **at_part, "part": part}
+        for piece in _pieces(text):
+            yield (
+                True,
+                {
+                    "type": "response.output_text.delta",
+                    **at_part,
+                    "delta": piece,
+                    "logprobs": [],
+                },
+            )
+        yield (
+            False,
+            {
+                "type": "response.output_text.done",
+                **at_part,
+                "text": text,
+                "logprobs": [],
+            },
+        )
+        yield (
+            False,
+            {
+                "type": "response.content_part.done",
+                **at_part,
+                "part": {**part, "text": text},
+            },
+        )
+    yield False, {"type": "response.output_item.done", "output_index": 0, "item": item}
+    yield False, {"type": "response.completed", "response": done}
