@@ -18,30 +18,45 @@ import atexit
 import os
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents import Agent, Model, ModelProvider
 
+from ._budget import Budget, require_budget, retry_plan_json, run_plan_json
 from ._dotenv import load_env_files
 from ._home import resolve_home
+from ._prices import Price, Prices
 from ._results import EventStream, RunHandle, RunResult, build_result
+from ._stats import UsageStats, build_stats, run_costs
 from ._text import items_text_length, require_text, require_texts
 from .conversations import Conversation
 from .engine._agents import AgentRegistry
+from .engine._models import run_selector
 from .engine.local._engine import LocalEngine
 from .engine.local._spec import RunSpec
-from .errors import EmptyMessage, InvalidInput, MessageTooLong, RunNotFound
+from .engine.local._streaming import TokenFeed
+from .errors import EmptyMessage, FrontdeskError, InvalidInput, MessageTooLong, RunNotFound
 from .events import Event
 from .models._select import ModelSelector, RetryPolicy
+from .otel._setup import RunTracing
 from .store import (
     ApprovalRecord,
     Checkpointer,
     Store,
 )
+from .store import _decisions as decisions
 from .store import _listing as listing
+from .store import _usage as usage
+from .store._approvals import check_decider
 from .store._listing import Page
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+    from .debugging import Lineage, RunDiff
 
 DEFAULT_MAX_MESSAGE_CHARS = 4000
 DEFAULT_MAX_INPUT_ITEMS = 200
@@ -68,7 +83,18 @@ class AgentRuntime:
     items and ``max_message_chars`` characters of text. With ``recover=True`` the runtime
     takes over, in the background, runs left behind by processes that died, whenever it can
     find their agents. ``busy_timeout`` is how long a write waits for another process's lock
-    on the store before failing.
+    on the store before failing. With ``stream_tokens=True`` every model call this runtime
+    makes is requested as a stream and its text reaches the live event streams of its runs as
+    ``text_delta`` events (:meth:`stream` does so for its own run in any case).
+
+    ``budget`` is every run's :class:`Budget` unless the run (or its conversation) is given
+    its own; ``prices`` extends and overrides the per-model price table (:class:`Prices`) that
+    cost budgets and cost reports use.
+
+    Each run is one OpenTelemetry trace, through ``tracer_provider``, else the global tracer
+    provider, else the OTLP exporter ``OTEL_EXPORTER_OTLP_ENDPOINT`` names (see
+    :mod:`frontdesk.otel`). Customer text stays out of its spans unless ``trace_content`` (or
+    ``$FRONTDESK_OTEL_CAPTURE_CONTENT=1``).
     """
 
     def __init__(
@@ -88,8 +114,18 @@ class AgentRuntime:
         recover: bool = True,
         busy_timeout: float = 10.0,
         compact_every: int = 50,
+        stream_tokens: bool = False,
+        budget: Budget | None = None,
+        prices: Mapping[str, Price | tuple[float, float]] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        trace_content: bool | None = None,
     ) -> None:
+        self.budget = require_budget(budget)
+        """The budget of runs and conversations not given their own."""
+        self.prices = Prices.of(prices)
+        """The per-model price table for cost budgets and cost reports."""
         load_env_files(home)
+        self._tracing = RunTracing(tracer_provider, trace_content)
         self.home: Path = resolve_home(home)
         self.store = Store(self.home, busy_timeout=busy_timeout, background_checkpoints=True)
         self._checkpointer = Checkpointer(self.store)
@@ -112,6 +148,8 @@ class AgentRuntime:
             recover=recover,
             max_turns=max_turns,
             compact_every=compact_every,
+            stream_tokens=stream_tokens,
+            tracing=self._tracing,
         )
         self._closed = False
 
@@ -129,6 +167,7 @@ class AgentRuntime:
             return
         self._closed = True
         self._engine.close()
+        self._tracing.close()
         self._checkpointer.close()
         self.store.close()
 
@@ -177,6 +216,7 @@ class AgentRuntime:
         message: str | Sequence[Any],
         context: Any,
         execution_id: str | None = None,
+        budget: Budget | None = None,
         **kw: Any,
     ) -> RunSpec:
         if not isinstance(agent, Agent):
@@ -185,6 +225,10 @@ class AgentRuntime:
         if execution_id is not None:
             validate_execution_id(execution_id)
             kw["execution_id"] = execution_id
+        own = require_budget(budget)
+        kw["budget_json"] = run_plan_json(
+            own if own is not None else self.budget, agent, self.selector, self.prices
+        )
         ref = self.registry.reference(agent)
         payload = message if isinstance(message, str) else list(message)
         return RunSpec(agent=agent, agent_ref=ref, input=payload, context=context, **kw)
@@ -196,14 +240,16 @@ class AgentRuntime:
         *,
         context: Any = None,
         execution_id: str | None = None,
+        budget: Budget | None = None,
     ) -> RunHandle:
         """Start a run and return at once with its handle.
 
         With ``execution_id`` the start is idempotent: if a run with that id exists (from any
         process), nothing new starts and its handle is returned. Use it to start exactly one
-        run per external event, e.g. per Stripe dispute.
+        run per external event, e.g. per Stripe dispute. ``budget`` replaces the runtime's
+        default budget for this run (``Budget()`` lifts it).
         """
-        spec = self._spec(agent, message, context, execution_id)
+        spec = self._spec(agent, message, context, execution_id, budget)
         execution_id, created = self._engine.call(self._engine.start(spec))
         return RunHandle(self, execution_id, created)
 
@@ -214,14 +260,17 @@ class AgentRuntime:
         *,
         context: Any = None,
         execution_id: str | None = None,
+        budget: Budget | None = None,
     ) -> RunResult:
-        """Run until the run completes, fails, or pauses for approval (``waiting_approval``).
+        """Run until the run completes, fails, pauses for approval (``waiting_approval``) or
+        is stopped by its budget (``budget_exceeded``).
 
         The run is driven on the calling thread, on an event loop of its own; if the caller
         is interrupted (Ctrl-C), the run is handed back and resumed from its journal. With
         ``execution_id``, an existing run with that id is waited for instead of started.
+        ``budget`` replaces the runtime's default budget for this run (``Budget()`` lifts it).
         """
-        spec = self._spec(agent, message, context, execution_id)
+        spec = self._spec(agent, message, context, execution_id, budget)
         return self._engine.run_here(self._run_and_wait(spec))
 
     async def run_async(
@@ -231,11 +280,12 @@ class AgentRuntime:
         *,
         context: Any = None,
         execution_id: str | None = None,
+        budget: Budget | None = None,
     ) -> RunResult:
         """Async twin of :meth:`run`. The run executes on the caller's event loop, so async
         tools can use clients bound to it; if the caller goes away, the run is handed back
         and resumed from its journal."""
-        spec = self._spec(agent, message, context, execution_id)
+        spec = self._spec(agent, message, context, execution_id, budget)
         return await self._run_and_wait(spec)
 
     async def _run_and_wait(self, spec: RunSpec) -> RunResult:
@@ -246,10 +296,25 @@ class AgentRuntime:
         return build_result(self.store, row)
 
     def stream(
-        self, agent: Agent[Any], message: str | Sequence[Any], *, context: Any = None
+        self,
+        agent: Agent[Any],
+        message: str | Sequence[Any],
+        *,
+        context: Any = None,
+        stream_tokens: bool = True,
+        budget: Budget | None = None,
     ) -> EventStream:
-        """Start a run and iterate its events as they happen."""
-        return self.start(agent, message, context=context).stream()
+        """Start a run and iterate its events as they happen.
+
+        With ``stream_tokens`` (the default) the run's model calls are requested as streams and
+        their text arrives as ``text_delta`` events before each ``message`` (see
+        :class:`EventStream`); the run is journaled exactly as an unstreamed one. ``budget``
+        replaces the runtime's default budget for this run.
+        """
+        feed = TokenFeed() if stream_tokens else None
+        spec = self._spec(agent, message, context, budget=budget, feed=feed)
+        execution_id, created = self._engine.call(self._engine.start(spec))
+        return EventStream(RunHandle(self, execution_id, created), feed=feed)
 
     def handle(self, execution_id: str) -> RunHandle:
         """A handle on an existing run; :class:`RunNotFound` if there is none."""
@@ -267,10 +332,24 @@ class AgentRuntime:
         return self.store.approvals(status=status, execution_id=execution_id)
 
     def approve(
-        self, approval_or_execution_id: str, by: str | None = None, note: str | None = None
+        self,
+        approval_or_execution_id: str,
+        by: str | None = None,
+        note: str | None = None,
+        *,
+        args: dict[str, Any] | None = None,
     ) -> ApprovalRecord:
-        """Approve a pending tool call; the run resumes and exactly that call runs."""
-        return self._decide(approval_or_execution_id, True, by=by, note=note, reason=None)
+        """Approve a pending tool call; the run resumes and exactly that call runs.
+
+        With ``args`` the call runs with edited arguments: each one given replaces the model's
+        (e.g. ``args={"amount": 49.5}`` for a partial refund), the others are kept. They must
+        match the tool's JSON schema (:class:`InvalidInput` if not, and nothing changes). The
+        approval keeps both the asked and the edited arguments, the tool's events too, and the
+        model gets the result of the call that ran, with a note that a reviewer edited it.
+        """
+        return self._decide(
+            approval_or_execution_id, True, by=by, note=note, reason=None, args=args
+        )
 
     def reject(
         self, approval_or_execution_id: str, reason: str, by: str | None = None
@@ -281,18 +360,46 @@ class AgentRuntime:
         return self._decide(approval_or_execution_id, False, by=by, note=None, reason=reason)
 
     def _decide(
-        self, ident: str, approved: bool, *, by: str | None, note: str | None, reason: str | None
+        self,
+        ident: str,
+        approved: bool,
+        *,
+        by: str | None,
+        note: str | None,
+        reason: str | None,
+        args: dict[str, Any] | None = None,
     ) -> ApprovalRecord:
         import time
 
         require_texts(approval_or_execution_id=ident, by=by, note=note, reason=reason)
-        record, runnable = self.store.decide(
-            ident, approved=approved, by=by, note=note, reason=reason, now=time.time()
+        check_decider(by)
+        if args is not None and not approved:
+            raise InvalidInput("edited arguments only go with an approval; nothing changed")
+        record, runnable = decisions.decide(
+            self.store,
+            ident,
+            approved=approved,
+            by=by,
+            note=note,
+            reason=reason,
+            now=time.time(),
+            args=args,
         )
         self._engine.notify()
         if runnable:
             self._engine.call(self._engine.resume(record.execution_id))
         return record
+
+    def expire_approvals(self) -> list[ApprovalRecord]:
+        """Act now on approval requests past their deadline: reject them (as
+        ``system:timeout``, the model is told) or escalate them, as their tools say. Returns
+        those this call decided. A runtime with ``recover=True`` does this by itself every
+        ``poll_interval``, as soon as it starts, however long every process was down."""
+        decided = self._engine.expire_approvals()
+        for record in decided:
+            if record.status == "rejected":
+                self._engine.call(self._engine.resume(record.execution_id))
+        return decided
 
     # -- history ---------------------------------------------------------------------------------
 
@@ -387,13 +494,70 @@ class AgentRuntime:
         row = self._engine.call(self._engine.cancel(execution_id))
         return build_result(self.store, row)
 
-    def retry(self, execution_id: str) -> RunHandle:
-        """Resume a failed run: completed steps replay, the failed step runs again."""
+    def retry(self, execution_id: str, *, budget: Budget | None = None) -> RunHandle:
+        """Resume a failed run: completed steps replay, the failed step runs again.
+
+        A ``budget_exceeded`` run goes on from the model call its budget stopped it before,
+        under ``budget`` (which replaces the run's own): :class:`InvalidRunState` if the
+        budget would stop it again at once, and nothing changes.
+        """
         require_texts(execution_id=execution_id)
-        self._engine.retry(execution_id)
+        row = self.store.require_run(execution_id)
+        budget_json = retry_plan_json(
+            self.store, row, require_budget(budget), self.prices, lambda: self._models_of(row)
+        )
+        self._engine.retry(execution_id, budget_json)
         self._engine.notify()
         self._engine.call(self._engine.resume(execution_id))
         return RunHandle(self, execution_id)
+
+    # -- debugging from history -----------------------------------------------------------------
+
+    def fork(
+        self,
+        execution_id: str,
+        at_step: int,
+        *,
+        model: str | None = None,
+        agents: Iterable[Agent[Any]] | None = None,
+        context: Any = None,
+    ) -> RunHandle:
+        """Run ``execution_id`` again from step ``at_step`` (numbered as ``frontdesk runs show``
+        prints them), as a new run that records it as its parent.
+
+        The steps before ``at_step`` replay from the original's journal without calling the
+        model or any tool (their approval decisions hold; a refund among them is not issued
+        again); from ``at_step`` on the fork runs live, on ``model`` or the original's model,
+        with ``agents`` in place of the agents of the same names, and tools that need approval
+        ask again. ``context`` replaces the context the live steps start from. An unknown run,
+        a step out of range or inside a pending approval, or a replacement named like no agent
+        of the run raises a ``ValueError`` subclass and creates nothing.
+        """
+        from .debugging._fork import plan_fork
+
+        seed = plan_fork(self, execution_id, at_step, model=model, agents=agents, context=context)
+        self.store.insert_fork(seed)
+        fork_id = seed.row.execution_id
+        self._engine.notify()
+        self._engine.call(self._engine.resume(fork_id))
+        return RunHandle(self, fork_id, created=True)
+
+    def diff(self, a: str, b: str) -> RunDiff:
+        """Compare runs ``a`` and ``b`` step by step: agent path, handoffs, tool calls with
+        arguments and results, outputs, tokens and latency, and where they first diverge."""
+        from .debugging._diff import diff_runs
+
+        lineages = [self.lineage(a), self.lineage(b)]
+        sides = [(x.parent.execution_id, x.parent.fork_step) if x.parent else (None, None)
+                 for x in lineages]  # fmt: skip
+        return diff_runs(self.get(a), self.get(b), sides[0], sides[1])
+
+    def lineage(self, execution_id: str) -> Lineage:
+        """The run's fork parent (with the step it was forked at) and the runs forked from it;
+        :class:`RunNotFound` if there is no such run."""
+        require_texts(execution_id=execution_id)
+        self.store.require_run(execution_id)
+        return self.store.lineage(execution_id)
 
     def conversation(
         self,
@@ -403,10 +567,16 @@ class AgentRuntime:
         *,
         max_input_chars: int = 1000,
         turn_timeout: float | None = None,
+        budget: Budget | None = None,
     ) -> Conversation:
-        """Create or reopen a durable multi-turn conversation (see :mod:`frontdesk.conversations`)."""
+        """Create or reopen a durable multi-turn conversation (see :mod:`frontdesk.conversations`).
+
+        ``budget`` is counted over all the conversation's turns and stored with it (it replaces
+        the one stored before); without one, the stored budget applies, else the runtime's.
+        """
         from .conversations import open_conversation
 
+        require_budget(budget)
         if agent is not None:
             self.registry.register(agent)
         return open_conversation(
@@ -416,11 +586,69 @@ class AgentRuntime:
             context,
             max_input_chars=max_input_chars,
             turn_timeout=turn_timeout,
+            budget=budget,
         )
 
     def recover(self) -> list[str]:
         """Take over, now, every orphaned run this process can drive. Returns their ids."""
         return self._engine.call(self._engine.recover_now())
+
+    # -- usage and cost ---------------------------------------------------------------------------
+
+    def costs(
+        self, execution_ids: Iterable[str], *, prices: Prices | None = None
+    ) -> dict[str, float | None]:
+        """Each run's estimated cost in US dollars, from its model calls' tokens and
+        ``prices`` (:attr:`prices` by default): 0.0 without a model call, None if a call ran
+        on a model without a price (unknown runs count as having made no call)."""
+        ids = list(execution_ids)
+        require_texts(**{f"execution_ids[{i}]": value for i, value in enumerate(ids)})
+        table = self.prices if prices is None else prices
+        return run_costs(usage.run_usage(self.store, ids), ids, table)
+
+    def cost(self, execution_id: str) -> float | None:
+        """One run's estimated cost in US dollars (see :meth:`costs`)."""
+        self.handle(execution_id)
+        return self.costs([execution_id])[execution_id]
+
+    def stats(
+        self,
+        *,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+    ) -> UsageStats:
+        """What the runs created in ``[since, until)`` spent: runs by status, and model calls,
+        tokens and estimated cost in total and by agent, model and UTC day. ``since`` and
+        ``until`` are Unix times or aware datetimes; None leaves that end open."""
+        start, end = _instant(since, "since"), _instant(until, "until")
+        if start is not None and end is not None and end <= start:
+            raise InvalidInput(f"until ({until}) must be after since ({since})")
+        rows = usage.window_usage(self.store, start, end)
+        statuses = usage.window_statuses(self.store, start, end)
+        return build_stats(rows, statuses, self.prices, start, end)
+
+    def _models_of(self, row: Any) -> dict[str, str | None]:
+        """The model each agent of a stored run runs on; empty if this process cannot tell."""
+        from ._budget import model_names
+
+        try:
+            root = self.registry.resolve(row.agent_ref)
+            return model_names(root, run_selector(row.model_override, self.selector))
+        except FrontdeskError:
+            return {}
+
+
+def _instant(value: float | datetime | None, name: str) -> float | None:
+    """A Unix time from a number or an aware datetime; :class:`InvalidInput` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidInput(f"{name} must be an aware datetime (with a time zone)")
+        return value.timestamp()
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise InvalidInput(f"{name} must be a Unix time or a datetime, got {value!r}")
+    return float(value)
 
 
 def _count(value: int, name: str) -> int:
@@ -448,26 +676,51 @@ def default_runtime() -> AgentRuntime:
         return _default
 
 
-def run(agent: Agent[Any], message: str | Sequence[Any], *, context: Any = None) -> RunResult:
+def run(
+    agent: Agent[Any],
+    message: str | Sequence[Any],
+    *,
+    context: Any = None,
+    budget: Budget | None = None,
+) -> RunResult:
     """:meth:`AgentRuntime.run` on the default runtime."""
-    return default_runtime().run(agent, message, context=context)
+    return default_runtime().run(agent, message, context=context, budget=budget)
 
 
 async def run_async(
-    agent: Agent[Any], message: str | Sequence[Any], *, context: Any = None
+    agent: Agent[Any],
+    message: str | Sequence[Any],
+    *,
+    context: Any = None,
+    budget: Budget | None = None,
 ) -> RunResult:
     """:meth:`AgentRuntime.run_async` on the default runtime."""
-    return await default_runtime().run_async(agent, message, context=context)
+    return await default_runtime().run_async(agent, message, context=context, budget=budget)
 
 
-def start(agent: Agent[Any], message: str | Sequence[Any], *, context: Any = None) -> RunHandle:
+def start(
+    agent: Agent[Any],
+    message: str | Sequence[Any],
+    *,
+    context: Any = None,
+    budget: Budget | None = None,
+) -> RunHandle:
     """:meth:`AgentRuntime.start` on the default runtime."""
-    return default_runtime().start(agent, message, context=context)
+    return default_runtime().start(agent, message, context=context, budget=budget)
 
 
-def stream(agent: Agent[Any], message: str | Sequence[Any], *, context: Any = None) -> EventStream:
+def stream(
+    agent: Agent[Any],
+    message: str | Sequence[Any],
+    *,
+    context: Any = None,
+    stream_tokens: bool = True,
+    budget: Budget | None = None,
+) -> EventStream:
     """:meth:`AgentRuntime.stream` on the default runtime."""
-    return default_runtime().stream(agent, message, context=context)
+    return default_runtime().stream(
+        agent, message, context=context, stream_tokens=stream_tokens, budget=budget
+    )
 
 
 __all__ = [

@@ -3,7 +3,8 @@
 Each process that drives runs holds a lease on each of them and renews it; a run whose lease
 expired, or whose owner on this machine has died, is taken over by the next engine that can
 find its agent. Approvals, cancellation and retries from other processes arrive through the
-store.
+store. An engine that recovers runs also acts on approval requests past their deadline,
+however long every process was down: it rejects or escalates them as their tools say.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 from agents import Agent, RunConfig, Runner
 
+from ..._budget import BudgetMeter, BudgetPlan, BudgetStop, find_cause, model_names
 from ..._home import active_home
 from ...errors import (
     AgentNotFound,
@@ -34,8 +36,10 @@ from ...errors import (
 )
 from ...events import encode_payload
 from ...models._select import ModelSelector, RetryPolicy, exports_traces
+from ...otel._setup import RunTracing
 from ...store import (
     TERMINAL_STATUSES,
+    ApprovalRecord,
     GroupCommitter,
     LeaseLost,
     Op,
@@ -45,18 +49,29 @@ from ...store import (
     fence,
     run_insert,
 )
+from ...store import _decisions as decisions
 from .._agents import AgentRegistry
 from .._context import dump_context, load_context
 from .._conversation import is_turn_input, release_ops, resolve_turn_input
 from .._models import run_selector, unavailable_note
 from ._leases import Leases
-from ._outcomes import Outcome, cancelled_ops, completed_ops, failed_ops, paused_ops
+from ._outcomes import (
+    Outcome,
+    budget_exceeded_ops,
+    cancelled_ops,
+    completed_ops,
+    failed_ops,
+    paused_ops,
+)
 from ._run import DurableRun, RunCancelled, _current
 from ._spec import RunSpec, new_execution_id
+from ._streaming import TokenFeed, TokenPublisher
 from ._waiting import _await_in_own_loop
 from ._wrap import EventHooks, GraphCache
 
 log = logging.getLogger("frontdesk.engine")
+RETRYABLE = frozenset({"failed", "budget_exceeded"})
+"""Statuses :meth:`LocalEngine.retry` makes runnable again."""
 T = TypeVar("T")
 
 
@@ -76,6 +91,8 @@ class LocalEngine:
         recover: bool = True,
         max_turns: int = 10,
         compact_every: int = 50,
+        stream_tokens: bool = False,
+        tracing: RunTracing | None = None,
     ) -> None:
         self.home = home
         self.store = store
@@ -87,6 +104,12 @@ class LocalEngine:
         self.recover = recover
         self.max_turns = max_turns
         self.compact_every = compact_every
+        self.stream_tokens = stream_tokens
+        self.tracing = (tracing if tracing is not None else RunTracing()).attach(store)
+        """Where the OpenTelemetry spans of the runs driven here go (see :mod:`frontdesk.otel`)."""
+        """Whether every run driven here streams its model calls (else only those given a feed)."""
+        self.feeds: dict[str, TokenFeed] = {}
+        """The token feeds of the runs driven here that stream their model calls."""
         self.leases = Leases(store, lease_ttl)
         self.owner = self.leases.owner
         self.changed = threading.Condition()
@@ -268,6 +291,7 @@ class LocalEngine:
             turn=spec.turn,
             model_override=self.selector.persistable,
             lease_epoch=1,
+            budget_json=spec.budget_json,
         )
         insert = run_insert(row)
         if acknowledge or spec.execution_id is not None:
@@ -281,11 +305,15 @@ class LocalEngine:
                 except sqlite3.IntegrityError:
                     return execution_id, False
                 self.notify()
+                if spec.feed is not None:
+                    self.feeds[execution_id] = spec.feed
                 self._spawn(execution_id, spec.agent, spec.context, row=row)
             finally:
                 # Only now: the task is registered, so there is no gap for resume() to fall in.
                 self._starting.discard(execution_id)
         else:
+            if spec.feed is not None:
+                self.feeds[execution_id] = spec.feed
             self._spawn(execution_id, spec.agent, spec.context, row=row, insert=insert)
         return execution_id, True
 
@@ -365,7 +393,8 @@ class LocalEngine:
         """Drive the run until it settles and return its row as the driver left it; a driver
         that lost its lease or its store stops."""
         try:
-            return await self._drive_run(execution_id, agent, context, row, insert, epoch)
+            settled = await self._drive_run(execution_id, agent, context, row, insert, epoch)
+            return self.tracing.settled(settled)
         except LeaseLost as exc:
             # Another driver holds the run now, or it ended: nothing of ours was written.
             log.info("run %s: %s", execution_id, exc)
@@ -375,6 +404,9 @@ class LocalEngine:
             log.warning("run %s: its driver stops, the store failed: %s", execution_id, exc)
             self._give_up(execution_id, epoch)
             raise
+        finally:
+            self.feeds.pop(execution_id, None)  # its live streams keep what they hold
+            self.tracing.discard(execution_id)
 
     async def _drive_run(
         self,
@@ -411,9 +443,18 @@ class LocalEngine:
             root = agent if agent is not None else self.registry.resolve(row.agent_ref)
             graphs = self._graph_cache(row.model_override)
             graph = graphs.get(root)
+            run.models = model_names(root, run_selector(row.model_override, self.selector))
+            if row.budget_json is not None:
+                run.meter = BudgetMeter(BudgetPlan.from_json(row.budget_json))
         except Exception as exc:
             return await self._fail(row, run, exc, epoch)
         self._runs[execution_id] = run
+        run.observer = self.tracing.observe(row, run, graph, fresh)
+        feed = self.feeds.get(execution_id)
+        if feed is None and self.stream_tokens:
+            feed = self.feeds[execution_id] = TokenFeed()
+        if feed is not None:
+            run.tokens = TokenPublisher(feed, self.store, execution_id, self.notify)
         committer.drivers += 1
         stored_input = json.loads(row.input)
         outcome: Outcome | None = None
@@ -456,8 +497,13 @@ class LocalEngine:
             if run.halted is not None:
                 # Our own write was refused or failed (the SDK may have wrapped the error).
                 raise run.halted from exc
+            stop = find_cause(exc, BudgetStop)
             if run.cancelled and _caused_by(exc, RunCancelled):
                 outcome = cancelled_ops(run, row.conversation_id)
+                await run.commit(outcome.ops)
+            elif stop is not None:
+                # Stopped before a model call its budget forbids: the journal stays as it is.
+                outcome = budget_exceeded_ops(run, stop, row.attempt, row.conversation_id)
                 await run.commit(outcome.ops)
             else:
                 return await self._fail(row, run, exc, epoch)
@@ -561,16 +607,18 @@ class LocalEngine:
             for sql, params in release_ops(row.conversation_id or "", execution_id):
                 tx.execute(sql, params)
         self.notify()
-        return self.store.require_run(execution_id)
+        return self.tracing.settled(self.store.require_run(execution_id))
 
-    def retry(self, execution_id: str) -> RunRow:
-        """Make a failed run runnable again; completed steps are kept and replayed."""
+    def retry(self, execution_id: str, budget_json: str | None = None) -> RunRow:
+        """Make a failed (or ``budget_exceeded``) run runnable again; completed steps are kept
+        and replayed. ``budget_json`` replaces the run's budget, in the same write."""
         row = self.store.get_run(execution_id)
         if row is None:
             raise RunNotFound(execution_id)
-        if row.status != "failed":
+        if row.status not in RETRYABLE:
             raise InvalidRunState(
-                f"run {execution_id} is {row.status}; only failed runs can be retried"
+                f"run {execution_id} is {row.status}; only failed or budget_exceeded runs can "
+                "be retried"
             )
         now = time.time()
         self.store.write(
@@ -578,8 +626,9 @@ class LocalEngine:
                 (
                     "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL, "
                     "attempt = attempt + 1, lease_owner = NULL, lease_expires = NULL, "
-                    "updated_at = ? WHERE execution_id = ? AND status = 'failed'",
-                    (now, execution_id),
+                    "budget_json = COALESCE(?, budget_json), updated_at = ? "
+                    "WHERE execution_id = ? AND status IN ('failed', 'budget_exceeded')",
+                    (budget_json, now, execution_id),
                 )
             ]
         )
@@ -632,8 +681,23 @@ class LocalEngine:
                 log.warning("recovery scan failed: %s", exc)
             await asyncio.sleep(self.poll_interval)
 
+    def expire_approvals(self) -> list[ApprovalRecord]:
+        """Reject or escalate every approval request past its deadline; returns those this
+        call decided. Whichever process gets to a request first decides it, once."""
+        now = time.time()
+        decided = []
+        for request in decisions.due_approvals(self.store, now):
+            outcome = decisions.expire(self.store, request.approval_id, now)
+            if outcome is not None:
+                decided.append(outcome[0])
+        if decided:
+            self.notify()
+        return decided
+
     async def recover_now(self) -> list[str]:
-        """Take over every runnable run this process can drive. Returns their ids."""
+        """Act on approvals past their deadline (a rejected call makes its run runnable),
+        then take over every runnable run this process can drive. Returns their ids."""
+        self.expire_approvals()
         taken = []
         for row in self.leases.orphaned():
             if row.execution_id in self._tasks or self._closing:

@@ -22,7 +22,7 @@ import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import TypeAdapter
 
@@ -41,6 +41,25 @@ from ...store import (
 )
 from ...store._values import output_text
 from .._context import dump_context, restore_into
+
+if TYPE_CHECKING:
+    from ..._budget import BudgetMeter
+    from ._streaming import TokenPublisher
+
+
+class StepObserver(Protocol):
+    """Told of the steps a run records live (never of those it replays), and of which of
+    them are durable: how :mod:`frontdesk.otel` traces runs."""
+
+    def recorded(self, row: JournalRow, previous: JournalRow | None, op: Op) -> None:
+        """``op`` will write the journal row ``row`` (replacing ``previous``, if any)."""
+
+    def event(self, key: str, type_: str, agent: str | None, at: float, op: Op) -> None:
+        """``op`` will write a new event."""
+
+    def committed(self, ops: list[Op]) -> None:
+        """``ops`` are committed."""
+
 
 _current: contextvars.ContextVar[DurableRun | None] = contextvars.ContextVar(
     "frontdesk_durable_run", default=None
@@ -133,7 +152,15 @@ class DurableRun:
         self.agent_starts = 0
         self.call_steps: dict[str, int] = {}
         self.usage = Usage()
+        self.models: dict[str, str | None] = {}
+        """The model name each agent runs on, recorded with its model calls."""
+        self.meter: BudgetMeter | None = None
+        """Counts the run's calls against its budget, if it has one."""
         self.cancelled = False
+        self.tokens: TokenPublisher | None = None
+        """Set when this run's model calls stream their text (see :mod:`._streaming`)."""
+        self.observer: StepObserver | None = None
+        """Traces the run, when it is traced (see :mod:`frontdesk.otel`)."""
         self._buffer: list[Op] = []
         self._flush_handle: asyncio.TimerHandle | None = None
 
@@ -156,15 +183,13 @@ class DurableRun:
         if key in self.event_keys:
             return None
         self.event_keys.add(key)
-        return event_insert(
-            self.execution_id,
-            key,
-            type_,
-            agent,
-            encode_payload(**payload),
-            at=time.time() if at is None else at,
-            ref=ref,
+        at = time.time() if at is None else at
+        op = event_insert(
+            self.execution_id, key, type_, agent, encode_payload(**payload), at=at, ref=ref
         )
+        if self.observer is not None:
+            self.observer.event(key, type_, agent, at, op)
+        return op
 
     async def commit(self, ops: list[Op | None]) -> None:
         """Make ``ops`` durable before the run goes on (with any buffered events).
@@ -186,6 +211,8 @@ class DurableRun:
             except (LeaseLost, StoreError) as exc:
                 self._failure = self._failure or exc
                 raise
+            if self.observer is not None:
+                self.observer.committed(real)
             self._notify()
 
     @property
@@ -217,16 +244,18 @@ class DurableRun:
         if ops:
             head, self._insert = self._insert or self._fence, None
             task = asyncio.ensure_future(self._committer.commit([head, *ops]))
-            task.add_done_callback(self._flushed)
+            task.add_done_callback(lambda done: self._flushed(done, ops))
             if head is not self._fence:
                 # The run's row rides on this flush: later commits wait to know it landed.
                 self._inserting = task
 
-    def _flushed(self, task: asyncio.Future[None]) -> None:
+    def _flushed(self, task: asyncio.Future[None], ops: list[Op]) -> None:
         error = None if task.cancelled() else task.exception()
         if isinstance(error, LeaseLost | StoreError) and self._failure is None:
             # The buffered steps are lost: the driver must not go on as if they were stored.
             self._failure = error
+        elif not task.cancelled() and error is None and self.observer is not None:
+            self.observer.committed(ops)
         self._notify()
 
     def check_cancelled(self) -> None:
@@ -282,12 +311,16 @@ class DurableRun:
         )
         self.journal[key] = row
         # Insert-once: a step that is done in the store is never replaced (see JOURNAL_WRITE).
-        return (JOURNAL_WRITE, (self.execution_id, *_row_values(row)))
+        op: Op = (JOURNAL_WRITE, (self.execution_id, *_row_values(row)))
+        if self.observer is not None:
+            self.observer.recorded(row, existing, op)
+        return op
 
     # -- model calls ----------------------------------------------------------------------
 
-    def note_response(self, k: int, response: Any) -> None:
-        """Remember which model call asked for which tool call, and count its usage."""
+    def note_response(self, k: int, response: Any, model: str | None = None) -> None:
+        """Remember which model call asked for which tool call, and count its usage (on
+        ``model``, against the run's budget)."""
         for item in response.output:
             call_id = getattr(item, "call_id", None)
             if call_id:
@@ -296,6 +329,8 @@ class DurableRun:
         self.usage = self.usage + Usage(
             usage.requests, usage.input_tokens, usage.output_tokens, usage.total_tokens
         )
+        if self.meter is not None:
+            self.meter.add(model, usage.input_tokens, usage.output_tokens)
 
     def call_key(self, call_id: str) -> str:
         """``"<model call>:<call id>"``: unique even if a model reuses call ids across turns."""
@@ -327,15 +362,19 @@ async def durable_model_call(
     k = run.model_calls
     key = f"model:{k}"
     row = run.journal.get(key)
+    model = run.models.get(agent_name)
     if row is not None and row.state == "done" and row.data_json is not None:
         response = decode_response(row.data_json)
-        run.note_response(k, response)
+        run.note_response(k, response, row.name or model)
         return response
     run.check_cancelled()
+    if run.meter is not None:
+        # Only before a live call: what the journal answers was spent already.
+        run.meter.check(k - 1, run.usage.total_tokens)
     started = time.time()
     response = await call()
     finished = time.time()
-    run.note_response(k, response)
+    run.note_response(k, response, model)
     usage = Usage(
         response.usage.requests,
         response.usage.input_tokens,
@@ -348,6 +387,7 @@ async def durable_model_call(
             kind="model",
             state="done",
             agent=agent_name,
+            name=model,
             data_json=encode_response(response),
             started_at=started,
             finished_at=finished,
