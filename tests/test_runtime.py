@@ -93,6 +93,8 @@ def test_public_api_is_pinned() -> None:
         "RunResult", "SchemaTooNew", "StaleConversation", "StoreCorrupt", "StoreError",
         "StoreLocked", "ToolCall", "TurnTimedOut", "Usage", "__version__", "current_tool_call",
         "default_runtime", "run", "run_async", "start", "stream", "tool",
+        "Budget", "BudgetExceeded", "Price", "Prices", "UsageStats", "UsageTotals",
+        "InvalidFork", "Lineage", "RunDiff",
     }  # fmt: skip
     for name in frontdesk.__all__:
         assert hasattr(frontdesk, name), name

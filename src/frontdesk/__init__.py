@@ -5,13 +5,19 @@ approval on sensitive tools, a persisted trace of every handoff and tool call, r
 and event streaming.
 """
 
+from ._budget import Budget
+from ._prices import Price, Prices
+from ._stats import UsageStats, UsageTotals
 from .conversations import Conversation
+from .debugging import Lineage, RunDiff
 from .errors import (
     AgentNotFound,
     ApprovalAlreadyDecided,
     ApprovalNotFound,
+    BudgetExceeded,
     EmptyMessage,
     FrontdeskError,
+    InvalidFork,
     InvalidInput,
     InvalidRunState,
     MalformedModelResponse,
@@ -50,17 +56,24 @@ __all__ = [
     "ApprovalAlreadyDecided",
     "ApprovalNotFound",
     "ApprovalRecord",
+    "Budget",
+    "BudgetExceeded",
     "Conversation",
     "EmptyMessage",
     "Event",
     "EventStream",
     "EventType",
     "FrontdeskError",
+    "InvalidFork",
     "InvalidInput",
     "InvalidRunState",
+    "Lineage",
     "MalformedModelResponse",
     "MessageTooLong",
     "ModelNotConfigured",
+    "Price",
+    "Prices",
+    "RunDiff",
     "RunFailed",
     "RunHandle",
     "RunNotFound",
@@ -74,6 +87,8 @@ __all__ = [
     "ToolCall",
     "TurnTimedOut",
     "Usage",
+    "UsageStats",
+    "UsageTotals",
     "__version__",
     "current_tool_call",
     "default_runtime",

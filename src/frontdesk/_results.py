@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ._budget import Budget, BudgetPlan
 from .engine._context import load_context
 from .engine._conversation import is_turn_input
+from .engine.local._streaming import TokenFeed
 from .engine.local._waiting import wait_for
 from .events import Event, Usage
 from .store import (
@@ -34,7 +36,8 @@ class RunResult:
 
     execution_id: str
     status: str
-    """``running``, ``waiting_approval``, ``completed``, ``failed`` or ``cancelled``."""
+    """``running``, ``waiting_approval``, ``completed``, ``failed``, ``cancelled`` or
+    ``budget_exceeded``."""
     output: Any
     last_agent: str | None
     usage: Usage
@@ -49,6 +52,8 @@ class RunResult:
     conversation_id: str | None = None
     agent_ref: str | None = None
     """Where any process finds the starting agent again (``module:attribute`` or a name)."""
+    budget: Budget | None = None
+    """The budget the run is held to (its conversation's, over all its turns, for a turn)."""
     _store: Store | None = field(default=None, repr=False, compare=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -123,6 +128,7 @@ def build_result(store: Store, row: RunRow) -> RunResult:
         context=context,
         conversation_id=row.conversation_id,
         agent_ref=row.agent_ref,
+        budget=BudgetPlan.from_json(row.budget_json).budget if row.budget_json else None,
         _store=store,
     )
 
@@ -132,18 +138,29 @@ class EventStream(Iterator[Event]):
 
     Iteration ends when the run has finished or is waiting for an approval and every event
     has been delivered. ``get_result()`` waits for the run to end and returns its result.
+
+    While this process drives a run that streams its model calls (``runtime.stream(...)`` or
+    ``AgentRuntime(stream_tokens=True)``), ``text_delta`` events come too, each in its place:
+    after the events that preceded its model call, before that call's ``message``. They are
+    live only (see :class:`~frontdesk.events.Event`); reading the run again from a sequence
+    number gives the persisted events alone.
     """
 
-    def __init__(self, handle: RunHandle, after: int = 0, poll: float = 0.2) -> None:
+    def __init__(
+        self, handle: RunHandle, after: int = 0, poll: float = 0.2, feed: TokenFeed | None = None
+    ) -> None:
         self._handle = handle
         self._last = after
         self._poll = poll
         self._buffer: list[Event] = []
         self._ended = False
+        self._feed = feed
+        self._read = 0
+        """How many entries of the feed were taken (delivered or skipped)."""
 
     @property
     def last_seq(self) -> int:
-        """Sequence number of the last event delivered."""
+        """Sequence number of the last persisted event delivered."""
         return self._last
 
     def __iter__(self) -> EventStream:
@@ -151,28 +168,63 @@ class EventStream(Iterator[Event]):
 
     def __next__(self) -> Event:
         runtime = self._handle._runtime
-        store = runtime.store
         while not self._buffer:
             if self._ended:
                 raise StopIteration
-
-            def check() -> bool | None:
-                events = store.events(self._handle.execution_id, after=self._last)
-                if events:
-                    self._buffer.extend(events)
-                    return True
-                row = store.require_run(self._handle.execution_id)
-                if row.status in SETTLED_STATUSES:
-                    # Re-read once: the final events commit with the status change.
-                    self._buffer.extend(store.events(self._handle.execution_id, after=self._last))
-                    self._ended = True
-                    return True
-                return None
-
-            wait_for(runtime._engine, check, None, self._poll)
+            wait_for(runtime._engine, self._check, None, self._poll)
         event = self._buffer.pop(0)
-        self._last = event.seq
+        if event.seq:
+            self._last = event.seq
         return event
+
+    def _live(self) -> TokenFeed | None:
+        if self._feed is None:
+            self._feed = self._handle._runtime._engine.feeds.get(self._handle.execution_id)
+        return self._feed
+
+    def _check(self) -> bool | None:
+        store = self._handle._runtime.store
+        execution_id = self._handle.execution_id
+        # A delta published after the last event delivered comes before any event stored
+        # later (its model call's events are stored after its text): no need to read them.
+        if self._take_live(self._last):
+            return True
+        events = store.events(execution_id, after=self._last)
+        if not events:
+            row = store.require_run(execution_id)
+            if row.status not in SETTLED_STATUSES:
+                return None
+            # Re-read once: the final events commit with the status change.
+            events = store.events(execution_id, after=self._last)
+            self._ended = True
+        # The feed is read after the store: any delta it holds that precedes one of these
+        # events was published before that event was stored, so it is there to merge.
+        last = self._last
+        for event in events:
+            self._take_live(event.seq - 1, skip_before=last)
+            self._buffer.append(event)
+            last = event.seq
+        self._take_live(last, skip_before=self._last)
+        return True if self._buffer or self._ended else None
+
+    def _take_live(self, upto: int, skip_before: int | None = None) -> bool:
+        """Buffer the feed's deltas that come after event ``upto`` at the latest, skipping
+        those placed before event ``skip_before`` (already delivered). Returns whether any."""
+        feed = self._live()
+        if feed is None:
+            return False
+        floor = self._last if skip_before is None else skip_before
+        taken = 0
+        found = False
+        for after_seq, event in feed.read(self._read):
+            if after_seq > upto:
+                break
+            taken += 1
+            if after_seq >= floor:
+                self._buffer.append(event)
+                found = True
+        self._read += taken
+        return found
 
     def get_result(self, timeout: float | None = None) -> RunResult:
         """Wait until the run completes, fails or is cancelled, and return its result."""

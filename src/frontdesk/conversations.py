@@ -12,17 +12,27 @@ completed exactly once when the conversation is next opened. Each turn is a run 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from agents import Agent
 
+from ._budget import Budget, turn_plan_json
 from ._text import require_text
 from .engine._context import dump_context, load_context
 from .engine._conversation import claim_turn, load_items, turn_input
 from .engine.local._spec import RunSpec, new_execution_id
 from .engine.local._waiting import wait_for
-from .errors import EmptyMessage, InvalidInput, MessageTooLong, RunFailed, TurnTimedOut
+from .errors import (
+    BudgetExceeded,
+    EmptyMessage,
+    InvalidInput,
+    MessageTooLong,
+    RunFailed,
+    TurnTimedOut,
+)
+from .store import Op
 
 if TYPE_CHECKING:
     from .runtime import AgentRuntime, RunResult
@@ -54,7 +64,7 @@ class Conversation:
     def _row(self) -> tuple[Any, ...]:
         rows = self._runtime.store.query(
             "SELECT agent_ref, current_agent, context_type, context_json, turns, history_len, "
-            "pending_run, generation FROM conversations WHERE conversation_id = ?",
+            "pending_run, generation, budget_json FROM conversations WHERE conversation_id = ?",
             (self.conversation_id,),
         )
         return rows[0]
@@ -89,6 +99,12 @@ class Conversation:
     def pending_run(self) -> str | None:
         """Execution id of a turn in progress, if any."""
         return self._row()[6]
+
+    @property
+    def budget(self) -> Budget | None:
+        """The budget counted over all the turns: the conversation's own, else the runtime's."""
+        stored = self._row()[8]
+        return Budget.from_dict(json.loads(stored)) if stored else self._runtime.budget
 
     @property
     def compactions(self) -> int:
@@ -146,6 +162,14 @@ class Conversation:
                 conversation_id=self.conversation_id,
                 turn=turn,
                 execution_id=execution_id,
+                budget_json=turn_plan_json(
+                    runtime.store,
+                    self.conversation_id,
+                    self.budget,
+                    agent,
+                    runtime.selector,
+                    runtime.prices,
+                ),
             )
         except BaseException:
             from .engine._conversation import release_ops
@@ -161,6 +185,8 @@ class Conversation:
             raise TurnTimedOut(execution_id, self.turn_timeout or 0) from None
         if result.status == "failed":
             raise RunFailed(execution_id, result.error)
+        if result.status == "budget_exceeded":
+            raise BudgetExceeded(execution_id, result.error)
         return self.history()[history_len:]
 
     def resume_pending(self, timeout: float | None = 60.0) -> None:
@@ -193,10 +219,12 @@ def open_conversation(
     if len(conversation_id) > 200:
         raise InvalidInput("conversation_id is longer than 200 characters")
     require_text(conversation_id, "conversation_id")
+    budget: Budget | None = options.pop("budget", None)
     store = runtime.store
     exists = store.query(
         "SELECT 1 FROM conversations WHERE conversation_id = ?", (conversation_id,)
     )
+    ops: list[Op] = []
     if not exists:
         if agent is None:
             raise InvalidInput(
@@ -205,16 +233,23 @@ def open_conversation(
         agent_ref = runtime.registry.reference(agent)
         context_type, context_json = dump_context(context)
         now = time.time()
-        store.write(
-            [
-                (
-                    "INSERT OR IGNORE INTO conversations (conversation_id, agent_ref, current_agent,"
-                    " context_type, context_json, items_json, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, '[]', ?, ?)",
-                    (conversation_id, agent_ref, agent.name, context_type, context_json, now, now),
-                )
-            ]
+        ops.append(
+            (
+                "INSERT OR IGNORE INTO conversations (conversation_id, agent_ref, current_agent,"
+                " context_type, context_json, items_json, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, '[]', ?, ?)",
+                (conversation_id, agent_ref, agent.name, context_type, context_json, now, now),
+            )
         )
+    if budget is not None:
+        ops.append(
+            (
+                "UPDATE conversations SET budget_json = ? WHERE conversation_id = ?",
+                (json.dumps(budget.to_dict()), conversation_id),
+            )
+        )
+    if ops:
+        store.write(ops)
     conversation = Conversation(runtime, conversation_id, **options)
     conversation.resume_pending()
     return conversation

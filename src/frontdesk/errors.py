@@ -60,6 +60,10 @@ class AgentNotFound(InvalidInput, LookupError):
     """No agent is registered or importable under this reference."""
 
 
+class InvalidFork(InvalidInput):
+    """A fork names a step or replacement agents that do not fit the run; nothing was created."""
+
+
 class ModelNotConfigured(FrontdeskError):
     """A model would have to come from OpenAI, but no key and no override are set."""
 
@@ -75,6 +79,16 @@ class RunFailed(FrontdeskError):
         super().__init__(f"run {execution_id} failed: {error}")
         self.execution_id = execution_id
         self.error = error
+
+
+class BudgetExceeded(RunFailed):
+    """A conversation turn stopped at its budget before a model call (its run is
+    ``budget_exceeded``); nothing of the turn was added to the conversation. Reopen the
+    conversation with a raised budget to go on."""
+
+    def __init__(self, execution_id: str, error: str | None) -> None:
+        super().__init__(execution_id, error)
+        self.args = (f"run {execution_id} stopped: {error}",)
 
 
 class TurnTimedOut(FrontdeskError, TimeoutError):
@@ -125,8 +139,10 @@ __all__ = [
     "AgentNotFound",
     "ApprovalAlreadyDecided",
     "ApprovalNotFound",
+    "BudgetExceeded",
     "EmptyMessage",
     "FrontdeskError",
+    "InvalidFork",
     "InvalidInput",
     "InvalidRunState",
     "MalformedModelResponse",

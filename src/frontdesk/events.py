@@ -13,11 +13,14 @@ EventType = Literal[
     "tool_call",
     "tool_result",
     "message",
+    "text_delta",
     "approval_required",
     "approval_decided",
+    "approval_escalated",
     "guardrail",
     "done",
     "error",
+    "budget_exceeded",
 ]
 
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
@@ -69,7 +72,15 @@ class Event:
     ``args`` and ``call_id`` for tool calls; ``result`` for tool results; ``output`` for
     messages and ``done``; ``usage`` for messages (that model call) and ``done`` (the run).
     ``data`` holds everything else (approval ids, durations, errors; for ``guardrail``: its
-    ``kind``, ``guardrail`` name, ``tripwire_triggered`` and ``output_info``).
+    ``kind``, ``guardrail`` name, ``tripwire_triggered`` and ``output_info``; for
+    ``budget_exceeded``: the ``limit`` reached, its ``limit_value``, the amount ``used`` and
+    the ``model_call`` that was not made, with the run's ``usage``).
+
+    A ``text_delta`` is a piece of a model's text as it streams, delivered live to the event
+    streams of the process that drives the run and never persisted (the ``message`` after it
+    holds the whole text), so its ``seq`` is 0. Its ``data`` holds ``text``, ``model_call``
+    (the call's number in the run, as on its ``message``) and ``attempt``; ``reset: True``
+    (with empty text) says that attempt failed and its text is void: the retry streams anew.
     """
 
     execution_id: str

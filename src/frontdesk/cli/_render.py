@@ -18,6 +18,8 @@ from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
+from .._budget import format_amount
+from .._prices import Prices, add_costs
 from ..events import Event
 from ..runtime import RunResult
 from ..store import ApprovalRecord, JournalRow
@@ -28,6 +30,7 @@ STATUS_STYLE = {
     "cancelled": "dim",
     "waiting_approval": "yellow",
     "running": "cyan",
+    "budget_exceeded": "magenta",
 }
 
 MIN_TEXT_WIDTH = 8
@@ -178,12 +181,24 @@ RUN_COLUMNS = (
     Col("started", "key", drop=3),
     Col("duration", "key", drop=5, justify="right"),
     Col("tokens", "key", drop=2, justify="right"),
+    Col("est. cost", "key", drop=2, justify="right"),
     Col("input", drop=1),
 )
 
 
-def runs_table(runs: list[RunResult], width: int) -> Table:
-    """The run history as a table that fits in ``width`` columns."""
+def money(value: float | None) -> str:
+    """An estimated cost in US dollars, or ``n/a`` when a model had no price."""
+    if value is None:
+        return "n/a"
+    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def runs_table(
+    runs: list[RunResult], width: int, costs: dict[str, float | None] | None = None
+) -> Table:
+    """The run history as a table that fits in ``width`` columns, with each run's estimated
+    cost from ``costs`` (by execution id)."""
+    costs = costs or {}
     rows = [
         (
             r.execution_id,
@@ -193,6 +208,7 @@ def runs_table(runs: list[RunResult], width: int) -> Table:
             when(r.started_at),
             f"{r.duration:.2f}s" if r.duration is not None else "-",
             str(r.usage.total_tokens),
+            money(costs.get(r.execution_id)),
             short(r.input, 200),
         )
         for r in runs
@@ -200,8 +216,8 @@ def runs_table(runs: list[RunResult], width: int) -> Table:
     return fit_table("runs", RUN_COLUMNS, rows, width)
 
 
-def run_dict(r: RunResult) -> dict[str, Any]:
-    """A run summary for ``--json`` output."""
+def run_dict(r: RunResult, cost: float | None = None) -> dict[str, Any]:
+    """A run summary for ``--json`` output (``cost_usd``: its estimated cost)."""
     return {
         "execution_id": r.execution_id,
         "status": r.status,
@@ -211,6 +227,8 @@ def run_dict(r: RunResult) -> dict[str, Any]:
         "finished_at": iso(r.finished_at),
         "duration": r.duration,
         "usage": r.usage.to_dict(),
+        "cost_usd": cost,
+        "budget": r.budget.to_dict() if r.budget is not None else None,
         "input": r.input,
         "error": r.error,
         "note": r.note,
@@ -236,11 +254,17 @@ APPROVAL_COLUMNS = (
 def approvals_table(records: list[ApprovalRecord], width: int) -> Table:
     """Approval requests as a table that fits in ``width`` columns."""
     rows = [
-        (a.approval_id, a.execution_id, a.agent or "", a.tool_name, short(a.args, 200),
+        (a.approval_id, a.execution_id, a.agent or "", a.tool_name, _shown_args(a),
          status_text(a.status), when_ts(a.requested_at), a.decided_by or "")
         for a in records
     ]  # fmt: skip
     return fit_table("approvals", APPROVAL_COLUMNS, rows, width)
+
+
+def _shown_args(a: ApprovalRecord) -> str:
+    if a.edited_args is not None:
+        return f"edited: {short(a.edited_args, 190)}"
+    return short(a.args, 200)
 
 
 def approval_dict(a: ApprovalRecord) -> dict[str, Any]:
@@ -258,6 +282,10 @@ def approval_dict(a: ApprovalRecord) -> dict[str, Any]:
         "decided_by": a.decided_by,
         "note": a.note,
         "reason": a.reason,
+        "edited_args": a.edited_args,
+        "deadline": iso(a.deadline),
+        "on_timeout": a.on_timeout,
+        "escalated_at": iso(a.escalated_at),
     }
 
 
@@ -292,7 +320,20 @@ def describe_event(event: Event) -> str:
             if d.get("reason")
             else (f": {d.get('note')}" if d.get("note") else "")
         )
-        return f"✔ {event.tool_name} {d.get('decision')} by {d.get('by') or 'someone'}{why}"
+        edited = (
+            f" with edited arguments {short(d['edited_args'], 80)}" if d.get("edited_args") else ""
+        )
+        decided = f"{d.get('decision')} by {d.get('by') or 'someone'}"
+        return f"✔ {event.tool_name} {decided}{edited}{why}"
+    if event.type == "approval_escalated":
+        return f"⚠ [{event.data.get('approval_id')}] {event.tool_name}: {event.data.get('note')}"
+    if event.type == "budget_exceeded":
+        limit = str(event.data.get("limit"))
+        return (
+            f"■ budget exceeded: {limit} is {format_amount(limit, event.data.get('limit_value'))}"
+            f", {format_amount(limit, event.data.get('used'))} used; stopped before model call "
+            f"{event.data.get('model_call')}"
+        )
     if event.type == "done":
         return "✓ done"
     if event.type == "error":
@@ -358,17 +399,21 @@ def print_timeline(console: Console, result: RunResult) -> None:
 MODEL_CALL_COLUMNS = (
     Col("call", "key", justify="right"),
     Col("agent"),
+    Col("model", drop=2),
     Col("latency", "key", justify="right"),
     Col("requests", "key", drop=1, justify="right"),
     Col("input", "key", justify="right"),
     Col("output", "key", justify="right"),
     Col("total", "key", justify="right"),
+    Col("est. cost", "key", drop=3, justify="right"),
 )
 
 
-def model_calls_table(result: RunResult, width: int) -> Table:
-    """Tokens and latency of each model call, and the total."""
+def model_calls_table(result: RunResult, width: int, prices: Prices | None = None) -> Table:
+    """Tokens and latency of each model call, and the total; with ``prices``, the model
+    each call ran on and its estimated cost."""
     rows: list[tuple[Cell, ...]] = []
+    costs: list[float | None] = []
     for step in result.steps:
         if step.kind != "model":
             continue
@@ -376,15 +421,21 @@ def model_calls_table(result: RunResult, width: int) -> Table:
         latency = (
             f"{(step.finished_at - step.started_at) * 1000:.0f} ms" if step.finished_at else "-"
         )
+        model = step.name or result.model_label
+        inp, out = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+        costs.append(prices.cost(model, inp, out) if prices is not None else None)
         rows.append((
-            step.key.split(":", 1)[1], step.agent or "", latency, str(usage.get("requests", 0)),
-            str(usage.get("input_tokens", 0)), str(usage.get("output_tokens", 0)),
-            str(usage.get("total_tokens", 0)),
+            step.key.split(":", 1)[1], step.agent or "", model or "unknown", latency,
+            str(usage.get("requests", 0)), str(inp), str(out), str(usage.get("total_tokens", 0)),
+            money(costs[-1]),
         ))  # fmt: skip
     u = result.usage
     total = (
-        "total", "", "", str(u.requests), str(u.input_tokens), str(u.output_tokens),
-        str(u.total_tokens),
+        "total", "", "", "", str(u.requests), str(u.input_tokens), str(u.output_tokens),
+        str(u.total_tokens), money(add_costs(costs)),
     )  # fmt: skip
     rows.append(tuple(Text(cell, style="bold") for cell in total))
-    return fit_table("model calls", MODEL_CALL_COLUMNS, rows, width)
+    columns = MODEL_CALL_COLUMNS if prices is not None else MODEL_CALL_COLUMNS[:-1]
+    if prices is None:
+        rows = [row[:-1] for row in rows]
+    return fit_table("model calls", columns, rows, width)

@@ -43,8 +43,9 @@ class Engine(Protocol):
         """Cancel a run that has not finished."""
         ...
 
-    def retry(self, execution_id: str) -> RunRow:
-        """Make a failed run runnable again, keeping its completed steps."""
+    def retry(self, execution_id: str, budget_json: str | None = None) -> RunRow:
+        """Make a failed or ``budget_exceeded`` run runnable again, keeping its completed
+        steps; ``budget_json`` (if given) replaces its stored budget."""
         ...
 
     async def recover_now(self) -> list[str]:

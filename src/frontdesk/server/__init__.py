@@ -9,10 +9,11 @@
 route but ``/healthz`` and the webhook needs the API token (:func:`load_token`).
 """
 
+from .._prices import DEFAULT_PRICES as PRICES
+from .._prices import Price, Prices, estimate_cost
 from ._app import WEBHOOK_SECRET_ENV, create_app
 from ._auth import TOKEN_ENV, ApiToken, bind_warning, load_token
 from ._console import install_console
-from ._pricing import PRICES, Price, estimate_cost
 
 __all__ = [
     "PRICES",
@@ -20,6 +21,7 @@ __all__ = [
     "WEBHOOK_SECRET_ENV",
     "ApiToken",
     "Price",
+    "Prices",
     "bind_warning",
     "create_app",
     "estimate_cost",

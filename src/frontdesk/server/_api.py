@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import InvalidInput, RunNotFound
 from ._auth import Identity
+from ._debug import diff_dict, lineage_dict
 from ._errors import ERROR_RESPONSES, NotFound
 from ._live import run_events
 from ._state import ConsoleState, api_user, console_state, known_query
@@ -26,7 +27,9 @@ router = APIRouter(
     prefix="/api", responses=ERROR_RESPONSES, dependencies=[Depends(api_user), Depends(known_query)]
 )
 
-RunStatus = Literal["running", "waiting_approval", "completed", "failed", "cancelled"]
+RunStatus = Literal[
+    "running", "waiting_approval", "completed", "failed", "cancelled", "budget_exceeded"
+]
 ApprovalStatus = Literal["pending", "approved", "rejected", "cancelled"]
 Text200 = Annotated[str, Field(max_length=200)]
 
@@ -94,8 +97,39 @@ class GuardrailVerdict(BaseModel):
     at: str | None = Field(description="When it was recorded (ISO 8601 UTC).")
 
 
+class ForkLinkItem(BaseModel):
+    """One end of a fork: the run, and the step the fork runs live from."""
+
+    execution_id: str
+    fork_step: int = Field(description="The first step the fork ran live (1, 2, ...).")
+    status: str
+    created_at: str | None
+    url: str
+
+
+class LineageItem(BaseModel):
+    """The run a fork was forked from, and the runs forked from a run."""
+
+    parent: ForkLinkItem | None = None
+    forks: list[ForkLinkItem] = Field(default_factory=list)
+
+
+class RunDiffItem(BaseModel):
+    """Two runs compared step by step, aligned by structure (``frontdesk runs diff``)."""
+
+    a: dict[str, Any] = Field(description="Run A: status, agent path, tool calls, output, tokens.")
+    b: dict[str, Any] = Field(description="Run B, likewise.")
+    turns: list[dict[str, Any]] = Field(description="Each model call of both runs side by side.")
+    divergence: dict[str, Any] | None = Field(
+        description="The first difference (reason, model call, steps, message); null if none."
+    )
+    same: bool
+
+
 class RunDetail(RunSummary):
     """A run with everything that happened in it."""
+
+    lineage: LineageItem = Field(default_factory=LineageItem)
 
     output_value: Any = None
     context: Any = None
@@ -188,8 +222,18 @@ def start_run(state: State, body: StartRun) -> dict[str, Any]:
 
 @router.get("/runs/{execution_id}", response_model=RunDetail)
 def get_run(state: State, execution_id: str) -> dict[str, Any]:
-    """One run: steps, events, approvals, model calls with costs, agent view, context."""
-    return state.presenter.run_detail(state.runtime.get(execution_id))
+    """One run: steps, events, approvals, model calls with costs, agent view, context, and
+    its lineage (the run it was forked from, the runs forked from it)."""
+    detail = state.presenter.run_detail(state.runtime.get(execution_id))
+    detail["lineage"] = lineage_dict(state.runtime.lineage(execution_id))
+    return detail
+
+
+@router.get("/runs/{execution_id}/diff/{other_id}", response_model=RunDiffItem)
+def diff_runs(state: State, execution_id: str, other_id: str) -> dict[str, Any]:
+    """The run compared with another step by step: agent path, handoffs, tool calls with
+    arguments and results, outputs, tokens, latency, and where they first diverge."""
+    return diff_dict(state.runtime, execution_id, other_id)
 
 
 @router.get(
@@ -251,6 +295,18 @@ class ApprovalItem(BaseModel):
     decided_by: str | None
     note: str | None
     reason: str | None
+    edited_args: dict[str, Any] | None = Field(
+        default=None, description="The arguments the call ran with, when the approver edited them."
+    )
+    deadline: str | None = Field(
+        default=None, description="When the request times out (ISO 8601 UTC), if it does."
+    )
+    on_timeout: Literal["reject", "escalate"] | None = Field(
+        default=None, description="What happens at the deadline."
+    )
+    escalated_at: str | None = Field(
+        default=None, description="When the request was escalated for passing its deadline."
+    )
     run: dict[str, Any] | None = None
 
 
@@ -262,9 +318,14 @@ class ApprovalPage(BaseModel):
 
 
 class Approve(Body):
-    """An approval, with an optional note."""
+    """An approval, with an optional note and optionally edited arguments."""
 
     note: str | None = Field(default=None, max_length=2000)
+    args: dict[str, Any] | None = Field(
+        default=None,
+        description="Edited arguments: each key replaces the model's argument, the others are "
+        "kept; they must match the tool's schema (422 if not, and nothing changes).",
+    )
 
 
 class Reject(Body):
@@ -313,9 +374,12 @@ def _only_approval_ids(approval_id: str) -> None:
 
 @router.post("/approvals/{approval_id}/approve", response_model=ApprovalItem)
 def approve(state: State, user: User, approval_id: str, body: Approve) -> dict[str, Any]:
-    """Approve a pending tool call as the caller; the run resumes here. 409 if decided."""
+    """Approve a pending tool call as the caller, as asked or with edited ``args``; the run
+    resumes here. 409 if decided, 422 if the edited arguments do not fit the tool."""
     _only_approval_ids(approval_id)
-    record = state.runtime.approve(approval_id, by=user.name, note=body.note or None)
+    record = state.runtime.approve(
+        approval_id, by=user.name, note=body.note or None, args=body.args
+    )
     return approval_items(state, [record])[0]
 
 

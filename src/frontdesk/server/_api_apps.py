@@ -11,13 +11,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from .._prices import add_costs
 from ..conversations import Conversation
 from ..errors import InvalidInput
 from ._agentview import AgentView
 from ._api import Body, State
 from ._errors import ERROR_RESPONSES, ApiError, NotFound
 from ._present import iso, preview
-from ._pricing import add_costs, estimate_cost
 from ._state import ConsoleState, api_user, known_query
 
 router = APIRouter(
@@ -99,7 +99,7 @@ def conversation_summary(state: ConsoleState, row: Any) -> dict[str, Any]:
                 own_models.setdefault(agent.name, agent.model)
     for key, (input_tokens, output_tokens) in row.models.items():
         model = own_models.get(key[6:]) if key.startswith("agent:") else key
-        costs.append(estimate_cost(model, input_tokens, output_tokens, state.prices))
+        costs.append(state.price_table.cost(model, input_tokens, output_tokens))
     return {
         "conversation_id": row.conversation_id,
         "app": app_of(row.agent_ref),

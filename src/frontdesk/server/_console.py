@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .._prices import Price
 from ..errors import FrontdeskError
 from ..runtime import AgentRuntime
 from ._api import router as api_router
@@ -28,7 +29,6 @@ from ._errors import ApiError, install_error_handlers, status_of
 from ._live_routes import router as live_router
 from ._pages import LoginRequired, render
 from ._pages import router as pages_router
-from ._pricing import PRICES, Price
 from ._state import ConsoleState, api_user
 
 STATIC = Path(__file__).with_name("static")
@@ -92,13 +92,14 @@ def install_console(
     """Add the console and the API to ``app``, on ``runtime``.
 
     ``token`` defaults to ``$FRONTDESK_API_TOKEN`` or the home's token file (created on
-    first start); ``prices`` to :data:`~._pricing.PRICES`.
+    first start); ``prices`` (the whole per-model price table) to the runtime's
+    (``runtime.prices``), which its cost budgets use too.
     """
     value = token if token is not None else load_token(runtime.home).value
     state = ConsoleState(
         runtime=runtime,
         auth=Authenticator(value),
-        prices=dict(prices if prices is not None else PRICES),
+        prices=prices,
         poll_interval=poll_interval,
     )
     app.state.console = state

@@ -39,13 +39,14 @@ from ._auth import (
     now,
     valid_name,
 )
+from ._debug import lineage_dict
 from ._errors import ApiError, status_of
 from ._state import ConsoleState, console_context, console_state, identify
 
 router = APIRouter(include_in_schema=False)
 
 TEMPLATES = Path(__file__).with_name("templates")
-STATUSES = ("running", "waiting_approval", "completed", "failed", "cancelled")
+STATUSES = ("running", "waiting_approval", "completed", "failed", "cancelled", "budget_exceeded")
 
 
 class LoginRequired(Exception):
@@ -324,8 +325,16 @@ def run_page(state: State, user: User, execution_id: str) -> HTMLResponse:
             user,
             run=present.run_detail(result),
             view=present.agent_view(result),
+            lineage=lineage_dict(state.runtime.lineage(execution_id)),
         ),
     )
+
+
+@router.get("/runs/{execution_id}/diff/{other_id}")
+def diff_page(state: State, user: User, execution_id: str, other_id: str) -> HTMLResponse:
+    """Two runs side by side, aligned by structure, with their first divergence."""
+    compared = state.runtime.diff(execution_id, other_id)
+    return render("diff.html", **_page(state, user, diff=compared.to_dict()))
 
 
 @router.post("/runs/{execution_id}/{action}")
@@ -394,7 +403,10 @@ async def decide(
             raise ApiError(404, f"no approval {approval_id!r}")
         if decision == "approve":
             note = _field(form, "note").strip() or None
-            await run_in_threadpool(lambda: runtime.approve(approval_id, by=user.name, note=note))
+            args = _edited_args(_field(form, "args"))
+            await run_in_threadpool(
+                lambda: runtime.approve(approval_id, by=user.name, note=note, args=args)
+            )
         elif decision == "reject":
             reason = _field(form, "reason").strip()
             await run_in_threadpool(lambda: runtime.reject(approval_id, reason, by=user.name))
@@ -407,6 +419,23 @@ async def decide(
             **_page(state, user, error=str(exc), **inbox(state)),
         )
     return RedirectResponse("/approvals", status_code=303)
+
+
+def _edited_args(text: str) -> dict[str, Any] | None:
+    """The inbox's "edit arguments" field: empty, or a JSON object of arguments to replace."""
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"the edited arguments are not valid JSON ({exc}); nothing changed"
+        ) from exc
+    if not isinstance(value, dict):
+        raise InvalidInput(
+            'the edited arguments must be a JSON object, e.g. {"amount": 49.5}; nothing changed'
+        )
+    return value
 
 
 # -- conversations --------------------------------------------------------------------------------------

@@ -9,12 +9,12 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from .._prices import Price, Prices
 from ..runtime import AgentRuntime
 from ._apps import APPS, ConsoleApp
 from ._auth import CSRF_HEADER, SESSION_COOKIE, Authenticator, Identity, now
 from ._errors import ApiError
 from ._present import Presenter
-from ._pricing import PRICES, Price
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -27,17 +27,26 @@ class ConsoleState:
     """Every read and write goes through its public API."""
     auth: Authenticator
     """Checks tokens, sessions and CSRF tokens."""
-    prices: Mapping[str, Price] = field(default_factory=lambda: dict(PRICES))
-    """The per-model price table for cost estimates."""
+    prices: Mapping[str, Price] | None = None
+    """The per-model price table for cost estimates (the whole table); None: the runtime's."""
     apps: Mapping[str, ConsoleApp] = field(default_factory=lambda: dict(APPS))
     """The apps the console starts runs and conversations on."""
     poll_interval: float = 0.25
     """How often live streams look for changes, in seconds."""
 
     @property
+    def price_table(self) -> Prices:
+        """The price table cost estimates use: :attr:`prices`, else the runtime's."""
+        if self.prices is None:
+            return self.runtime.prices
+        if isinstance(self.prices, Prices):
+            return self.prices
+        return Prices(self.prices, defaults=False)
+
+    @property
     def presenter(self) -> Presenter:
         """Turns results into payloads."""
-        return Presenter(self.runtime, self.prices)
+        return Presenter(self.runtime, self.price_table)
 
 
 def console_state(request: Request) -> ConsoleState:

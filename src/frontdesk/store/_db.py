@@ -199,6 +199,54 @@ MIGRATIONS: list[str] = [
         DELETE FROM runs_fts_pending WHERE run_rowid = old.rowid;
     END;
     """,
+    # 8 -> 9: forks (debugging/_fork.py). A fork is a run seeded with the first steps of
+    # another run, its parent, and driven live from its fork step on. A run also keeps the
+    # context it started with once completing replaces ``runs.context_json`` (a trigger, so no
+    # writer pays for it unless the context changed): a fork starts from that context.
+    # Completed runs whose steps changed their context before this version did not keep it
+    # (``known = 0``).
+    """
+    ALTER TABLE runs ADD COLUMN parent_id TEXT;
+    ALTER TABLE runs ADD COLUMN fork_step INTEGER;
+    CREATE INDEX runs_parent ON runs(parent_id, created_at) WHERE parent_id IS NOT NULL;
+    CREATE TABLE run_start_context (
+        execution_id TEXT PRIMARY KEY,
+        known        INTEGER NOT NULL,
+        context_json TEXT
+    );
+    INSERT INTO run_start_context (execution_id, known, context_json)
+        SELECT r.execution_id, 0, NULL FROM runs r WHERE r.status = 'completed' AND EXISTS (
+            SELECT 1 FROM journal j
+            WHERE j.execution_id = r.execution_id AND j.context_json IS NOT NULL
+        );
+    CREATE TRIGGER runs_start_context BEFORE UPDATE OF context_json ON runs
+    WHEN new.context_json IS NOT old.context_json BEGIN
+        INSERT OR IGNORE INTO run_start_context (execution_id, known, context_json)
+        VALUES (old.execution_id, 1, old.context_json);
+    END;
+    """,
+    # 9 -> 10: approvals an operator can edit, and that expire: the arguments a reviewer
+    # approved a call with (the asked ones stay in ``args_json``), the tool's argument schema
+    # to check them against, and for a tool with an approval timeout its deadline, what
+    # happens at it (``reject`` or ``escalate``) and when it was escalated. Any process finds
+    # the requests past their deadline through ``approvals_due``.
+    """
+    ALTER TABLE approvals ADD COLUMN edited_args_json TEXT;
+    ALTER TABLE approvals ADD COLUMN deadline REAL;
+    ALTER TABLE approvals ADD COLUMN on_timeout TEXT;
+    ALTER TABLE approvals ADD COLUMN escalated_at REAL;
+    ALTER TABLE approvals ADD COLUMN args_schema_json TEXT;
+    CREATE INDEX approvals_due ON approvals(deadline)
+        WHERE status = 'pending' AND deadline IS NOT NULL AND escalated_at IS NULL;
+    """,
+    # 10 -> 11: budgets. The budget a run was started (or retried) with, so whichever process
+    # drives it enforces the same limits at the same prices (``_budget.BudgetPlan``); the budget
+    # a conversation counts over all its turns (the limits alone; NULL: the runtime's default).
+    # A run's model calls record the model they ran on in ``journal.name``.
+    """
+    ALTER TABLE runs ADD COLUMN budget_json TEXT;
+    ALTER TABLE conversations ADD COLUMN budget_json TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -15,13 +15,19 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ApprovalAlreadyDecided, ApprovalNotFound, RunNotFound, RunNotWaiting
-from ..events import Event, Usage, decode_event, encode_payload
+from ..errors import RunNotFound
+from ..events import Event, Usage, decode_event
+from ._approvals import APPROVAL_COLUMNS as _APPROVAL_COLUMNS
+from ._approvals import ApprovalRecord
+from ._approvals import approval_from_row as _approval
 from ._db import connect, rollback, store_path, translate
 from ._fence import Guarded, refusal
 from ._values import hydrate
+
+if TYPE_CHECKING:
+    from ._forks import ForkSeed, Lineage, StoredEvent
 
 Op = tuple[str, Sequence[Any]]
 """One SQL statement with its parameters."""
@@ -50,7 +56,9 @@ def event_insert(
     return (EVENT_INSERT, (execution_id, key, type_, at, agent, payload_json, ref))
 
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "budget_exceeded"})
+"""Statuses a run ends with: nothing drives it any more (a retry makes a failed or
+``budget_exceeded`` run ``running`` again)."""
 SETTLED_STATUSES = TERMINAL_STATUSES | {"waiting_approval"}
 
 _RUN_COLUMNS = (
@@ -58,7 +66,7 @@ _RUN_COLUMNS = (
     "output_json, last_agent, error, note, model_label, requests, input_tokens, "
     "output_tokens, total_tokens, created_at, started_at, finished_at, updated_at, "
     "lease_owner, lease_expires, cancel_requested, attempt, conversation_id, turn, model_override, "
-    "lease_epoch"
+    "lease_epoch, budget_json"
 )
 
 
@@ -73,7 +81,8 @@ class RunRow:
     agent_name: str
     """The starting agent's name."""
     status: str
-    """``running``, ``waiting_approval``, ``completed``, ``failed`` or ``cancelled``."""
+    """``running``, ``waiting_approval``, ``completed``, ``failed``, ``cancelled`` or
+    ``budget_exceeded``."""
     input: str
     """The run's input as JSON: a message, input items, or a conversation turn reference."""
     context_type: str | None
@@ -122,6 +131,8 @@ class RunRow:
     """The model the run was started with, so whichever process resumes it uses the same."""
     lease_epoch: int
     """The fencing token: increased by every claim; a driver's writes land only under its own."""
+    budget_json: str | None = None
+    """The run's budget (``_budget.BudgetPlan`` as JSON), or None for no limits."""
 
     @property
     def usage(self) -> Usage:
@@ -152,7 +163,7 @@ class JournalRow:
     agent: str | None
     """The agent that took the step."""
     name: str | None
-    """The tool's name, or the agent handed off to."""
+    """The tool's name, the agent handed off to, or the model a model call ran on."""
     args_json: str | None
     """A tool call's arguments as JSON."""
     data_json: str | None
@@ -167,38 +178,6 @@ class JournalRow:
     """When it completed."""
     ordinal: int
     """The step's position in its run, in the order steps started."""
-
-
-@dataclass(frozen=True)
-class ApprovalRecord:
-    """A request for human approval of one tool call, and its decision."""
-
-    approval_id: str
-    """The approval's id (``apv_...``)."""
-    execution_id: str
-    """The run that asks."""
-    call_key: str
-    """The tool call's key in the run (``<model call>:<call id>``)."""
-    call_id: str
-    """The tool call's id as the model gave it."""
-    agent: str | None
-    """The agent that called the tool."""
-    tool_name: str
-    """The tool that waits for the decision."""
-    args: dict[str, Any]
-    """The call's arguments."""
-    status: str
-    """``pending``, ``approved``, ``rejected`` or ``cancelled`` (the run was cancelled)."""
-    requested_at: float
-    """When the run asked."""
-    decided_at: float | None
-    """When someone decided."""
-    decided_by: str | None
-    """Who decided."""
-    note: str | None
-    """The approver's note."""
-    reason: str | None
-    """Why the call was rejected (the model receives it)."""
 
 
 class Store:
@@ -404,6 +383,44 @@ class Store:
             for r in self.query("SELECT key FROM events WHERE execution_id = ?", (execution_id,))
         }
 
+    # -- forks ---------------------------------------------------------------------------
+
+    def insert_fork(self, seed: ForkSeed) -> None:
+        """Store a fork: its run, its copied steps, their approvals and events, all in one
+        transaction (see :mod:`._forks`). ``sqlite3.IntegrityError`` if its id is taken; then
+        nothing is written."""
+        from ._forks import fork_ops
+
+        columns = [row[1] for row in self.query("PRAGMA table_info(approvals)")]
+        self.write(fork_ops(seed, columns))
+
+    def lineage(self, execution_id: str) -> Lineage:
+        """The run's parent (if it is a fork) and the runs forked from it."""
+        from ._forks import ForkLink, Lineage, forks_query, parent_query
+
+        parent = self.query(*parent_query(execution_id))
+        forks = self.query(*forks_query(execution_id))
+        return Lineage(
+            execution_id,
+            ForkLink(*parent[0]) if parent else None,
+            [ForkLink(*row) for row in forks],
+        )
+
+    def start_context(self, execution_id: str) -> tuple[bool, str | None] | None:
+        """``(known, context_json)``: the context the run started with, when completing the
+        run replaced it (``known`` is False for runs completed before it was kept); None
+        when the run's stored context is still the one it started with."""
+        from ._forks import start_context_query
+
+        rows = self.query(*start_context_query(execution_id))
+        return (bool(rows[0][0]), rows[0][1]) if rows else None
+
+    def stored_events(self, execution_id: str) -> list[StoredEvent]:
+        """The run's events as stored, their payloads not completed from the journal."""
+        from ._forks import StoredEvent, events_query
+
+        return [StoredEvent(*row) for row in self.query(*events_query(execution_id))]
+
     # -- approvals -----------------------------------------------------------------------
 
     def approvals(
@@ -424,109 +441,6 @@ class Store:
         )
         return [_approval(r) for r in rows]
 
-    def decide(
-        self,
-        approval_or_execution_id: str,
-        *,
-        approved: bool,
-        by: str | None,
-        note: str | None,
-        reason: str | None,
-        now: float,
-    ) -> tuple[ApprovalRecord, bool]:
-        """Record a decision. Returns the decided approval and whether the run can now resume.
-
-        Raises :class:`ApprovalNotFound`, :class:`ApprovalAlreadyDecided` or
-        :class:`RunNotWaiting`; in each case nothing is changed.
-        """
-        with self.transaction() as tx:
-            record = self._find_approval(tx, approval_or_execution_id)
-            if record.status == "cancelled":
-                raise RunNotWaiting(
-                    f"run {record.execution_id} was cancelled; its approval "
-                    f"{record.approval_id} can no longer be decided; nothing changed"
-                )
-            if record.status != "pending":
-                raise ApprovalAlreadyDecided(
-                    f"approval {record.approval_id} ({record.tool_name}) was already "
-                    f"{record.status} by {record.decided_by or 'someone'}; nothing changed"
-                )
-            run = tx.query("SELECT status FROM runs WHERE execution_id = ?", (record.execution_id,))
-            if not run or run[0][0] != "waiting_approval":
-                status = run[0][0] if run else "missing"
-                raise RunNotWaiting(
-                    f"run {record.execution_id} is {status}, not waiting for approval; "
-                    "nothing changed"
-                )
-            status = "approved" if approved else "rejected"
-            tx.execute(
-                "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, note = ?, "
-                "reason = ? WHERE approval_id = ?",
-                (status, now, by, note, reason, record.approval_id),
-            )
-            tx.execute(
-                *event_insert(
-                    record.execution_id,
-                    f"approval_decided:{record.call_key}",
-                    "approval_decided",
-                    record.agent,
-                    encode_payload(
-                        tool_name=record.tool_name,
-                        call_id=record.call_id,
-                        args=record.args,
-                        approval_id=record.approval_id,
-                        decision=status,
-                        by=by,
-                        note=note,
-                        reason=reason,
-                    ),
-                    at=now,
-                )
-            )
-            pending = tx.query(
-                "SELECT COUNT(*) FROM approvals WHERE execution_id = ? AND status = 'pending'",
-                (record.execution_id,),
-            )[0][0]
-            if pending == 0:
-                tx.execute(
-                    "UPDATE runs SET status = 'running', lease_owner = NULL, lease_expires = NULL,"
-                    " updated_at = ? WHERE execution_id = ?",
-                    (now, record.execution_id),
-                )
-        decided = self.approvals(execution_id=record.execution_id)
-        final = next(a for a in decided if a.approval_id == record.approval_id)
-        return final, pending == 0
-
-    def _find_approval(self, tx: _Transaction, ident: str) -> ApprovalRecord:
-        rows = tx.query(
-            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE approval_id = ?", (ident,)
-        )
-        if rows:
-            return _approval(rows[0])
-        rows = tx.query(
-            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE execution_id = ? "
-            "ORDER BY requested_at",
-            (ident,),
-        )
-        if not rows:
-            if not tx.query("SELECT 1 FROM runs WHERE execution_id = ?", (ident,)):
-                raise ApprovalNotFound(f"no approval or run with id {ident!r}")
-            raise RunNotWaiting(f"run {ident} has no approval request; nothing changed")
-        records = [_approval(r) for r in rows]
-        pending = [r for r in records if r.status == "pending"]
-        if len(pending) > 1:
-            ids = ", ".join(f"{r.approval_id} ({r.tool_name})" for r in pending)
-            raise ApprovalNotFound(
-                f"run {ident} has {len(pending)} pending approvals; name one of: {ids}"
-            )
-        return pending[0] if pending else records[-1]
-
-
-_APPROVAL_COLUMNS = (
-    "approval_id, execution_id, call_key, call_id, agent, tool_name, args_json, status, "
-    "requested_at, decided_at, decided_by, note, reason"
-)
-
 
 def _apply_guarded(conn: sqlite3.Connection, sql: Guarded, params: list[Sequence[Any]]) -> None:
     for values in params:
@@ -537,12 +451,6 @@ def _apply_guarded(conn: sqlite3.Connection, sql: Guarded, params: list[Sequence
                 "SELECT status FROM runs WHERE execution_id = ?", (values[0],)
             ).fetchone()
             raise refusal(sql, values, status[0] if status else None)
-
-
-def _approval(row: tuple[Any, ...]) -> ApprovalRecord:
-    values = list(row)
-    values[6] = json.loads(values[6])
-    return ApprovalRecord(*values)
 
 
 class _Transaction:

@@ -617,8 +617,8 @@ class LocalEngine:
             raise RunNotFound(execution_id)
         if row.status not in RETRYABLE:
             raise InvalidRunState(
-                f"run {execution_id} is {row.status}; only failed or budget_exceeded runs can "
-                "be retried"
+                f"run {execution_id} is {row.status}; only failed runs can be retried, and "
+                "runs stopped by their budget (budget_exceeded)"
             )
         now = time.time()
         self.store.write(

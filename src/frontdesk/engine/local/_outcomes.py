@@ -1,4 +1,5 @@
-"""How a run's outcome is recorded: completed, paused for approval, failed or cancelled.
+"""How a run's outcome is recorded: completed, paused for approval, failed, cancelled, or
+stopped by its budget.
 
 Each function returns an :class:`Outcome`: the statements that record it, which the engine
 commits in one transaction with the run's last buffered steps (so the outcome and what led to
@@ -13,10 +14,15 @@ import time
 import uuid
 from typing import Any
 
+from agents import FunctionTool
+
+from ..._budget import BudgetStop
 from ...errors import FrontdeskError
 from ...events import Usage, encode_payload
-from ...store import Op, RunRow, Store, event_insert
+from ...store import TERMINAL_STATUSES, Op, RunRow, Store, event_insert
+from ...store._approvals import ApprovalRecord, request_op
 from ...store._values import plain_value
+from ...tools import approval_timeout
 from .._context import dump_context
 from .._conversation import completion_ops, is_turn_input, release_ops
 from ._guardrails import tripwire_message
@@ -42,7 +48,7 @@ def settled_columns(status: str, usage: Usage | None, **columns: Any) -> dict[st
     when it changed (and finished), and no lease."""
     now = time.time()
     values: dict[str, Any] = {"status": status, "updated_at": now, **columns}
-    if status in ("completed", "failed", "cancelled"):
+    if status in TERMINAL_STATUSES:
         values.setdefault("finished_at", now)
     if usage is not None:
         values.update(
@@ -63,10 +69,12 @@ def settle_op(execution_id: str, columns: dict[str, Any]) -> Op:
     assignments = ", ".join(f"{name} = ?" for name in columns)
     # A terminal status is final: whatever happens later, it is never overwritten.
     return (
-        f"UPDATE runs SET {assignments} "
-        "WHERE execution_id = ? AND status NOT IN ('completed', 'failed', 'cancelled')",
+        f"UPDATE runs SET {assignments} WHERE execution_id = ? AND status NOT IN ({_TERMINAL})",
         (*columns.values(), execution_id),
     )
+
+
+_TERMINAL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
 
 
 def settle(execution_id: str, status: str, usage: Usage | None, **columns: Any) -> Op:
@@ -133,25 +141,31 @@ def paused_ops(run: DurableRun, result: Any) -> Outcome:
             args = json.loads(arguments)
         except json.JSONDecodeError:
             args = {"_raw": arguments}
-        approval_id = f"apv_{uuid.uuid4().hex[:16]}"
         agent_name = item.agent.name if item.agent is not None else None
-        ops.append(
-            (
-                "INSERT OR IGNORE INTO approvals (approval_id, execution_id, call_key, call_id,"
-                " agent, tool_name, args_json, status, requested_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (
-                    approval_id,
-                    run.execution_id,
-                    call_key,
-                    call_id,
-                    agent_name,
-                    item.tool_name,
-                    json.dumps(args),
-                    now,
-                ),
-            )
+        tool = _asked_tool(item)
+        timeout = approval_timeout(tool)
+        request = ApprovalRecord(
+            approval_id=f"apv_{uuid.uuid4().hex[:16]}",
+            execution_id=run.execution_id,
+            call_key=call_key,
+            call_id=call_id,
+            agent=agent_name,
+            tool_name=item.tool_name,
+            args=args,
+            status="pending",
+            requested_at=now,
+            decided_at=None,
+            decided_by=None,
+            note=None,
+            reason=None,
+            deadline=now + timeout.after.total_seconds() if timeout is not None else None,
+            on_timeout=timeout.on_timeout if timeout is not None else None,
+            args_schema=tool.params_json_schema if tool is not None else None,
         )
+        ops.append(request_op(request))
+        data: dict[str, Any] = {"approval_id": request.approval_id}
+        if timeout is not None:
+            data.update(deadline=request.deadline, on_timeout=request.on_timeout)
         ops.append(
             run.event_op(
                 f"approval_required:{call_key}",
@@ -160,11 +174,19 @@ def paused_ops(run: DurableRun, result: Any) -> Outcome:
                 tool_name=item.tool_name,
                 call_id=call_id,
                 args=args,
-                approval_id=approval_id,
+                **data,
             )
         )
     columns = settled_columns("waiting_approval", run.usage, last_agent=result.last_agent.name)
     return _settled(run.execution_id, ops, columns)
+
+
+def _asked_tool(item: Any) -> FunctionTool | None:
+    """The function tool an interrupted call asks for, on the agent that called it."""
+    for candidate in getattr(item.agent, "tools", None) or ():
+        if isinstance(candidate, FunctionTool) and candidate.name == item.tool_name:
+            return candidate
+    return None
 
 
 def error_message(exc: BaseException) -> str:
@@ -206,6 +228,27 @@ def failed_ops(
         )
     columns = settled_columns("failed", run.usage if run is not None else None, error=message)
     return _settled(execution_id, [event, *_released(conversation_id, execution_id)], columns)
+
+
+def budget_exceeded_ops(
+    run: DurableRun, stop: BudgetStop, attempt: int, conversation_id: str | None
+) -> Outcome:
+    """A run its budget stopped before a model call: an event naming the limit, its value and
+    the amount used, and the status (a turn's conversation is freed, as for a failure)."""
+    event = run.event_op(
+        f"budget_exceeded:{attempt}",
+        "budget_exceeded",
+        None,
+        usage=run.usage,
+        limit=stop.limit,
+        limit_value=stop.value,
+        used=stop.used,
+        model_call=stop.call,
+    )
+    columns = settled_columns("budget_exceeded", run.usage, error=str(stop))
+    return _settled(
+        run.execution_id, [event, *_released(conversation_id, run.execution_id)], columns
+    )
 
 
 def cancelled_ops(run: DurableRun, conversation_id: str | None) -> Outcome:

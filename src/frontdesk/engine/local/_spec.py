@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents import Agent
+
+if TYPE_CHECKING:
+    from ._streaming import TokenFeed
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,10 @@ class RunSpec:
     conversation_id: str | None = None
     turn: int | None = None
     execution_id: str | None = None
+    budget_json: str | None = None
+    """The run's budget (``_budget.BudgetPlan`` as JSON), stored with it; None: no limits."""
+    feed: TokenFeed | None = None
+    """Where the run's model calls publish their text as it streams (None: not streamed)."""
 
 
 def new_execution_id() -> str:

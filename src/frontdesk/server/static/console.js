@@ -56,10 +56,10 @@
   }
 
   var RUN_EVENTS = ["agent_start", "handoff", "tool_call", "tool_result", "message",
-    "approval_required", "approval_decided", "done", "error", "status"];
+    "approval_required", "approval_decided", "done", "error", "budget_exceeded", "status"];
 
   function watchRun(live) {
-    var terminal = ["completed", "failed", "cancelled"];
+    var terminal = ["completed", "failed", "cancelled", "budget_exceeded"];
     if (terminal.indexOf(live.getAttribute("data-status")) >= 0) { return; }
     var url = live.getAttribute("data-stream");
     var after = live.getAttribute("data-after");
