@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 
 from ..runtime import AgentRuntime, RunHandle, RunResult
+from ..store import SETTLED_STATUSES
 from ._render import describe_event, print_line
 from ._state import console
 
@@ -30,7 +31,7 @@ def follow(
                     approval.approval_id, by=approve_as, note="approved from the terminal"
                 )
             continue
-        if result.status in ("completed", "failed", "cancelled", "waiting_approval"):
+        if result.status in SETTLED_STATUSES:
             return result
 
 

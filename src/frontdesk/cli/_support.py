@@ -45,7 +45,7 @@ def ask(
 ) -> None:
     """Send a message to the support desk and follow the run as it happens.
 
-    Exits with 1 if the run failed or was cancelled.
+    Exits with 1 if the run failed, was cancelled or was stopped by its budget.
     """
     from ..apps.support import triage_agent
 
@@ -54,7 +54,7 @@ def ask(
         console.print(f"[dim]run {handle.execution_id}[/dim]")
         result = follow(runtime, handle, approve_as="cli" if approve else None)
         print_outcome(result)
-    if result.status in ("failed", "cancelled"):
+    if result.status in ("failed", "cancelled", "budget_exceeded"):
         raise typer.Exit(1)
 
 
