@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import getpass
+import json
+from typing import Annotated, Any
 
 import typer
 
@@ -28,22 +30,86 @@ def list_approvals(
         console.print(approvals_table(records, console.width))
 
 
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser() or None
+    except (KeyError, OSError, ImportError):  # no user name in the environment or passwd
+        return None
+
+
+def _decider(by: str | None) -> str:
+    """Who decides: ``--by``, else the OS user name; one of them is required."""
+    if by is not None:
+        if not by.strip():
+            raise typer.BadParameter(
+                "give a name: it is recorded as who decided", param_hint="'--by'"
+            )
+        return by
+    user = _os_user()
+    if user is None:
+        raise typer.BadParameter(
+            "give who decides: it is recorded, and this OS user has no name to default to",
+            param_hint="'--by'",
+        )
+    return user
+
+
+def _edited_args(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not valid JSON ({exc})", param_hint="'--args'") from exc
+    if not isinstance(value, dict):
+        raise typer.BadParameter(
+            "give a JSON object of argument names to values, e.g. '{\"amount\": 49.5}'",
+            param_hint="'--args'",
+        )
+    return value
+
+
+BY_HELP = (
+    "Who {verb}s; recorded with the decision. Defaults to your OS user name"
+    " ('system:' names are kept for frontdesk's own decisions)."
+)
+
+
 @app.command("approve")
 def approve(
     approval_or_execution_id: Annotated[
         str, typer.Argument(help="An approval id, or a run id with one pending approval.")
     ],
-    by: Annotated[str | None, typer.Option(help="Who approves (recorded).")] = None,
+    by: Annotated[str | None, typer.Option(help=BY_HELP.format(verb="approve"))] = None,
     note: Annotated[str | None, typer.Option(help="A note, recorded with the decision.")] = None,
+    args: Annotated[
+        str | None,
+        typer.Option(
+            "--args",
+            help="Approve with edited arguments: a JSON object whose keys replace the model's "
+            "arguments (the others are kept), e.g. '{\"amount\": 49.5}'. Checked against the "
+            "tool's schema; the approval records both.",
+        ),
+    ] = None,
     wait: Annotated[
         bool, typer.Option(help="Resume the run here, if its agent can be found, until it settles.")
     ] = True,
 ) -> None:
-    """Approve a pending tool call: exactly that call runs, with its recorded arguments."""
+    """Approve a pending tool call: exactly that call runs, with its recorded arguments (or
+    the edited ones given with --args)."""
+    decider = _decider(by)
+    edits = _edited_args(args)
     with open_runtime() as runtime:
-        record = runtime.approve(approval_or_execution_id, by=by, note=note)
+        record = runtime.approve(approval_or_execution_id, by=decider, note=note, args=edits)
+        edited = (
+            f" with edited arguments {json.dumps(record.edited_args)}"
+            if record.edited_args is not None
+            else ""
+        )
         console.print(
-            f"approved {record.tool_name} ({record.approval_id}) on run {record.execution_id}"
+            f"approved {record.tool_name} ({record.approval_id}) on run {record.execution_id} "
+            f"as {decider}{edited}",
+            markup=False,
         )
         _settle(runtime, record.execution_id, wait)
 
@@ -54,16 +120,19 @@ def reject(
         str, typer.Argument(help="An approval id, or a run id with one pending approval.")
     ],
     reason: Annotated[str, typer.Option(help="Why; the model receives it as the tool's result.")],
-    by: Annotated[str | None, typer.Option(help="Who rejects (recorded).")] = None,
+    by: Annotated[str | None, typer.Option(help=BY_HELP.format(verb="reject"))] = None,
     wait: Annotated[
         bool, typer.Option(help="Resume the run here, if its agent can be found, until it settles.")
     ] = True,
 ) -> None:
     """Reject a pending tool call: it never runs; the model gets the reason."""
+    decider = _decider(by)
     with open_runtime() as runtime:
-        record = runtime.reject(approval_or_execution_id, reason, by=by)
+        record = runtime.reject(approval_or_execution_id, reason, by=decider)
         console.print(
-            f"rejected {record.tool_name} ({record.approval_id}) on run {record.execution_id}"
+            f"rejected {record.tool_name} ({record.approval_id}) on run {record.execution_id} "
+            f"as {decider}",
+            markup=False,
         )
         _settle(runtime, record.execution_id, wait)
 

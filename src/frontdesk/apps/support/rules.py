@@ -215,8 +215,14 @@ def over_limit_reason(c: Conversation) -> str | None:
 def _refund_text(result: Any) -> str:
     refund = ok(result)
     if refund and refund.get("refund_id") and not refund.get("already_refunded"):
+        how = (
+            f"{money(refund['amount'])} of the {money(refund['invoice_amount'])} on invoice "
+            f"{refund['invoice_id']}"
+            if refund.get("partial")
+            else f"invoice {refund['invoice_id']} in full"
+        )
         return (
-            f"Done: I refunded invoice {refund['invoice_id']} in full. "
+            f"Done: I refunded {how}. "
             f"Refund {refund['refund_id']} "
             f"for {money(refund['amount'])} is on its way and should appear on your statement "
             "within 5-10 business days."

@@ -20,7 +20,7 @@ from ._db import connect, now
 PRIORITIES = ("low", "normal", "high", "urgent")
 MAX_TEXT = 2000
 REFUND_LIMIT = 200.0
-"""The largest invoice amount :func:`process_refund` refunds; larger ones go to a human."""
+"""The largest amount :func:`process_refund` refunds; larger ones go to a human."""
 
 
 def normalize_id(value: str, prefix: str) -> str:
@@ -146,13 +146,15 @@ def get_invoice(invoice_id: str) -> dict[str, Any]:
     return invoice if invoice is not None else _error(f"invoice {iid or invoice_id!r} not found")
 
 
-def _refund_result(row: sqlite3.Row, customer_id: str, currency: str) -> dict[str, Any]:
+def _refund_result(row: sqlite3.Row, invoice: dict[str, Any]) -> dict[str, Any]:
     return {
         "refund_id": row["refund_id"],
         "invoice_id": row["invoice_id"],
-        "customer_id": customer_id,
+        "customer_id": invoice["customer_id"],
         "amount": row["amount"],
-        "currency": currency,
+        "invoice_amount": invoice["amount"],
+        "partial": row["amount"] < invoice["amount"],
+        "currency": invoice["currency"],
         "reason": row["reason"],
         "status": "succeeded",
         "created_at": row["created_at"],
@@ -160,12 +162,20 @@ def _refund_result(row: sqlite3.Row, customer_id: str, currency: str) -> dict[st
 
 
 @tool(approval_required=True)
-def process_refund(invoice_id: str, reason: str) -> dict[str, Any]:
-    """Issue a full refund for an invoice."""
+def process_refund(invoice_id: str, reason: str, amount: float | None = None) -> dict[str, Any]:
+    """Refund an invoice: in full, or ``amount`` of it (a partial refund).
+
+    Args:
+        invoice_id: The invoice to refund, e.g. INV-1234.
+        reason: Why it is refunded.
+        amount: How much to refund, at most the invoice's amount; leave it out for all of it.
+    """
     iid = normalize_id(invoice_id, "INV")
     reason = reason.strip()[:MAX_TEXT]
     if not reason:
         return _error("a reason is required to refund an invoice")
+    if amount is not None and not amount > 0:
+        return _error(f"a refund amount must be more than zero, got {amount}", refunded=False)
     key, execution_id = _call_identity()
     with connect() as conn, transaction(conn):
         invoice = _invoice(conn, iid)
@@ -173,7 +183,7 @@ def process_refund(invoice_id: str, reason: str) -> dict[str, Any]:
             return _error(f"invoice {iid or invoice_id!r} not found")
         replay = _replayed(conn, "refunds", key)
         if replay is not None:
-            return _refund_result(replay, invoice["customer_id"], invoice["currency"])
+            return _refund_result(replay, invoice)
         if invoice["refund"] is not None:
             original = invoice["refund"]
             return {
@@ -191,9 +201,21 @@ def process_refund(invoice_id: str, reason: str) -> dict[str, Any]:
                 f"invoice {iid} is {invoice['status']}; only paid invoices can be refunded",
                 refunded=False,
             )
-        if invoice["amount"] > REFUND_LIMIT:
+        refund = invoice["amount"] if amount is None else round(amount, 2)
+        if refund > invoice["amount"]:
             return _error(
-                f"invoice {iid} is for ${invoice['amount']:,.2f}, over the ${REFUND_LIMIT:,.2f}"
+                f"invoice {iid} is for ${invoice['amount']:,.2f}; a refund of ${refund:,.2f} "
+                "would be more than was billed; nothing was refunded",
+                refunded=False,
+            )
+        if refund > REFUND_LIMIT:
+            subject = (
+                f"invoice {iid} is for ${refund:,.2f},"
+                if refund == invoice["amount"]
+                else f"a refund of ${refund:,.2f} on invoice {iid} is"
+            )
+            return _error(
+                f"{subject} over the ${REFUND_LIMIT:,.2f}"
                 " limit for automatic refunds; nothing was refunded: escalate it to a human"
                 " (escalate_to_human) instead",
                 refunded=False,
@@ -202,11 +224,11 @@ def process_refund(invoice_id: str, reason: str) -> dict[str, Any]:
         conn.execute(
             "INSERT INTO refunds (refund_id, invoice_id, amount, reason, created_at,"
             " idempotency_key, execution_id) VALUES (?,?,?,?,?,?,?)",
-            (refund_id, iid, invoice["amount"], reason, now(), key, execution_id),
+            (refund_id, iid, refund, reason, now(), key, execution_id),
         )
         conn.execute("UPDATE invoices SET status = 'refunded' WHERE invoice_id = ?", (iid,))
         row = conn.execute("SELECT * FROM refunds WHERE refund_id = ?", (refund_id,)).fetchone()
-    return _refund_result(row, invoice["customer_id"], invoice["currency"])
+    return _refund_result(row, invoice)
 
 
 @function_tool

@@ -17,14 +17,17 @@ from agents import Agent, FunctionTool, Model, RunContextWrapper, RunHooks
 
 from ...models._select import ModelSelector, RetryPolicy, call_with_retries
 from ...store import Op
+from ...store._approvals import TIMEOUT_DECIDER
 from ...store._values import decode_value, encode_value
-from ...tools import ToolCall, _tool_call_scope
+from ...tools import ToolCall, _tool_call_scope, _with_timeout, approval_timeout
 from .._agents import iter_graph
 from .._graph import GraphCopy, HandoffInvoke
 from ._guardrails import guarded, guardrail_ids
 from ._run import DurableRun, current_run, durable_model_call, idempotency_key
 
 REJECTION_PREFIX = "Tool call rejected by a human reviewer"
+TIMEOUT_PREFIX = "Tool call rejected"
+"""Before the reason of a call whose approval nobody gave in time."""
 
 
 class DurableModel(Model):
@@ -86,10 +89,12 @@ def wrap_tool(tool: Any, agent_name: str) -> Any:
             return await original_invoke(ctx, args_json)
         return await _durable_invoke(run, tool.name, agent_name, original_invoke, ctx, args_json)
 
+    # The gate keeps the tool's approval timeout, for the request the run's pause records.
+    gate = _with_timeout(needs_approval, approval_timeout(tool))
     return dataclasses.replace(
         tool,
         on_invoke_tool=invoke,
-        needs_approval=needs_approval if original_needs is not False else False,
+        needs_approval=gate if original_needs is not False else False,
     )
 
 
@@ -102,6 +107,9 @@ class _ToolStep:
     agent_name: str
     call_id: str
     args_json: str
+    """The arguments the tool runs with (a reviewer's edit, if they edited the call)."""
+    asked: dict[str, Any] | None = None
+    """The arguments the model asked for, when a reviewer edited them."""
 
     def __post_init__(self) -> None:
         self.call_key = self.run.call_key(self.call_id)
@@ -109,6 +117,8 @@ class _ToolStep:
         self.args = _parse_args(self.args_json)
 
     def _event(self, key: str, type_: str, **data: Any) -> Op | None:
+        if self.asked is not None:
+            data["asked_args"] = self.asked
         return self.run.event_op(
             key,
             type_,
@@ -186,18 +196,28 @@ class _ToolStep:
 async def _durable_invoke(
     run: DurableRun, tool_name: str, agent_name: str, original: Any, ctx: Any, args_json: str
 ) -> Any:
-    step = _ToolStep(run, tool_name, agent_name, ctx.tool_call_id, args_json)
+    decision = run.decisions.get(run.call_key(ctx.tool_call_id))
+    edited = decision.edited_args if decision is not None else None
+    asked = None
+    if edited is not None:
+        # The tool runs with what the reviewer approved; the model's ask stays on the events.
+        asked, args_json = _parse_args(args_json), json.dumps(edited)
+    step = _ToolStep(run, tool_name, agent_name, ctx.tool_call_id, args_json, asked)
     row = run.journal.get(step.key)
     if row is not None and row.state == "done" and row.data_json is not None:
         run.restore_snapshot(row)
         _sync_wrapper_context(ctx, run)
         return decode_value(row.data_json)
     run.check_cancelled()
-    decision = run.decisions.get(step.call_key)
     started = time.time()
     if decision is not None and decision.status == "rejected":
-        rejection = f"{REJECTION_PREFIX}: {decision.reason or 'no reason given'}"
-        await step.finish(rejection, started, started, 1, rejected=True)
+        rejection = (
+            f"{TIMEOUT_PREFIX}: {decision.reason}"
+            if decision.decided_by == TIMEOUT_DECIDER
+            else f"{REJECTION_PREFIX}: {decision.reason or 'no reason given'}"
+        )
+        timed_out = {"timed_out": True} if decision.decided_by == TIMEOUT_DECIDER else {}
+        await step.finish(rejection, started, started, 1, rejected=True, **timed_out)
         return rejection
     attempt = (row.attempts + 1) if row is not None else 1
     await step.start(started, attempt, interrupted=row is not None and row.state == "started")
@@ -210,7 +230,29 @@ async def _durable_invoke(
     )
     with _tool_call_scope(info):
         result = await original(ctx, args_json)
+    if asked is not None:
+        # Journaled as the model sees it, so a replay (or a fork) shows it the same.
+        result = _noting_edit(result, asked, step.args)
     await step.finish(result, started, time.time(), attempt)
+    return result
+
+
+def _noting_edit(result: Any, asked: dict[str, Any], ran: dict[str, Any]) -> Any:
+    """The result with a note that a reviewer changed the arguments, where it has room for
+    one: a text gets a line, a plain dict a ``reviewer_edit`` key; anything else is as is."""
+    changes = ", ".join(
+        f"{name} {json.dumps(asked.get(name))} -> {json.dumps(ran.get(name))}"
+        for name in sorted(set(asked) | set(ran))
+        if asked.get(name) != ran.get(name)
+    )
+    note = (
+        f"A human reviewer edited this call's arguments before it ran ({changes}); "
+        "the result is for the edited call."
+    )
+    if isinstance(result, str):
+        return f"{result}\n\n{note}"
+    if isinstance(result, dict) and "type" not in result and "reviewer_edit" not in result:
+        return {**result, "reviewer_edit": note}
     return result
 
 
