@@ -183,6 +183,10 @@ def test_a_runtime_budget_is_the_default_and_a_run_can_replace_or_lift_it(home: 
         assert calls.made == 1 + 3 + 3
         handle = runtime.start(agent, "paid?", budget=Budget(max_model_calls=2))
         assert handle.result(WAIT_SECONDS).status == "budget_exceeded"
+        stream = runtime.stream(agent, "paid?", budget=Budget(max_model_calls=1))
+        assert [e.type for e in stream if e.type != "text_delta"][-1] == "budget_exceeded"
+        assert stream.get_result(WAIT_SECONDS).status == "budget_exceeded"
+        assert calls.made == 7 + 2 + 1
 
 
 async def test_run_async_takes_a_budget(home: Path) -> None:
