@@ -68,7 +68,8 @@ def start_console(home: Path) -> Console:
 
         def ready() -> bool:
             try:
-                return httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+                auth = {"Authorization": f"Bearer {TOKEN}"}
+                return httpx.get(f"{url}/healthz", headers=auth, timeout=5).status_code == 200
             except httpx.TransportError:
                 return False
 
@@ -149,6 +150,7 @@ def sse_events(text: str) -> list[dict[str, Any]]:
 # -- authentication ------------------------------------------------------------------------------
 
 ROUTES = [
+    ("GET", "/healthz"),
     ("GET", "/api/runs"),
     ("GET", "/api/runs/x"),
     ("GET", "/api/runs/x/events"),

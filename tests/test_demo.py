@@ -89,10 +89,13 @@ def test_demo_serves_the_console_until_ctrl_c(
         except httpx.TransportError:
             return None
 
-    assert wait_until(answers, "the console to answer", DEMO_SECONDS).status_code == 200
+    # Health, like every route but the webhook, needs the token the demo printed.
+    assert wait_until(answers, "the console to answer", DEMO_SECONDS).status_code == 401
     login = httpx.get(f"{url}/login", timeout=10)
     assert login.status_code == 200 and "<form" in login.text
     token = (home / "api-token").read_text().strip()
+    health = httpx.get(f"{url}/healthz", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
     api = httpx.get(f"{url}/api/runs", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     assert api.status_code == 200
     assert httpx.get(f"{url}/api/runs", timeout=10).status_code == 401

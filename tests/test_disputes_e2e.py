@@ -428,7 +428,12 @@ def test_frontdesk_serve_recovers_an_orphaned_dispute_run(
                 lambda: (r := reader.get(orphan.execution_id)).status == "completed" and r,
                 "frontdesk serve to finish the orphaned run",
             )
-        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
+        token = (home / "api-token").read_text().strip()
+        health = httpx.get(
+            f"http://127.0.0.1:{port}/healthz",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        ).json()
     finally:
         stop(server)
 

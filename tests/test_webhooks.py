@@ -112,7 +112,8 @@ def start_server(
         def healthy() -> bool:
             assert server.poll() is None, (logs / "serve.err").read_text()
             try:
-                return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+                # Up once it answers: without the token, health is a 401.
+                return httpx.get(f"{url}/healthz", timeout=2).status_code in (200, 401)
             except httpx.TransportError:
                 return False
 
@@ -200,8 +201,12 @@ def forged_event(event_id: str, dispute_id: str) -> str:
 
 
 @pytest.mark.slow
-def test_healthz(stack: Stack) -> None:
-    response = httpx.get(f"{stack.url}/healthz", timeout=5)
+def test_healthz_needs_the_token(stack: Stack) -> None:
+    assert httpx.get(f"{stack.url}/healthz", timeout=5).status_code == 401
+    token = (stack.home / "api-token").read_text().strip()
+    response = httpx.get(
+        f"{stack.url}/healthz", headers={"Authorization": f"Bearer {token}"}, timeout=5
+    )
     assert response.status_code == 200
     assert response.json()["status"] == "ok" and "rules" in response.json()["model"]
 

@@ -6,7 +6,7 @@
     app = create_app(AgentRuntime(model="rules"))   # serve with uvicorn
 
 ``frontdesk serve`` runs it on uvicorn with a runtime that drives the runs it starts. Every
-route but ``/healthz`` and the webhook needs the API token (:func:`load_token`).
+route but the webhook needs the API token (:func:`load_token`).
 """
 
 from .._prices import DEFAULT_PRICES as PRICES

@@ -1,4 +1,4 @@
-"""The FastAPI app: ``GET /healthz`` and ``POST /webhooks/stripe``.
+"""The FastAPI app: ``GET /healthz``, ``POST /webhooks/stripe`` and the console.
 
 A webhook is answered 2xx only once it is handled. Everything else gets a 4xx with the reason
 (413 for a body over :data:`MAX_BODY_BYTES`, refused before it is read), except a missing
@@ -37,7 +37,12 @@ def create_app(runtime: AgentRuntime, *, webhook_secret: str | None = None) -> F
     app = FastAPI(title="frontdesk", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.runtime = runtime
 
-    @app.get("/healthz")
+    from fastapi import Depends
+
+    from ._state import api_user
+
+    # Like every route but the webhook, it needs the token: a probe sends the bearer header.
+    @app.get("/healthz", dependencies=[Depends(api_user)])
     def healthz() -> dict[str, Any]:
         """Liveness: the server answers and knows its model."""
         return {"status": "ok", "model": runtime.model_label}

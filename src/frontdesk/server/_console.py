@@ -78,7 +78,7 @@ class SecurityHeaders:
 
 def _wants_json(request: Request) -> bool:
     path = request.url.path
-    return path.startswith(("/api/", "/webhooks/", "/openapi.json")) or path == "/api"
+    return path.startswith(("/api/", "/webhooks/", "/openapi.json")) or path in ("/api", "/healthz")
 
 
 def install_console(
