@@ -244,6 +244,26 @@ def test_api_approves_with_edited_arguments_or_says_422(console: Console) -> Non
     assert refunds(console.home) == [("INV-8821", 49.5)]
 
 
+def test_console_inbox_approves_with_edited_arguments(console: Console) -> None:
+    init_db(console.home, reset=True)
+    paused = waiting_refund(console.runtime)
+    [approval] = paused.approvals
+    client, csrf = login(console, name="bea")
+    with closing(client):
+        inbox = client.get("/approvals")
+        assert 'name="args"' in inbox.text and "edit arguments" in inbox.text
+        url = f"/approvals/{approval.approval_id}/approve"
+        bad = client.post(url, data={"csrf_token": csrf, "args": "{amount: 49.5"})
+        assert bad.status_code == 422 and "not valid JSON" in bad.text, bad.text
+        assert console.runtime.approvals(execution_id=paused.execution_id)[0].status == "pending"
+        ok = client.post(url, data={"csrf_token": csrf, "args": '{"amount": 49.5}'})
+        assert ok.status_code == 303, ok.text
+    [record] = console.runtime.approvals(status=None, execution_id=paused.execution_id)
+    assert (record.decided_by, record.edited_args) == ("bea", {**approval.args, "amount": 49.5})
+    done = console.runtime.handle(paused.execution_id).result(timeout=WAIT_SECONDS)
+    assert done.status == "completed" and refunds(console.home) == [("INV-8821", 49.5)]
+
+
 # -- deadlines -----------------------------------------------------------------------------------------
 
 
