@@ -103,7 +103,8 @@ def test_an_interrupted_sync_run_is_handed_back_and_resumed(runtime: AgentRuntim
 
     with pytest.raises(KeyboardInterrupt):
         runtime.run(flow(slow), "take your time")
-    [row] = runtime.store.list_runs()
+    [run] = runtime.runs()
+    row = runtime.store.require_run(run.execution_id)
     assert row.status == "running"
     assert row.lease_owner is None  # handed back at once, not left to expire
     assert runtime.recover() == [row.execution_id]
@@ -124,7 +125,7 @@ def test_a_sync_run_is_cancelled_from_another_thread(runtime: AgentRuntime) -> N
 
     def cancel_when_started() -> None:
         assert started.wait(WAIT_SECONDS)
-        runtime.cancel(runtime.store.list_runs(status="running")[0].execution_id)
+        runtime.cancel(runtime.runs(status="running")[0].execution_id)
 
     canceller = threading.Thread(target=cancel_when_started)
     canceller.start()
@@ -143,7 +144,8 @@ def test_the_heartbeat_renews_the_lease_of_a_sync_run(home: Any) -> None:
         @function_tool
         async def outlast_the_lease() -> str:
             """Wait until the run's lease was renewed."""
-            [row] = runtime.store.list_runs(status="running")
+            [run] = runtime.runs(status="running")
+            row = runtime.store.require_run(run.execution_id)
             first = row.lease_expires or 0.0
 
             deadline = time.monotonic() + WAIT_SECONDS

@@ -408,23 +408,40 @@ class AgentRuntime:
         status: str | None = None,
         agent: str | None = None,
         limit: int = 50,
-        offset: int = 0,
+        *,
+        cursor: str | None = None,
+        app: str | None = None,
+        q: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
         conversation_id: str | None = None,
     ) -> list[RunResult]:
-        """Run history, newest first (summaries: no events).
+        """Run history, newest first (summaries: no events): up to ``limit`` runs from
+        ``cursor`` on, with the filters of :meth:`runs_page`.
 
-        ``limit`` and ``offset`` are counts (``InvalidInput`` if negative); a limit beyond what
-        SQLite can count is clamped to its largest integer, which means every run.
+        It reads page by page through the indexed cursor of :meth:`runs_page` (use that for
+        the cursor of the next page); ``limit`` is a count (``InvalidInput`` if negative),
+        and a limit larger than the history means every run.
         """
-        require_texts(status=status, agent=agent, conversation_id=conversation_id)
-        rows = self.store.list_runs(
-            status=status,
-            agent=agent,
-            limit=_count(limit, "limit"),
-            offset=_count(offset, "offset"),
-            conversation_id=conversation_id,
-        )
-        return [build_result(self.store, row) for row in rows]
+        wanted = _count(limit, "limit")
+        found: list[RunResult] = []
+        while len(found) < wanted:
+            page = self.runs_page(
+                status=status,
+                app=app,
+                agent=agent,
+                q=q,
+                since=since,
+                until=until,
+                conversation_id=conversation_id,
+                limit=min(listing.MAX_PAGE, wanted - len(found)),
+                cursor=cursor,
+            )
+            found.extend(page.items)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        return found
 
     def runs_page(
         self,

@@ -278,35 +278,6 @@ class Store:
             raise RunNotFound(execution_id)
         return row
 
-    def list_runs(
-        self,
-        *,
-        status: str | None = None,
-        agent: str | None = None,
-        conversation_id: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[RunRow]:
-        """Runs, newest first, optionally filtered."""
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        if agent is not None:
-            where.append("(agent_name = ? OR last_agent = ? OR agent_ref = ?)")
-            params += [agent, agent, agent]
-        if conversation_id is not None:
-            where.append("conversation_id = ?")
-            params.append(conversation_id)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self.query(
-            f"SELECT {_RUN_COLUMNS} FROM runs {clause} "
-            "ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-        )
-        return [RunRow(*r) for r in rows]
-
     def claimable_runs(self, now: float, limit: int = 100) -> list[RunRow]:
         """Running runs whose lease is free or expired (candidates for recovery)."""
         rows = self.query(
