@@ -39,10 +39,11 @@ def create_app(runtime: AgentRuntime, *, webhook_secret: str | None = None) -> F
 
     from fastapi import Depends
 
+    from ._errors import ERROR_RESPONSES
     from ._state import api_user
 
     # Like every route but the webhook, it needs the token: a probe sends the bearer header.
-    @app.get("/healthz", dependencies=[Depends(api_user)])
+    @app.get("/healthz", dependencies=[Depends(api_user)], responses=ERROR_RESPONSES)
     def healthz() -> dict[str, Any]:
         """Liveness: the server answers and knows its model."""
         return {"status": "ok", "model": runtime.model_label}
