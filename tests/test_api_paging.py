@@ -113,6 +113,14 @@ def test_approvals_page_oldest_first_by_cursor(rules: AgentRuntime) -> None:
         page = rules.approvals_page(limit=2, cursor=page.next_cursor)
         order += [a.execution_id for a in page.items]
     assert order == waiting
+    # The list form reads the same pages: a limit, then on from a page's cursor.
+    assert [a.execution_id for a in rules.approvals(limit=3)] == waiting[:3]
+    rest = rules.approvals(cursor=rules.approvals_page(limit=3).next_cursor)
+    assert [a.execution_id for a in rest] == waiting[3:]
+    newest = rules.runs(limit=2)
+    assert [r.execution_id for r in newest] == waiting[::-1][:2]
+    after = rules.runs(cursor=rules.runs_page(limit=2).next_cursor, limit=10**9)
+    assert [r.execution_id for r in after] == waiting[::-1][2:]
     rules.approve(waiting[0], by="alice")
     assert [a.execution_id for a in rules.approvals_page().items] == waiting[1:]
     decided = rules.approvals_page("approved", newest_first=True)

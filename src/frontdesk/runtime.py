@@ -325,11 +325,32 @@ class AgentRuntime:
     # -- approvals ----------------------------------------------------------------------------------
 
     def approvals(
-        self, status: str | None = "pending", execution_id: str | None = None
+        self,
+        status: str | None = "pending",
+        execution_id: str | None = None,
+        limit: int = 1000,
+        *,
+        cursor: str | None = None,
+        newest_first: bool = False,
     ) -> list[ApprovalRecord]:
-        """Approval requests, oldest first (pending ones by default)."""
-        require_texts(status=status, execution_id=execution_id)
-        return self.store.approvals(status=status, execution_id=execution_id)
+        """Approval requests, oldest first (pending ones by default): up to ``limit`` of them
+        from ``cursor`` on, read page by page through :meth:`approvals_page` (use that for
+        the cursor of the next page)."""
+        wanted = _count(limit, "limit")
+        found: list[ApprovalRecord] = []
+        while len(found) < wanted:
+            page = self.approvals_page(
+                status,
+                execution_id=execution_id,
+                newest_first=newest_first,
+                limit=min(listing.MAX_PAGE, wanted - len(found)),
+                cursor=cursor,
+            )
+            found.extend(page.items)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        return found
 
     def approve(
         self,
