@@ -98,6 +98,8 @@ class AgentRegistry:
     def __init__(self) -> None:
         self._by_name: dict[str, Agent[Any]] = {}
         self._lock = threading.Lock()
+        self._replaced: dict[str, tuple[tuple[Agent[Any], ...], Agent[Any]]] = {}
+        """Composite references -> (the agents found for them, the graph built from those)."""
 
     def register(self, agent: Agent[Any], name: str | None = None) -> str:
         """Register ``agent`` under ``name`` (default: its own name). Returns the reference."""
@@ -125,8 +127,12 @@ class AgentRegistry:
     def resolve(self, ref: str) -> Agent[Any]:
         """The agent for a stored reference, or :class:`AgentNotFound` saying what to do.
 
-        ``root#name`` is the agent called ``name`` reachable from the agent ``root``.
+        ``root#name`` is the agent called ``name`` reachable from the agent ``root``;
+        ``root|ref|...`` is ``root``'s graph with the agents those references name in place
+        of the agents named like them (see :mod:`._replace`).
         """
+        if "|" in ref:
+            return self._resolve_replaced(ref)
         if "#" in ref:
             root_ref, _, name = ref.rpartition("#")
             root = self.resolve(root_ref)
@@ -148,6 +154,21 @@ class AgentRegistry:
                 )
             return found
         return import_reference(ref)
+
+    def _resolve_replaced(self, ref: str) -> Agent[Any]:
+        from ._replace import split, with_replacements
+
+        root_ref, replacement_refs = split(ref)
+        found = (self.resolve(root_ref), *(self.resolve(r) for r in replacement_refs))
+        with self._lock:
+            cached = self._replaced.get(ref)
+        # The same graph for as long as the same agents are found: the engine caches by it.
+        if cached is not None and all(a is b for a, b in zip(cached[0], found, strict=True)):
+            return cached[1]
+        graph = with_replacements(found[0], found[1:])
+        with self._lock:
+            self._replaced[ref] = (found, graph)
+        return graph
 
     def names(self) -> list[str]:
         """Registered names."""
