@@ -9,6 +9,10 @@ result = mock_run(triage_agent, "I was charged twice", events=[
 ])
 expect(result).completed().handed_off_to("billing_specialist").called_tool("get_invoice")
 
+A recorded run, replayed through the current agents (``frontdesk runs export`` writes these):
+
+replay("tests/regressions/test_run_19a2.py")
+
 One tool on its own, in a tool-call scope (``current_tool_call()`` works inside it):
 
 refund = await call_tool(process_refund, {"invoice_id": "INV-8821", "reason": "duplicate"})
@@ -16,15 +20,18 @@ refund = await call_tool(process_refund, {"invoice_id": "INV-8821", "reason": "d
 
 from ._expect import Expectation, ExpectationFailed, expect, format_trace
 from ._mock import MockEvent, mock_run
+from ._replay import Recording, replay
 from ._tools import call_tool, call_tool_sync
 
 __all__ = [
     "Expectation",
     "ExpectationFailed",
     "MockEvent",
+    "Recording",
     "call_tool",
     "call_tool_sync",
     "expect",
     "format_trace",
     "mock_run",
+    "replay",
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from ..events import Event
@@ -89,6 +92,53 @@ class Expectation:
             self._fail(f"expected no call to {name!r}")
         return self
 
+    def agent_path(self, path: Sequence[str]) -> Expectation:
+        """The run went through exactly these agents, in this order (its start, then each
+        handoff's target)."""
+        taken = [self.result.agent] + [
+            e.target or "?" for e in self.result.events if e.type == "handoff"
+        ]
+        if taken != list(path):
+            self._fail(
+                f"expected the agent path {' → '.join(path)}, the run went {' → '.join(taken)}"
+            )
+        return self
+
+    def tool_calls(self, calls: Sequence[tuple[str, Any]]) -> Expectation:
+        """The run called exactly these tools with these arguments (asked for approval or
+        run, in any order within the run); each call is ``(tool, arguments)``."""
+        seen: dict[str, tuple[str, Any]] = {}
+        for e in self.result.events:
+            if e.type in ("approval_required", "tool_call", "tool_result") and e.call_id:
+                seen.setdefault(e.call_id, (e.tool_name or "?", e.args or {}))
+        made = list(seen.values())
+        if Counter(map(_call_text, made)) != Counter(map(_call_text, calls)):
+            expected = ", ".join(map(_call_text, calls)) or "none"
+            self._fail(
+                f"expected the tool calls {expected}; the run made "
+                f"{', '.join(map(_call_text, made)) or 'none'}"
+            )
+        return self
+
+    def asked_approval_for(self, tools: Sequence[str]) -> Expectation:
+        """The run asked a human to approve calls of exactly these tools, in this order."""
+        asked = [e.tool_name for e in self.result.events if e.type == "approval_required"]
+        if asked != list(tools):
+            message = (
+                f"expected approval requests for {', '.join(tools) or 'no tool'}; the run asked "
+                f"for {', '.join(t or '?' for t in asked) or 'none'}"
+            )
+            ran = [
+                t
+                for t in dict.fromkeys(tools)
+                if t not in asked
+                and any(e.type == "tool_call" and e.tool_name == t for e in self.result.events)
+            ]
+            if ran:
+                message += f"; {', '.join(ran)} ran without a human's approval"
+            self._fail(message)
+        return self
+
     def output_contains(self, text: str) -> Expectation:
         """The final output contains ``text``."""
         output = self.result.output
@@ -103,6 +153,11 @@ class Expectation:
                 f"expected at most {n} tokens, the run used {self.result.usage.total_tokens}"
             )
         return self
+
+
+def _call_text(call: tuple[str, Any]) -> str:
+    name, args = call
+    return f"{name}({json.dumps(args, sort_keys=True, ensure_ascii=False, default=str)})"
 
 
 def expect(result: RunResult) -> Expectation:

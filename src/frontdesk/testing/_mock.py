@@ -16,7 +16,7 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 from ..errors import InvalidInput
 from ..runtime import AgentRuntime, RunResult
 
-MockKind = Literal["handoff", "tool_call", "message", "done", "approve", "reject"]
+MockKind = Literal["handoff", "tool_call", "parallel", "message", "done", "approve", "reject"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class MockEvent:
     args: dict[str, Any] = field(default_factory=dict)
     text: str | None = None
     by: str | None = None
+    calls: tuple[MockEvent, ...] = ()
+    """The tool calls of a ``parallel`` event."""
 
     @classmethod
     def handoff(cls, target: str) -> MockEvent:
@@ -41,6 +43,13 @@ class MockEvent:
     ) -> MockEvent:
         """The current agent calls tool ``name`` with ``args`` (the real tool runs)."""
         return cls("tool_call", tool_name=name, args={**(args or {}), **kwargs})
+
+    @classmethod
+    def parallel(cls, *calls: MockEvent) -> MockEvent:
+        """The current agent calls several tools in one response (each a :meth:`tool_call`)."""
+        if not calls or any(call.kind != "tool_call" for call in calls):
+            raise InvalidInput("MockEvent.parallel() takes one or more MockEvent.tool_call(...)")
+        return cls("parallel", calls=tuple(calls))
 
     @classmethod
     def message(cls, text: str) -> MockEvent:
@@ -88,6 +97,13 @@ def script(events: Sequence[MockEvent]) -> tuple[list[Any], list[MockEvent]]:
         elif event.kind == "tool_call":
             assert event.tool_name is not None
             steps.append([function_call(event.tool_name, event.args, call_id=f"mock_call_{index}")])
+        elif event.kind == "parallel":
+            steps.append(
+                [
+                    function_call(call.tool_name or "", call.args, call_id=f"mock_call_{index}_{n}")
+                    for n, call in enumerate(event.calls)
+                ]
+            )
         elif event.kind in ("message", "done"):
             steps.append([assistant_message(event.text or "")])
         else:
@@ -104,6 +120,13 @@ def _cleanup() -> None:
 
 
 atexit.register(_cleanup)
+
+
+def temporary_home() -> str:
+    """A fresh frontdesk home, removed when the process exits."""
+    home = tempfile.mkdtemp(prefix="frontdesk-mock-")
+    _homes.append(home)
+    return home
 
 
 def mock_run(
@@ -126,8 +149,7 @@ def mock_run(
     steps, decisions = script(events)
     model = ScriptedModel(steps)
     if home is None:
-        home = tempfile.mkdtemp(prefix="frontdesk-mock-")
-        _homes.append(home)
+        home = temporary_home()
     with AgentRuntime(home, model=model, recover=False) as rt:
         result = rt.run(agent, message, context=context)
         for decision in decisions:
