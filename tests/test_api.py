@@ -534,3 +534,16 @@ def test_serve_prints_a_generated_token_once(tmp_path: Path) -> None:
     assert f"API token, shown this once (kept in {home / TOKEN_FILENAME}): {token}" in outputs[0]
     assert token not in outputs[1]
     assert "console: http://127.0.0.1:" in outputs[1]
+
+
+def test_the_console_script_follows_every_event_type_a_run_stream_sends() -> None:
+    """A run page refreshes on each persisted event type the SSE stream names (``text_delta``
+    is live only and never stored, so never streamed from the store)."""
+    from frontdesk.events import EVENT_TYPES
+    from frontdesk.server._console import STATIC
+
+    script = (Path(STATIC) / "console.js").read_text()
+    listed = re.search(r"var RUN_EVENTS = \[(.*?)\];", script, re.S)
+    assert listed is not None
+    names = set(re.findall(r'"(\w+)"', listed.group(1)))
+    assert names == (set(EVENT_TYPES) - {"text_delta"}) | {"status"}

@@ -26,6 +26,7 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 
 import guardflow
 from frontdesk import AgentRuntime, RunResult, tool
+from frontdesk.cli._render import describe_event
 from frontdesk.server._present import Presenter
 from test_api import Console, running_console
 
@@ -239,6 +240,13 @@ def test_tool_guardrails_are_recorded_per_call(runtime: AgentRuntime) -> None:
     assert [v["verdict"] for v in verdicts] == ["passed", "passed", "rejected", "passed", "tripped"]
     assert verdicts[2]["message"] == "unknown invoice"
     assert verdicts[4]["output_info"] == {"leak": "card number"}
+    # The CLI's trace says the same, one line per verdict.
+    lines = [describe_event(e) for e in result.events if e.type == "guardrail"]
+    assert lines[2:] == [
+        "🛡 tool_input guardrail known_invoice on invoice: rejected",
+        "🛡 tool_input guardrail known_invoice on invoice: passed",
+        "🛡 tool_output guardrail no_card_numbers on invoice: tripped",
+    ]
 
 
 # -- replay ---------------------------------------------------------------------------------------

@@ -327,6 +327,16 @@ def describe_event(event: Event) -> str:
         return f"✔ {event.tool_name} {decided}{edited}{why}"
     if event.type == "approval_escalated":
         return f"⚠ [{event.data.get('approval_id')}] {event.tool_name}: {event.data.get('note')}"
+    if event.type == "guardrail":
+        d = event.data
+        behavior = (d.get("behavior") or {}).get("type")
+        verdict = (
+            "tripped"
+            if d.get("tripwire_triggered")
+            else ("rejected" if behavior == "reject_content" else "passed")
+        )
+        on_tool = f" on {event.tool_name}" if event.tool_name else ""
+        return f"🛡 {d.get('kind')} guardrail {d.get('guardrail')}{on_tool}: {verdict}"
     if event.type == "budget_exceeded":
         limit = str(event.data.get("limit"))
         return (

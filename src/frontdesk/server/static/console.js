@@ -55,8 +55,10 @@
     source.addEventListener("changed", soon);
   }
 
+  // Every persisted event type (text_delta is live-only and never sent), and "status".
   var RUN_EVENTS = ["agent_start", "handoff", "tool_call", "tool_result", "message",
-    "approval_required", "approval_decided", "done", "error", "budget_exceeded", "status"];
+    "approval_required", "approval_decided", "approval_escalated", "guardrail", "done",
+    "error", "budget_exceeded", "status"];
 
   function watchRun(live) {
     var terminal = ["completed", "failed", "cancelled", "budget_exceeded"];
