@@ -20,6 +20,7 @@ from frontdesk import (
     AgentRuntime,
     InvalidFork,
     InvalidInput,
+    ModelNotConfigured,
     RunNotFound,
     RunResult,
 )
@@ -367,3 +368,41 @@ def test_runs_fork_refuses_bad_input_with_a_clear_error(
     missing = cli(home, flow_dir, "runs", "fork", "run_missing", "--at", "1", check=False)
     assert missing.returncode == 2 and "no run with execution id 'run_missing'" in missing.stderr
     assert counts(home) == before
+
+
+def test_a_model_this_process_cannot_provide_is_refused_before_anything_is_created(
+    home: Path, flow_dir: Path
+) -> None:
+    with AgentRuntime(home, recover=False, model_provider=forkflow.FlowProvider()) as runtime:
+        parent = refunded_run(runtime)
+    before = counts(home)
+    # No provider and no OpenAI key here.
+    with (
+        AgentRuntime(home, recover=False) as runtime,
+        pytest.raises(ModelNotConfigured, match="no model is configured"),
+    ):
+        runtime.fork(parent.execution_id, 8, model="gpt-4o")
+    assert counts(home) == before
+
+
+def test_a_turn_of_a_conversation_forks_into_a_run_of_its_own(home: Path) -> None:
+    from frontdesk.apps.airline import AirlineAgentContext, init_db
+    from frontdesk.apps.airline import triage_agent as airline_triage
+
+    init_db(home)
+    with AgentRuntime(home, model="rules", recover=False) as runtime:
+        chat = runtime.conversation("c-1", agent=airline_triage, context=AirlineAgentContext())
+        chat.send("What is the baggage allowance?", chat_length=0)
+        chat.send("I'd like to change my seat", chat_length=len(chat.history()))
+        turn = runtime.runs(conversation_id="c-1")[0]
+        lines = chat.history()
+
+        fork = runtime.fork(turn.execution_id, 1).wait(timeout=120)
+
+        assert fork.status == "completed", fork.error
+        assert fork.conversation_id is None and runtime.conversation("c-1").history() == lines
+        # It was given what the turn was given: the conversation so far, then the message.
+        assert fork.input[0]["content"] == "What is the baggage allowance?"
+        assert fork.input[-1] == {"content": "I'd like to change my seat", "role": "user"}
+        diff = runtime.diff(turn.execution_id, fork.execution_id)
+        assert diff.same, diff.divergence

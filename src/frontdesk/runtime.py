@@ -34,6 +34,7 @@ from ._stats import UsageStats, build_stats, run_costs
 from ._text import items_text_length, require_text, require_texts
 from .conversations import Conversation
 from .engine._agents import AgentRegistry
+from .engine._memory import Memory, require_memory
 from .engine._models import run_selector
 from .engine.local._engine import LocalEngine
 from .engine.local._spec import RunSpec
@@ -583,12 +584,10 @@ class AgentRuntime:
     def diff(self, a: str, b: str) -> RunDiff:
         """Compare runs ``a`` and ``b`` step by step: agent path, handoffs, tool calls with
         arguments and results, outputs, tokens and latency, and where they first diverge."""
-        from .debugging._diff import diff_runs
+        from .debugging._diff import compare
 
-        lineages = [self.lineage(a), self.lineage(b)]
-        sides = [(x.parent.execution_id, x.parent.fork_step) if x.parent else (None, None)
-                 for x in lineages]  # fmt: skip
-        return diff_runs(self.get(a), self.get(b), sides[0], sides[1])
+        require_texts(a=a, b=b)
+        return compare(self, a, b)
 
     def lineage(self, execution_id: str) -> Lineage:
         """The run's fork parent (with the step it was forked at) and the runs forked from it;
@@ -606,15 +605,19 @@ class AgentRuntime:
         max_input_chars: int = 1000,
         turn_timeout: float | None = None,
         budget: Budget | None = None,
+        memory: Memory | None = None,
     ) -> Conversation:
         """Create or reopen a durable multi-turn conversation (see :mod:`frontdesk.conversations`).
 
         ``budget`` is counted over all the conversation's turns and stored with it (it replaces
         the one stored before); without one, the stored budget applies, else the runtime's.
+        ``memory`` bounds what the agents are sent of the earlier turns (:class:`Memory`); it
+        is stored with the conversation too, and replaces the one stored before.
         """
         from .conversations import open_conversation
 
         require_budget(budget)
+        require_memory(memory)
         if agent is not None:
             self.registry.register(agent)
         return open_conversation(
@@ -625,6 +628,7 @@ class AgentRuntime:
             max_input_chars=max_input_chars,
             turn_timeout=turn_timeout,
             budget=budget,
+            memory=memory,
         )
 
     def recover(self) -> list[str]:

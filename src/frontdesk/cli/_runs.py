@@ -146,7 +146,7 @@ def fork(
         if wait:
             _wait_settled(runtime, handle.execution_id)
         result = runtime.get(handle.execution_id)
-        console.print(f"{handle.execution_id}: ", status_text(result.status))
+        console.print(f"{handle.execution_id}:", status_text(result.status))
         if result.output is not None:
             console.print(short(result.output, 400), markup=False)
         if result.status == "waiting_approval":

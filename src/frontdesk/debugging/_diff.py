@@ -15,11 +15,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._results import RunResult
+from ..engine._conversation import is_turn_input, resolve_turn_input
 from ..events import Usage
 from ._steps import Step, agent_path, run_steps
+
+if TYPE_CHECKING:
+    from ..runtime import AgentRuntime
 
 DivergenceReason = Literal[
     "input",
@@ -296,16 +300,20 @@ def diff_runs(
     b: RunResult,
     lineage_a: tuple[str | None, int | None] = (None, None),
     lineage_b: tuple[str | None, int | None] = (None, None),
+    inputs: tuple[Any, Any] | None = None,
 ) -> RunDiff:
-    """Compare run ``a`` with run ``b`` (see the module's docstring)."""
+    """Compare run ``a`` with run ``b`` (see the module's docstring). ``inputs`` are what the
+    runs' agents were given, when that is more than their ``input`` (a conversation turn's
+    earlier items)."""
     steps_a, steps_b = run_steps(a.steps, a.approvals), run_steps(b.steps, b.approvals)
     turns_a, turns_b = _turns(steps_a), _turns(steps_b)
     pairs: list[TurnPair] = []
     divergence: Divergence | None = None
-    if a.input != b.input:
+    input_a, input_b = inputs if inputs is not None else (a.input, b.input)
+    if input_a != input_b:
         divergence = Divergence(
             "input", None, None, None,
-            f"other input: A {_show(a.input)}, B {_show(b.input)}",
+            f"other input: A {_show(input_a)}, B {_show(input_b)}",
         )  # fmt: skip
     for i in range(max(len(turns_a), len(turns_b))):
         ta = turns_a[i] if i < len(turns_a) else None
@@ -341,6 +349,19 @@ def diff_runs(
     return RunDiff(_side(a, steps_a, lineage_a), _side(b, steps_b, lineage_b), pairs, divergence)
 
 
+def compare(runtime: AgentRuntime, a: str, b: str) -> RunDiff:
+    """Runs ``a`` and ``b`` of ``runtime`` compared, with their lineage and what their agents
+    were given (a turn of a conversation and its fork compare alike)."""
+    sides = []
+    given = []
+    for execution_id in (a, b):
+        parent = runtime.lineage(execution_id).parent
+        sides.append((parent.execution_id, parent.fork_step) if parent else (None, None))
+        stored = json.loads(runtime.store.require_run(execution_id).input)
+        given.append(resolve_turn_input(runtime.store, stored) if is_turn_input(stored) else stored)
+    return diff_runs(runtime.get(a), runtime.get(b), sides[0], sides[1], (given[0], given[1]))
+
+
 __all__ = [
     "DiffSide",
     "Divergence",
@@ -349,6 +370,7 @@ __all__ = [
     "ToolView",
     "TurnPair",
     "TurnView",
+    "compare",
     "compare_turns",
     "diff_runs",
 ]

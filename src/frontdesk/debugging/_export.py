@@ -248,8 +248,9 @@ def render_pytest(recording: Recording, when: float | None = None) -> str:
     lines = [
         f'"""Regression test recorded from run {recording.run_id}{date}.',
         "",
-        f"Agents: {path}. Tool calls: {len(recording.tool_calls)}. "
-        f"Approval needed for: {gated}. Ended {recording.status}.",
+        f"Agents: {path}.",
+        f"Tool calls: {len(recording.tool_calls)}. Approval needed for: {gated}. "
+        f"Ended {recording.status}.",
         "",
         "The test replays the model's recorded responses through the current agents and tools",
         "and fails when an agent hands off differently, calls another tool, or drops an",
