@@ -26,7 +26,7 @@ from frontdesk import (
 )
 from frontdesk.debugging import run_steps
 
-from conftest import PYTHON, child_env
+from conftest import PYTHON, Children, child_env, sigkill, wait_for_marker
 
 
 @pytest.fixture
@@ -406,3 +406,30 @@ def test_a_turn_of_a_conversation_forks_into_a_run_of_its_own(home: Path) -> Non
         assert fork.input[-1] == {"content": "I'd like to change my seat", "role": "user"}
         diff = runtime.diff(turn.execution_id, fork.execution_id)
         assert diff.same, diff.divergence
+
+
+def test_a_step_after_a_tool_whose_result_was_never_recorded_is_refused(
+    children: Children, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow_dir, home = tmp_path / "crashflow", tmp_path / "crash-home"
+    flow_dir.mkdir()
+    home.mkdir()
+    monkeypatch.setenv("CRASHFLOW_DIR", str(flow_dir))
+    # A process dies inside the invoice lookup: its step is started, never done.
+    proc = children.popen(
+        [PYTHON, "-m", "crashflow", str(home)],
+        env=child_env(CRASHFLOW_DIR=str(flow_dir), CRASH_AT="in_tool:lookup_invoice"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert wait_for_marker(flow_dir / "parked", proc) == "in_tool:lookup_invoice"
+    sigkill(proc)
+
+    with AgentRuntime(home, recover=False) as runtime:
+        (run,) = runtime.runs()
+        steps = run_steps(runtime.get(run.execution_id).steps)
+        started = next(s for s in steps if s.state == "started")
+        assert started.name == "lookup_invoice"
+        before = counts(home)
+        with pytest.raises(InvalidFork, match=f"step {started.number} \\(lookup_invoice\\) has no"):
+            runtime.fork(run.execution_id, len(steps) + 1)
+        assert counts(home) == before
