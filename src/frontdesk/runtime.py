@@ -337,21 +337,17 @@ class AgentRuntime:
         """Approval requests, oldest first (pending ones by default): up to ``limit`` of them
         from ``cursor`` on, read page by page through :meth:`approvals_page` (use that for
         the cursor of the next page)."""
-        wanted = _count(limit, "limit")
-        found: list[ApprovalRecord] = []
-        while len(found) < wanted:
-            page = self.approvals_page(
+        return listing.read_pages(
+            lambda size, after: self.approvals_page(
                 status,
                 execution_id=execution_id,
                 newest_first=newest_first,
-                limit=min(listing.MAX_PAGE, wanted - len(found)),
-                cursor=cursor,
-            )
-            found.extend(page.items)
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-        return found
+                limit=size,
+                cursor=after,
+            ),
+            _count(limit, "limit"),
+            cursor,
+        )
 
     def approve(
         self,
@@ -445,10 +441,8 @@ class AgentRuntime:
         the cursor of the next page); ``limit`` is a count (``InvalidInput`` if negative),
         and a limit larger than the history means every run.
         """
-        wanted = _count(limit, "limit")
-        found: list[RunResult] = []
-        while len(found) < wanted:
-            page = self.runs_page(
+        return listing.read_pages(
+            lambda size, after: self.runs_page(
                 status=status,
                 app=app,
                 agent=agent,
@@ -456,14 +450,12 @@ class AgentRuntime:
                 since=since,
                 until=until,
                 conversation_id=conversation_id,
-                limit=min(listing.MAX_PAGE, wanted - len(found)),
-                cursor=cursor,
-            )
-            found.extend(page.items)
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-        return found
+                limit=size,
+                cursor=after,
+            ),
+            _count(limit, "limit"),
+            cursor,
+        )
 
     def runs_page(
         self,

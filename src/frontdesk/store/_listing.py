@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -38,6 +39,21 @@ class Page(Generic[T]):
     """The page's items, in the listing's order."""
     next_cursor: str | None
     """Pass it as ``cursor`` to read the next page; None on the last page."""
+
+
+def read_pages(
+    fetch: Callable[[int, str | None], Page[T]], limit: int, cursor: str | None = None
+) -> list[T]:
+    """Up to ``limit`` items of a cursor listing from ``cursor`` on, read page by page with
+    ``fetch(page_size, cursor)``; a limit beyond the listing means all of it."""
+    found: list[T] = []
+    while len(found) < limit:
+        page = fetch(min(MAX_PAGE, limit - len(found)), cursor)
+        found.extend(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    return found
 
 
 @dataclass(frozen=True)
