@@ -249,3 +249,29 @@ def test_export_refuses_what_cannot_become_a_test_and_writes_nothing(
     with pytest.raises(InvalidInput, match="replay takes the path of an exported test"):
         replay(42)  # type: ignore[arg-type]
     assert isinstance(Recording, type)
+
+
+def test_an_approval_with_edited_arguments_is_replayed_as_edited(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow_dir = tmp_path / "flow"
+    flow_dir.mkdir()
+    monkeypatch.setenv("FORKFLOW_DIR", str(flow_dir))
+    with AgentRuntime(home, recover=False) as runtime:
+        paused = runtime.run(forkflow.triage, forkflow.MESSAGE, context=Ctx())
+        runtime.approve(paused.execution_id, by="lead", args={"amount": 49.5})
+        done = runtime.handle(paused.execution_id).wait(timeout=120)
+    assert done.status == "completed", done.error
+    out = tmp_path / "out"
+
+    proc = frontdesk(home, "runs", "export", done.execution_id, "--pytest", str(out))
+
+    assert proc.returncode == 0, proc.stderr
+    path = out / f"test_{done.execution_id}.py"
+    edited = 'MockEvent.approve(by="lead", args={"invoice_id": "INV-1", "amount": 49.5})'
+    assert edited in path.read_text()
+    replayed = replay(path, home=tmp_path / "replay")
+    (refunded,) = [
+        e for e in replayed.events if e.type == "tool_result" and e.tool_name == "refund"
+    ]
+    assert (refunded.result["refund_id"], refunded.result["amount"]) == ("re_INV-1", 49.5)

@@ -37,7 +37,9 @@ def _decision(steps: list[Step], call_key: str) -> MockEvent | None:
         if step.kind == "tool" and step.call_key == call_key and step.approval is not None:
             a = step.approval
             if a.status == "approved":
-                return MockEvent.approve(by=a.decided_by or "someone", note=a.note)
+                return MockEvent.approve(
+                    by=a.decided_by or "someone", note=a.note, args=a.edited_args
+                )
             if a.status == "rejected":
                 return MockEvent.reject(a.reason or "rejected", by=a.decided_by or "someone")
     return None
@@ -77,6 +79,16 @@ def _events(
         text = model.text or ""
         events.append(MockEvent.done(text) if last else MockEvent.message(text))
     return events, notes
+
+
+def _tool_calls(steps: list[Step]) -> list[tuple[str, Any]]:
+    """The tool calls the model asked for (before any reviewer edited them), in order."""
+    return [
+        (request.name, request.args)
+        for model in steps
+        if model.kind == "model" and model.handoff is None
+        for request in model.requests
+    ]
 
 
 def _approvals(steps: list[Step]) -> list[str]:
@@ -131,7 +143,7 @@ def recording_of(store: Store, execution_id: str) -> Recording:
         input=stored,
         events=events,
         agent_path=agent_path(row.agent_name, steps),
-        tool_calls=[(s.name or "?", s.args) for s in steps if s.kind in ("tool", "approval")],
+        tool_calls=_tool_calls(steps),
         approvals=_approvals(steps),
         status=row.status,
         context_type=row.context_type,
@@ -227,7 +239,8 @@ def _event_source(event: MockEvent, indent: int) -> str:
         return _call(f"MockEvent.{event.kind}", [event.text or ""], indent)
     if event.kind == "approve":
         note = {"note": event.text} if event.text else {}
-        return _call("MockEvent.approve", [], indent, {"by": event.by, **note})
+        edited = {"args": event.args} if event.args else {}
+        return _call("MockEvent.approve", [], indent, {"by": event.by, **note, **edited})
     return _call("MockEvent.reject", [event.text], indent, {"by": event.by})
 
 

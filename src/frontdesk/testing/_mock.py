@@ -62,9 +62,12 @@ class MockEvent:
         return cls("done", text=output)
 
     @classmethod
-    def approve(cls, by: str = "mock_run", note: str | None = None) -> MockEvent:
-        """A human approves the pending tool call."""
-        return cls("approve", by=by, text=note)
+    def approve(
+        cls, by: str = "mock_run", note: str | None = None, args: dict[str, Any] | None = None
+    ) -> MockEvent:
+        """A human approves the pending tool call (with edited ``args``, if given: each one
+        replaces the model's)."""
+        return cls("approve", by=by, text=note, args=dict(args or {}))
 
     @classmethod
     def reject(cls, reason: str, by: str = "mock_run") -> MockEvent:
@@ -159,7 +162,12 @@ def mock_run(
                     "for an approval"
                 )
             if decision.kind == "approve":
-                rt.approve(result.execution_id, by=decision.by, note=decision.text)
+                rt.approve(
+                    result.execution_id,
+                    by=decision.by,
+                    note=decision.text,
+                    args=decision.args or None,
+                )
             else:
                 rt.reject(result.execution_id, decision.text or "rejected", by=decision.by)
             result = rt.handle(result.execution_id).wait(timeout=60)

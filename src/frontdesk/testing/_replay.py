@@ -153,7 +153,12 @@ class _Replay:
                 return None  # the recorded run ended waiting for this decision
             decision = self.decisions[self.asked - 1]
             if decision.kind == "approve":
-                self.runtime.approve(pending.approval_id, by=decision.by, note=decision.text)
+                self.runtime.approve(
+                    pending.approval_id,
+                    by=decision.by,
+                    note=decision.text,
+                    args=decision.args or None,
+                )
             else:
                 self.runtime.reject(
                     pending.approval_id, decision.text or "rejected", by=decision.by
