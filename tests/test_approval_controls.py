@@ -31,6 +31,7 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 from frontdesk import AgentRuntime, ApprovalAlreadyDecided, InvalidInput, RunResult, tool
 from frontdesk.apps.support import init_db
 from frontdesk.apps.support import triage_agent as support_triage
+from frontdesk.server._present import Presenter
 from frontdesk.store import Store
 from frontdesk.store._decisions import due_approvals
 from test_api import Console, login, running_console
@@ -99,6 +100,10 @@ def test_edited_arguments_run_the_tool_and_both_are_kept(desk: AgentRuntime, hom
     [call] = [e for e in done.events if e.type == "tool_call" and e.tool_name == "process_refund"]
     assert call.args == record.edited_args and call.data["asked_args"] == asked.args
     assert result.data["asked_args"] == asked.args
+    # The console's timeline shows the decision with the edit.
+    timeline = Presenter(desk).run_detail(done)["timeline"]
+    [shown] = [t for t in timeline if t["type"] == "approval_decided"]
+    assert (shown["by"], shown["edited_args"]) == ("ann", record.edited_args)
     # Journal: the tool step ran with the edit; the model step that asked holds the ask.
     [step] = [s for s in done.steps if s.kind == "tool" and s.name == "process_refund"]
     assert json.loads(step.args_json or "{}") == record.edited_args
@@ -355,6 +360,10 @@ def test_a_deadline_passed_while_every_process_was_down_escalates_the_request(
         done = runtime.handle(execution_id).result(timeout=WAIT_SECONDS)
     assert done.status == "completed" and "refunded" in done.output
     assert [e.type for e in done.events].count("approval_escalated") == 1
+    with AgentRuntime(home, recover=False) as reader:
+        timeline = Presenter(reader).run_detail(done)["timeline"]
+    [shown] = [t for t in timeline if t["type"] == "approval_escalated"]
+    assert shown["tool_name"] == "refund" and "nobody decided" in shown["note"]
     assert any(e.startswith("refund") for e in effects(flow_dir))
 
 

@@ -254,7 +254,13 @@ def timeline(r: RunResult, events: list[Event], steps: list[JournalRow]) -> list
             entry["duration_ms"] = round((end - e.at) * 1000, 1) if end is not None else None
         elif e.type == "handoff":
             entry["target"] = e.target
-        elif e.type in ("tool_call", "tool_result", "approval_required", "approval_decided"):
+        elif e.type in (
+            "tool_call",
+            "tool_result",
+            "approval_required",
+            "approval_decided",
+            "approval_escalated",
+        ):
             entry.update(tool_name=e.tool_name, call_id=e.call_id, args=e.args)
             step = tools.get(e.call_id or "")
             if e.type == "tool_result":
@@ -263,9 +269,8 @@ def timeline(r: RunResult, events: list[Event], steps: list[JournalRow]) -> list
             if e.type == "tool_call" and e.data.get("interrupted_attempt"):
                 entry["retried"] = True
             if e.type.startswith("approval"):
-                entry.update(
-                    {k: e.data.get(k) for k in ("approval_id", "decision", "by", "note", "reason")}
-                )
+                keys = ("approval_id", "decision", "by", "note", "reason", "edited_args")
+                entry.update({k: e.data.get(k) for k in keys})
         elif e.type == "message":
             entry["output"] = text_of(e.output)
             step = models.get(f"model:{e.data.get('model_call')}")
