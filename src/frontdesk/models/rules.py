@@ -127,6 +127,26 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:24]
 
 
+def _call_ids(input: str | list[TResponseInputItem]) -> frozenset[str]:
+    if isinstance(input, str):
+        return frozenset()
+    found = (
+        item.get("call_id") if isinstance(item, dict) else getattr(item, "call_id", None)
+        for item in input
+    )
+    return frozenset(c for c in found if isinstance(c, str))
+
+
+def _fresh_call_id(taken: frozenset[str], *parts: Any) -> str:
+    """A call id derived from ``parts`` that no item of the input already uses. The input
+    length keeps ids apart while a conversation grows; under a memory window it repeats, and
+    the SDK would merge two calls that share an id."""
+    call_id = "call_rules_" + _digest(*parts)
+    while call_id in taken:
+        call_id = "call_rules_" + _digest(call_id, "again")
+    return call_id
+
+
 def _input_chars(system_instructions: str | None, input: str | list[TResponseInputItem]) -> int:
     body = input if isinstance(input, str) else json.dumps(input, default=str)
     return len(system_instructions or "") + len(body)
@@ -176,7 +196,7 @@ class RulesModel(Model):
         conversation = self.conversation(input, tools, handoffs)
         decision = decide(self.rules, conversation)
         position = (conversation.input_length, conversation.turn, conversation.last_user)
-        output = self._output_items(decision, position, output_schema)
+        output = self._output_items(decision, position, output_schema, _call_ids(input))
         output_chars = sum(len(item.model_dump_json()) for item in output)
         usage = estimate_usage(_input_chars(system_instructions, input), output_chars)
         response_id = "resp_rules_" + _digest(*position, self.agent_name)
@@ -187,15 +207,16 @@ class RulesModel(Model):
         decision: Decision,
         position: tuple[Any, ...],
         output_schema: AgentOutputSchemaBase | None,
+        taken: frozenset[str] = frozenset(),
     ) -> list[TResponseOutputItem]:
         if decision.handoff is not None:
-            call_id = "call_rules_" + _digest(*position, decision.handoff, "{}")
+            call_id = _fresh_call_id(taken, *position, decision.handoff, "{}")
             return [function_call_item(call_id, decision.handoff, "{}")]
         if decision.calls:
             items: list[TResponseOutputItem] = []
             for index, (name, args) in enumerate(decision.calls):
                 arguments = canonical_args(args)
-                call_id = "call_rules_" + _digest(*position, name, arguments, index)
+                call_id = _fresh_call_id(taken, *position, name, arguments, index)
                 items.append(function_call_item(call_id, name, arguments))
             return items
         text = _reply_text(decision.reply, output_schema)
