@@ -94,7 +94,7 @@ def test_public_api_is_pinned() -> None:
         "StoreLocked", "ToolCall", "TurnTimedOut", "Usage", "__version__", "current_tool_call",
         "default_runtime", "run", "run_async", "start", "stream", "tool",
         "Budget", "BudgetExceeded", "Price", "Prices", "UsageStats", "UsageTotals",
-        "InvalidFork", "Lineage", "RunDiff",
+        "InvalidFork", "Lineage", "RunDiff", "Memory",
     }  # fmt: skip
     for name in frontdesk.__all__:
         assert hasattr(frontdesk, name), name

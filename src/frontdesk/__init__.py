@@ -10,6 +10,7 @@ from ._prices import Price, Prices
 from ._stats import UsageStats, UsageTotals
 from .conversations import Conversation
 from .debugging import Lineage, RunDiff
+from .engine._memory import Memory
 from .errors import (
     AgentNotFound,
     ApprovalAlreadyDecided,
@@ -69,6 +70,7 @@ __all__ = [
     "InvalidRunState",
     "Lineage",
     "MalformedModelResponse",
+    "Memory",
     "MessageTooLong",
     "ModelNotConfigured",
     "Price",

@@ -7,6 +7,9 @@ The current agent, the context, the input items and the history are persisted. A
 reopened from another process continues exactly where it was; a turn interrupted by a crash is
 completed exactly once when the conversation is next opened. Each turn is a run in the history
 (``frontdesk runs show``), linked to its conversation.
+
+``memory=Memory(last_turns=N)`` bounds what the agents are sent to the last N turns (and, with
+``summarize``, a summary of the turns before them); see :mod:`frontdesk.engine._memory`.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from typing import TYPE_CHECKING, Any
 from agents import Agent
 
 from ._budget import Budget, turn_plan_json
+from ._summarizer import update_summary
 from ._text import require_text
 from .engine._context import dump_context, load_context
 from .engine._conversation import claim_turn, load_items, turn_input
+from .engine._memory import BUILTIN_SUMMARIZER, Memory, Policy, Summary, plan_window, summary_item
+from .engine._memory import load_range as load_item_range
 from .engine.local._spec import RunSpec, new_execution_id
 from .engine.local._waiting import wait_for
 from .errors import (
@@ -64,18 +70,20 @@ class Conversation:
     def _row(self) -> tuple[Any, ...]:
         rows = self._runtime.store.query(
             "SELECT agent_ref, current_agent, context_type, context_json, turns, history_len, "
-            "pending_run, generation, budget_json FROM conversations WHERE conversation_id = ?",
+            "pending_run, generation, budget_json, memory_json, summary_json FROM conversations "
+            "WHERE conversation_id = ?",
             (self.conversation_id,),
         )
         return rows[0]
 
-    def history(self) -> list[str]:
-        """Every line of the conversation, oldest first."""
+    def history(self, start: int = 0) -> list[str]:
+        """Every line of the conversation from line ``start`` on, oldest first."""
         return [
             r[0]
             for r in self._runtime.store.query(
-                "SELECT line FROM conversation_lines WHERE conversation_id = ? ORDER BY idx",
-                (self.conversation_id,),
+                "SELECT line FROM conversation_lines WHERE conversation_id = ? AND idx >= ? "
+                "ORDER BY idx",
+                (self.conversation_id, start),
             )
         ]
 
@@ -107,12 +115,44 @@ class Conversation:
         return Budget.from_dict(json.loads(stored)) if stored else self._runtime.budget
 
     @property
+    def memory(self) -> Memory | None:
+        """The stored memory policy; None: the agents see every item of the conversation."""
+        policy = Policy.from_json(self._row()[9])
+        if policy is None:
+            return None
+        if policy.summarizer is None or policy.summarizer == BUILTIN_SUMMARIZER:
+            return Memory(policy.last_turns, policy.summarizer is not None)
+        return Memory(policy.last_turns, self._runtime.registry.resolve(policy.summarizer))
+
+    @property
+    def summary(self) -> str | None:
+        """What the summariser wrote of the turns before the memory window, if anything."""
+        stored = Summary.from_json(self._row()[10])
+        return stored.text if stored is not None else None
+
+    @property
     def compactions(self) -> int:
         """How many times the stored input items were compacted."""
         return int(self._row()[7])
 
     def input_items(self) -> list[Any]:
-        """The input items the agents see on the next turn (before the new message)."""
+        """The input items the agents see on the next turn (before the new message): all of
+        them, or under a memory policy the stored summary and the window after it (sending
+        the message may first bring the summary up to date)."""
+        store = self._runtime.store
+        row = self._row()
+        policy = Policy.from_json(row[9])
+        if policy is None:
+            return load_items(store, self.conversation_id)
+        base_len = len(load_items(store, self.conversation_id))
+        window = plan_window(
+            store, self.conversation_id, policy, int(row[4]), base_len, Summary.from_json(row[10])
+        )
+        prefix = [summary_item(window.summary)] if window.summary is not None else []
+        return [*prefix, *load_item_range(store, self.conversation_id, window.start, base_len)]
+
+    def stored_items(self) -> list[Any]:
+        """Every input item of the conversation, whatever its memory policy sends."""
         return load_items(self._runtime.store, self.conversation_id)
 
     def runs(self) -> list[RunResult]:
@@ -142,25 +182,27 @@ class Conversation:
         self.validate(user_input)
         runtime = self._runtime
         self.resume_pending()
+        if chat_length is None or chat_length == int(self._row()[5]):
+            # Before the turn is claimed: a summariser run may take a while.
+            update_summary(runtime, self.conversation_id, self.turn_timeout)
         execution_id = new_execution_id()
-        turn, base_len, current, context_type, context_json = claim_turn(
-            runtime.store, self.conversation_id, chat_length, execution_id
-        )
+        claim = claim_turn(runtime.store, self.conversation_id, chat_length, execution_id)
         row = self._row()
         history_len = int(row[5])
         try:
             agent_ref = str(row[0])
+            current = claim.current_agent
             agent = runtime.registry.resolve(
                 agent_ref if current is None else f"{agent_ref}#{current}"
             )
-            context = load_context(context_type, context_json)
+            context = load_context(claim.context_type, claim.context_json)
             spec = RunSpec(
                 agent=agent,
                 agent_ref=f"{agent_ref}#{agent.name}",
-                input=turn_input(self.conversation_id, base_len, user_input),
+                input=turn_input(self.conversation_id, claim.base_len, user_input, claim.window),
                 context=context,
                 conversation_id=self.conversation_id,
-                turn=turn,
+                turn=claim.turn,
                 execution_id=execution_id,
                 budget_json=turn_plan_json(
                     runtime.store,
@@ -187,7 +229,7 @@ class Conversation:
             raise RunFailed(execution_id, result.error)
         if result.status == "budget_exceeded":
             raise BudgetExceeded(execution_id, result.error)
-        return self.history()[history_len:]
+        return self.history(history_len)
 
     def resume_pending(self, timeout: float | None = 60.0) -> None:
         """Finish a turn left in progress by a process that died, before anything else."""
@@ -220,6 +262,7 @@ def open_conversation(
         raise InvalidInput("conversation_id is longer than 200 characters")
     require_text(conversation_id, "conversation_id")
     budget: Budget | None = options.pop("budget", None)
+    memory: Memory | None = options.pop("memory", None)
     store = runtime.store
     exists = store.query(
         "SELECT 1 FROM conversations WHERE conversation_id = ?", (conversation_id,)
@@ -248,8 +291,23 @@ def open_conversation(
                 (json.dumps(budget.to_dict()), conversation_id),
             )
         )
+    if memory is not None:
+        ops.append(
+            (
+                "UPDATE conversations SET memory_json = ? WHERE conversation_id = ?",
+                (_policy(runtime, memory).to_json(), conversation_id),
+            )
+        )
     if ops:
         store.write(ops)
     conversation = Conversation(runtime, conversation_id, **options)
     conversation.resume_pending()
     return conversation
+
+
+def _policy(runtime: AgentRuntime, memory: Memory) -> Policy:
+    """The stored form of ``memory``; a summariser agent of the caller's is registered."""
+    if isinstance(memory.summarize, Agent):
+        runtime.registry.register(memory.summarize)
+        return Policy(memory.last_turns, runtime.registry.reference(memory.summarize))
+    return Policy(memory.last_turns, BUILTIN_SUMMARIZER if memory.summarize else None)

@@ -10,26 +10,40 @@ A turn is a run whose stored input is a reference (conversation, position, messa
 the item list itself. Its history lines, new items, context and current agent are written in
 the same transaction that completes the run, so a turn interrupted by a crash is completed
 exactly once: no duplicated line, no re-run tool.
+
+With a memory policy (:mod:`._memory`) the reference also says where the turn's window of
+items starts and which summary goes before it; the log is then never folded into a snapshot,
+since a turn reads only its window, by index.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from agents import ItemHelpers
 from agents.items import HandoffOutputItem, MessageOutputItem, ToolCallItem, ToolCallOutputItem
 
 from ..errors import StaleConversation
 from ..store import Op, Store
+from ._memory import Policy, Summary, Window, load_range, plan_window, record_turn_op, summary_item
 
 CONVERSATION_KEY = "$conversation"
 
 
-def turn_input(conversation_id: str, base_len: int, message: str) -> dict[str, Any]:
-    """The stored input of a turn: where in the conversation it starts, and the message."""
-    return {CONVERSATION_KEY: conversation_id, "base_len": base_len, "message": message}
+def turn_input(
+    conversation_id: str, base_len: int, message: str, window: Window | None = None
+) -> dict[str, Any]:
+    """The stored input of a turn: where in the conversation it starts, and the message;
+    under a memory policy, also where its window starts and the summary sent before it."""
+    ref: dict[str, Any] = {CONVERSATION_KEY: conversation_id, "base_len": base_len}
+    if window is not None:
+        ref["start"] = window.start
+        if window.summary is not None:
+            ref["summary"] = window.summary
+    ref["message"] = message
+    return ref
 
 
 def is_turn_input(value: Any) -> bool:
@@ -56,9 +70,17 @@ def load_items(store: Store, conversation_id: str) -> list[Any]:
 
 
 def resolve_turn_input(store: Store, value: dict[str, Any]) -> list[Any]:
-    """The Runner input of a turn: the items before it plus the user's message."""
-    items = load_items(store, value[CONVERSATION_KEY])[: value["base_len"]]
-    return [*items, {"content": value["message"], "role": "user"}]
+    """The Runner input of a turn: the items before it (its window of them, after its
+    summary, under a memory policy) plus the user's message."""
+    conversation_id, base_len = value[CONVERSATION_KEY], value["base_len"]
+    start = value.get("start", 0)
+    if start:
+        items = load_range(store, conversation_id, start, base_len)
+    else:
+        items = load_items(store, conversation_id)[:base_len]
+    summary = value.get("summary")
+    prefix = [summary_item(summary)] if summary is not None else []
+    return [*prefix, *items, {"content": value["message"], "role": "user"}]
 
 
 def history_lines(result: Any) -> list[str]:
@@ -77,23 +99,38 @@ def history_lines(result: Any) -> list[str]:
     return lines
 
 
+class Claim(NamedTuple):
+    """A turn reserved by :func:`claim_turn`."""
+
+    turn: int
+    """Its number (1 for the first)."""
+    base_len: int
+    """Input items before it."""
+    current_agent: str
+    """The agent that answers it."""
+    context_type: str | None
+    """The stored context's type."""
+    context_json: str | None
+    """The stored context."""
+    window: Window | None
+    """What it sends of the items before it, under a memory policy; None: all of them."""
+
+
 def claim_turn(
     store: Store,
     conversation_id: str,
     chat_length: int | None,
     execution_id: str,
-) -> tuple[int, int, str, str | None, str | None]:
-    """Reserve the next turn for ``execution_id``, or raise :class:`StaleConversation`.
-
-    Returns ``(turn, base_len, current_agent, context_type, context_json)``.
-    """
+) -> Claim:
+    """Reserve the next turn for ``execution_id``, or raise :class:`StaleConversation`."""
     with store.transaction() as tx:
         rows = tx.query(
-            "SELECT history_len, pending_run, turns, current_agent, context_type, context_json "
-            "FROM conversations WHERE conversation_id = ?",
+            "SELECT history_len, pending_run, turns, current_agent, context_type, context_json, "
+            "memory_json, summary_json FROM conversations WHERE conversation_id = ?",
             (conversation_id,),
         )
-        history_len, pending, turns, current_agent, context_type, context_json = rows[0]
+        history_len, pending, turns, current_agent, context_type, context_json = rows[0][:6]
+        policy = Policy.from_json(rows[0][6])
         if pending is not None or (chat_length is not None and chat_length != history_len):
             lines = [r[0] for r in tx.query(_LINES_SQL, (conversation_id,))]
             why = (
@@ -106,25 +143,35 @@ def claim_turn(
                 history=lines,
             )
         base_len = _item_count(tx, conversation_id)
+        window = (
+            None
+            if policy is None
+            else plan_window(
+                tx, conversation_id, policy, turns, base_len, Summary.from_json(rows[0][7])
+            )
+        )
         tx.execute(
             "UPDATE conversations SET pending_run = ?, updated_at = ? WHERE conversation_id = ?",
             (execution_id, time.time(), conversation_id),
         )
-    return turns + 1, base_len, current_agent, context_type, context_json
+    return Claim(turns + 1, base_len, current_agent, context_type, context_json, window)
 
 
 _LINES_SQL = "SELECT line FROM conversation_lines WHERE conversation_id = ? ORDER BY idx"
 
 
 def _item_count(tx: Any, conversation_id: str) -> int:
+    # Logged items are numbered from the conversation's first item on, after the snapshot's.
+    logged = tx.query(
+        "SELECT MAX(idx) FROM conversation_items WHERE conversation_id = ?", (conversation_id,)
+    )[0][0]
+    if logged is not None:
+        return int(logged) + 1
     snapshot = tx.query(
         "SELECT json_array_length(items_json) FROM conversations WHERE conversation_id = ?",
         (conversation_id,),
     )[0][0]
-    logged = tx.query(
-        "SELECT COUNT(*) FROM conversation_items WHERE conversation_id = ?", (conversation_id,)
-    )[0][0]
-    return int(snapshot) + int(logged)
+    return int(snapshot)
 
 
 def release_ops(conversation_id: str, execution_id: str) -> list[Op]:
@@ -150,13 +197,15 @@ def completion_ops(
 ) -> list[Op]:
     """Record a finished turn: its lines, its new items and the conversation's new state."""
     rows = store.query(
-        "SELECT history_len, turns, json_array_length(items_json) FROM conversations "
-        "WHERE conversation_id = ?",
+        "SELECT history_len, turns, memory_json FROM conversations WHERE conversation_id = ?",
         (conversation_id,),
     )
-    history_len, turns, _snapshot_len = rows[0]
+    history_len, turns, memory_json = rows[0]
     lines = [f"User: {turn_message}", *history_lines(result)]
-    new_items = result.to_input_list()[base_len:]
+    # The run's input ends with the user's message; what follows it is new. Under a memory
+    # policy the input is the turn's window, not all of the ``base_len`` items before it.
+    sent = len(ItemHelpers.input_to_new_input_list(result.input))
+    new_items = result.to_input_list()[sent - 1 :]
     now = time.time()
     ops: list[Op] = [
         (
@@ -165,7 +214,9 @@ def completion_ops(
         )
         for i, line in enumerate(lines)
     ]
-    if compact_every > 0 and (turns + 1) % compact_every == 0:
+    ops.append(record_turn_op(conversation_id, turns + 1, base_len))
+    # A turn under a memory policy reads only its window, by index: nothing to compact.
+    if compact_every > 0 and memory_json is None and (turns + 1) % compact_every == 0:
         items = [*load_items(store, conversation_id)[:base_len], *new_items]
         ops += [
             ("DELETE FROM conversation_items WHERE conversation_id = ?", (conversation_id,)),

@@ -247,6 +247,24 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN budget_json TEXT;
     ALTER TABLE conversations ADD COLUMN budget_json TEXT;
     """,
+    # 11 -> 12: bounded conversation memory (engine/_memory.py). A conversation's memory policy
+    # and the summary of the turns before its window, and the item index each completed turn
+    # starts at, so a window is cut between turns; for the turns completed before this
+    # version, from their runs' stored input references.
+    """
+    ALTER TABLE conversations ADD COLUMN memory_json TEXT;
+    ALTER TABLE conversations ADD COLUMN summary_json TEXT;
+    CREATE TABLE conversation_turns (
+        conversation_id TEXT NOT NULL,
+        turn            INTEGER NOT NULL,
+        start_idx       INTEGER NOT NULL,
+        PRIMARY KEY (conversation_id, turn)
+    );
+    INSERT OR IGNORE INTO conversation_turns (conversation_id, turn, start_idx)
+        SELECT conversation_id, turn, json_extract(input, '$.base_len') FROM runs
+        WHERE conversation_id IS NOT NULL AND turn IS NOT NULL AND status = 'completed'
+          AND CASE WHEN json_valid(input) THEN json_type(input, '$.base_len') END = 'integer';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
