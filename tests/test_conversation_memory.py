@@ -20,7 +20,7 @@ from frontdesk.apps.airline import AirlineAgentContext, triage_agent
 from frontdesk.engine._conversation import resolve_turn_input
 from frontdesk.store import store_path
 
-from conftest import PYTHON, Children, child_env, sigkill, wait_for_marker
+from conftest import PYTHON, WAIT_SECONDS, Children, child_env, sigkill, wait_for_marker
 
 SCRIPT = [
     "hello",
@@ -284,3 +284,31 @@ def test_turns_stored_before_memory_existed_are_found_from_their_runs(home: Path
         conv.send(SCRIPT[5])
         assert user_texts(min(calls_since(mark), key=len)) == SCRIPT[4:6]
     assert [s for _, s in starts] == sorted(s for _, s in starts) and len(starts) == 5
+
+
+def chat(home: Path, *options: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    args = [PYTHON, "-m", "frontdesk", "--home", str(home), "chat", "airline"]
+    return subprocess.run(
+        [*args, "--conversation-id", "c1", *options],
+        input=stdin,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
+
+
+def test_chat_airline_takes_a_memory_policy(home: Path) -> None:
+    for bad, error in ((["--memory", "0"], "--memory"), (["--summarize"], "--summarize")):
+        refused = chat(home, *bad, stdin="Is there wifi?\n")
+        assert refused.returncode == 2 and error in refused.stderr
+    assert not store_path(home).exists()  # refused before anything was opened
+    messages = ["What's the baggage allowance?", "Is there wifi?"] * 2
+    done = chat(home, "--memory", "1", "--summarize", stdin="".join(f"{m}\n" for m in messages))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    with AgentRuntime(home, recover=False) as runtime:
+        conv = runtime.conversation("c1")
+        assert conv.memory == Memory(1, summarize=True) and conv.turns == 4
+        window = resolve_turn_input(runtime.store, turn_ref(runtime, conv))
+        assert window[0]["role"] == "system" and user_texts(window) == messages[2:]
+        assert conv.summary is not None and conv.summary.startswith("Turns 1-2 in a digest")

@@ -117,18 +117,99 @@ def airline(
         str | None,
         typer.Option(help="'rules' for the offline baseline, or a model name."),
     ] = None,
+    memory: Annotated[
+        int | None,
+        typer.Option(
+            "--memory",
+            min=1,
+            help="Send the agents only the last N turns (kept with the conversation).",
+        ),
+    ] = None,
+    summarize: Annotated[
+        bool,
+        typer.Option(
+            "--summarize", help="With --memory: also send a summary of the turns before them."
+        ),
+    ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="'local' (the embedded engine) or 'temporal' (a Temporal worker answers)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine temporal: the server's HOST:PORT "
+            "(default: $FRONTDESK_TEMPORAL_ADDRESS, else localhost:7233)."
+        ),
+    ] = None,
+    namespace: Annotated[
+        str, typer.Option(help="With --engine temporal: the Temporal namespace.")
+    ] = "default",
 ) -> None:
     """Chat with the airline's triage, FAQ and seat booking agents."""
     from ..apps.airline import AirlineAgentContext, triage_agent
+    from ..engine._memory import Memory
 
+    if engine == "temporal":
+        for given, name in ((model, "--model"), (memory, "--memory"), (summarize, "--summarize")):
+            if given:
+                raise typer.BadParameter(
+                    "the Temporal worker chooses the model and what the agents see; "
+                    f"{name} applies to --engine local",
+                    param_hint=name,
+                )
+        _chat_on_temporal(conversation_id, address, namespace)
+        return
+    if engine != "local":
+        raise typer.BadParameter(
+            f"unknown engine {engine!r}: use 'local' or 'temporal'", param_hint="--engine"
+        )
+    if summarize and memory is None:
+        raise typer.BadParameter("--summarize needs --memory N", param_hint="--summarize")
+    policy = Memory(memory, summarize=summarize) if memory is not None else None
     try:
         with ExitStack() as stack:
             with _interrupts_for_main_thread():
                 runtime = stack.enter_context(open_runtime(model=chat_model(model)))
             conversation = runtime.conversation(
-                conversation_id, agent=triage_agent, context=AirlineAgentContext()
+                conversation_id,
+                agent=triage_agent,
+                context=AirlineAgentContext(),
+                memory=policy,
             )
             ChatClient(conversation).loop()
     except KeyboardInterrupt:
         # Ctrl-C while the conversation was opening or the runtime closing: nothing to undo.
+        print(flush=True)
+
+
+def _chat_on_temporal(conversation_id: str, address: str | None, namespace: str) -> None:
+    """The same client, on ``CustomerServiceWorkflow`` (``frontdesk worker --engine temporal``)."""
+    from ..engine.temporal._chat import TemporalConversation
+    from ..engine.temporal._client import default_address
+
+    try:
+        from ..apps.airline.workflow import (
+            TASK_QUEUE,
+            CustomerServiceWorkflow,
+            ProcessUserMessageInput,
+        )
+        from ..engine.temporal._plugin import frontdesk_plugin
+
+        with _interrupts_for_main_thread():
+            conversation = TemporalConversation(
+                conversation_id,
+                workflow=CustomerServiceWorkflow,
+                message_type=ProcessUserMessageInput,
+                task_queue=TASK_QUEUE,
+                address=address or default_address(),
+                namespace=namespace,
+                plugins=[frontdesk_plugin()],
+            )
+        with conversation:
+            conversation.open()
+            ChatClient(conversation).loop()  # type: ignore[arg-type]
+    except KeyboardInterrupt:
         print(flush=True)
