@@ -1,5 +1,6 @@
 """The support desk on a real model path: the `openai` client and the SDK's own OpenAI models
-(Responses and Chat Completions) against a scripted OpenAI-compatible server on loopback."""
+(Responses and Chat Completions) against a scripted OpenAI-compatible server on loopback, with
+responses whole or streamed."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from agents.tracing import (
 )
 from agents.tracing.provider import DefaultTraceProvider
 
-from frontdesk import AgentRuntime, InvalidInput, Usage
+from frontdesk import AgentRuntime, Event, InvalidInput, Usage
 from frontdesk.apps.support import triage_agent
 from frontdesk.models._select import (
     ModelSelector,
@@ -40,11 +41,15 @@ from openai_server import (
     OpenAIServer,
     Step,
     call,
+    cut,
     fail,
     gated,
     hang,
     malformed,
+    paused,
     say,
+    stall,
+    unfinished,
 )
 
 from conftest import PYTHON, child_env
@@ -93,12 +98,13 @@ def billing_case(home: Path, monkeypatch: pytest.MonkeyPatch, api: str) -> Itera
     yield from serve(monkeypatch, api, BILLING_CASE)
 
 
-def assert_billing_case(server: OpenAIServer, api: str) -> None:
-    """The server saw the case's three model calls, each with its agent's own model."""
+def assert_billing_case(server: OpenAIServer, api: str, *, streamed: bool = False) -> None:
+    """The server saw the case's three model calls, each with its agent's own model, and
+    every request asked for a stream, or none did."""
     answered = server.answered()
     assert [s.model for s in answered] == ["gpt-4o-mini", "gpt-4o", "gpt-4o"]
     assert {s.api for s in server.requests} == {api}
-    assert all(s.body.get("stream") in (None, False) for s in server.requests)
+    assert server.streamed() == [streamed] * len(server.requests)
     triage_tools = {_tool_name(t) for t in answered[0].body["tools"]}
     billing_tools = {_tool_name(t) for t in answered[1].body["tools"]}
     assert "transfer_to_billing_specialist" in triage_tools
@@ -168,7 +174,7 @@ def test_the_runtime_stream_follows_a_run_on_a_compatible_server(
     script = [*BILLING_CASE[:2], gated(BILLING_CASE[2], gate)]
     with OpenAIServer(script) as server, AgentRuntime(home, recover=False) as runtime:
         use_server(monkeypatch, server, api)
-        stream = runtime.stream(triage_agent, MESSAGE)
+        stream = runtime.stream(triage_agent, MESSAGE, stream_tokens=False)
         seen = []
         for event in stream:
             seen.append(event)
@@ -280,6 +286,231 @@ def test_a_malformed_response_fails_the_run_clearly_at_once(
     assert result.status == "failed"
     assert (result.error or "").startswith("the model sent a malformed response (not retried): ")
     assert len(server.requests) == 1
+
+
+# Streamed responses: text as it arrives, the same journal ------------------------------------
+
+
+def deltas(events: list[Event]) -> list[Event]:
+    return [e for e in events if e.type == "text_delta"]
+
+
+def attempts(events: list[Event]) -> list[tuple[int, int, str, bool]]:
+    """Each text delta as (model call, attempt, text, whether it resets the attempt)."""
+    return [
+        (d.data["model_call"], d.data["attempt"], d.data["text"], d.data.get("reset", False))
+        for d in deltas(events)
+    ]
+
+
+def test_a_streamed_run_shows_the_answer_as_it_arrives(
+    home: Path, monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    resume = threading.Event()
+    script = [*BILLING_CASE[:2], paused(BILLING_CASE[2], resume, after=3)]
+    with OpenAIServer(script) as server, AgentRuntime(home, recover=False) as runtime:
+        use_server(monkeypatch, server, api)
+        stream = runtime.stream(triage_agent, MESSAGE)
+        seen = []
+        for event in stream:
+            seen.append(event)
+            if event.type == "text_delta" and not resume.is_set():
+                # The server holds the rest of the answer: this text is live, nothing of the
+                # answer is stored yet.
+                stored = runtime.events(event.execution_id)
+                assert "message" not in [e.type for e in stored]
+                assert runtime.get(event.execution_id).status == "running"
+                resume.set()
+        result = stream.get_result(timeout=WAIT_SECONDS)
+    persisted = [e for e in seen if e.type != "text_delta"]
+    assert [(e.type, e.agent) for e in persisted] == [
+        ("agent_start", "support_triage"),
+        ("handoff", "support_triage"),
+        ("agent_start", "billing_specialist"),
+        ("tool_call", "billing_specialist"),
+        ("tool_result", "billing_specialist"),
+        ("message", "billing_specialist"),
+        ("done", "billing_specialist"),
+    ]
+    assert [e.seq for e in persisted] == list(range(1, len(persisted) + 1))
+    # The answer's text comes word by word after the tool's result, before its message.
+    kinds = [e.type for e in seen]
+    first, last = kinds.index("text_delta"), len(kinds) - 1 - kinds[::-1].index("text_delta")
+    assert kinds[first - 1] == "tool_result" and kinds[last + 1] == "message"
+    assert set(kinds[first : last + 1]) == {"text_delta"}
+    message = persisted[5]
+    assert {(d.agent, d.seq) for d in deltas(seen)} == {("billing_specialist", 0)}
+    assert {(k, n, reset) for k, n, _, reset in attempts(seen)} == {(3, 1, False)}
+    assert message.data["model_call"] == 3
+    assert len(deltas(seen)) > 3
+    assert "".join(text for *_, text, _ in attempts(seen)) == ANSWER
+    assert message.output == result.output == ANSWER
+    # Every call was a stream; each agent's model reached the server; tokens were counted.
+    assert_billing_case(server, api, streamed=True)
+    if api == "chat":
+        assert {json.dumps(s.body["stream_options"]) for s in server.requests} == {
+            '{"include_usage": true}'
+        }
+    assert result.usage == tokens(3)
+    assert (message.usage, persisted[-1].usage) == (tokens(1), tokens(3))
+    assert result.events == persisted  # nothing of the stream was persisted
+
+
+def test_a_429_a_500_and_a_cut_stream_are_retried_while_streaming(
+    home: Path, monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    script = [
+        fail(429),
+        BILLING_CASE[0],
+        fail(500),
+        BILLING_CASE[1],
+        cut(BILLING_CASE[2], after=2),  # the connection drops two words into the answer
+        BILLING_CASE[2],
+    ]
+    with OpenAIServer(script) as server, AgentRuntime(home, recover=False) as runtime:
+        use_server(monkeypatch, server, api)
+        stream = runtime.stream(triage_agent, MESSAGE)
+        seen = list(stream)
+        result = stream.get_result(timeout=WAIT_SECONDS)
+    assert (result.status, result.output) == ("completed", ANSWER)
+    assert [s.step.status if s.step else None for s in server.requests] == [
+        429, None, 500, None, None, None,
+    ]  # fmt: skip
+    assert_billing_case(server, api, streamed=True)
+    # The first attempt's two words, then a reset that voids them, then the whole answer.
+    streamed = attempts(seen)
+    assert [(k, n, reset) for k, n, _, reset in streamed[:3]] == [
+        (3, 1, False), (3, 1, False), (3, 1, True),
+    ]  # fmt: skip
+    assert ANSWER.startswith("".join(text for *_, text, _ in streamed[:2]))
+    assert {(k, n, reset) for k, n, _, reset in streamed[3:]} == {(3, 2, False)}
+    assert "".join(text for *_, text, _ in streamed[3:]) == ANSWER
+    assert result.usage == tokens(3)  # failed attempts used no tokens
+
+
+def test_a_stream_cut_on_every_attempt_fails_the_run_clearly(
+    home: Path, monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    with (
+        OpenAIServer([cut(say(ANSWER), after=2)] * 3) as server,
+        AgentRuntime(home, recover=False, model_retries=1) as runtime,
+    ):
+        use_server(monkeypatch, server, api)
+        stream = runtime.stream(triage_agent, MESSAGE)
+        seen = list(stream)
+        result = stream.get_result(timeout=WAIT_SECONDS)
+    assert result.status == "failed"
+    assert (result.error or "").startswith(
+        "APIConnectionError: the model's stream was cut off after "
+    )
+    assert "before response.completed" in (result.error or "")
+    assert len(server.requests) == 2
+    assert [(n, reset) for _, n, _, reset in attempts(seen)] == [
+        (1, False), (1, False), (1, True), (2, False), (2, False), (2, True),
+    ]  # fmt: skip
+    assert seen[-1].type == "error" and result.usage == Usage()
+
+
+def test_a_stream_stalled_past_its_timeout_is_retried_then_fails_the_run(
+    home: Path, monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    with (
+        OpenAIServer([stall(say(ANSWER), after=2)] * 3) as server,
+        AgentRuntime(home, recover=False, model_timeout=3.0, model_retries=1) as runtime,
+    ):
+        use_server(monkeypatch, server, api)
+        stream = runtime.stream(triage_agent, MESSAGE)
+        seen = list(stream)
+        result = stream.get_result(timeout=WAIT_SECONDS)
+    assert result.status == "failed"
+    assert result.error == "TimeoutError: model call timed out after 3s (2 attempts)"
+    assert len(server.requests) == 2
+    assert [(n, reset) for _, n, _, reset in attempts(seen)] == [
+        (1, False), (1, False), (1, True), (2, False), (2, False), (2, True),
+    ]  # fmt: skip
+
+
+MALFORMED_STREAMS = {
+    "not-json": malformed(NOT_JSON),
+    "not-a-completion": malformed(NOT_A_COMPLETION),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(MALFORMED_STREAMS))
+def test_a_malformed_stream_fails_the_run_clearly_at_once(
+    home: Path, monkeypatch: pytest.MonkeyPatch, api: str, fault: str
+) -> None:
+    with (
+        OpenAIServer([MALFORMED_STREAMS[fault], *BILLING_CASE]) as server,
+        AgentRuntime(home, recover=False, model_timeout=WAIT_SECONDS) as runtime,
+    ):
+        use_server(monkeypatch, server, api)
+        stream = runtime.stream(triage_agent, MESSAGE)
+        seen = list(stream)
+        result = stream.get_result(timeout=WAIT_SECONDS)
+    assert result.status == "failed"
+    assert (result.error or "").startswith("the model sent a malformed response (not retried): ")
+    assert server.streamed() == [True]
+    assert [e.type for e in seen] == ["agent_start", "error"]
+
+
+def test_a_responses_stream_that_ends_without_completing_fails_the_run_clearly(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chat Completions has no such event: the SDK completes a chunk stream wherever it ends.
+    script = [*BILLING_CASE[:2], unfinished(BILLING_CASE[2], after=2), BILLING_CASE[2]]
+    with (
+        OpenAIServer(script) as server,
+        AgentRuntime(home, recover=False, model_timeout=WAIT_SECONDS) as runtime,
+    ):
+        use_server(monkeypatch, server, "responses")
+        stream = runtime.stream(triage_agent, MESSAGE)
+        seen = list(stream)
+        result = stream.get_result(timeout=WAIT_SECONDS)
+    assert result.status == "failed"
+    assert result.error == (
+        "the model sent a malformed response (not retried): ModelBehaviorError: the model's "
+        "stream ended after 6 events without response.completed"
+    )
+    assert len(server.requests) == 3
+    assert [(n, reset) for _, n, _, reset in attempts(seen)] == [
+        (1, False), (1, False), (1, True),
+    ]  # fmt: skip
+    assert result.usage == tokens(2)
+
+
+def test_a_resumed_streaming_run_replays_its_committed_calls_without_the_server(
+    home: Path, monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    resume = threading.Event()
+    refunded = "The second charge on INV-8821 is refunded."
+    script = [
+        *BILLING_CASE[:2],
+        call("process_refund", invoice_id="INV-8821", reason="charged twice"),
+        paused(say(refunded), resume, after=1),
+    ]
+    with (
+        OpenAIServer(script) as server,
+        AgentRuntime(home, recover=False, stream_tokens=True) as runtime,
+    ):
+        use_server(monkeypatch, server, api)
+        waiting = runtime.run(triage_agent, MESSAGE)  # the blocking run streams too
+        assert waiting.status == "waiting_approval"
+        assert server.streamed() == [True] * 3
+        runtime.approve(waiting.execution_id, by="alice")
+        stream = runtime.handle(waiting.execution_id).stream(after=len(waiting.events))
+        seen = []
+        for event in stream:
+            seen.append(event)
+            if event.type == "text_delta":
+                resume.set()  # the answer's first word came live: let the rest come
+        result = stream.get_result(timeout=WAIT_SECONDS)
+    assert (result.status, result.output) == ("completed", refunded)
+    # The three committed calls replayed from the journal: only the answer reached the server.
+    assert len(server.requests) == 4 and server.streamed() == [True] * 4
+    assert {(k, n, reset) for k, n, _, reset in attempts(seen)} == {(4, 1, False)}
+    assert "".join(text for *_, text, _ in attempts(seen)) == refunded
+    assert result.usage == tokens(4)
 
 
 # Traces stay home unless they are OpenAI's or asked for -----------------------------------------

@@ -31,7 +31,13 @@ TIMEOUT_PREFIX = "Tool call rejected"
 
 
 class DurableModel(Model):
-    """Journals every call of the wrapped model; replays committed calls."""
+    """Journals every call of the wrapped model; replays committed calls.
+
+    The engine drives runs with the SDK's ``Runner.run``, so every call comes here as
+    ``get_response``. In a run that streams its tokens the wrapped model is asked for
+    ``stream_response`` instead, its text published live and its response assembled from the
+    stream (see :mod:`._streaming`); either way the response is journaled the same.
+    """
 
     def __init__(self, agent_name: str, inner: Model, policy: RetryPolicy) -> None:
         self.agent_name = agent_name
@@ -40,8 +46,13 @@ class DurableModel(Model):
 
     async def get_response(self, *args: Any, **kwargs: Any) -> Any:
         run = current_run()
+        tokens = run.tokens if run is not None else None
 
         async def call() -> Any:
+            if tokens is not None and run is not None:
+                return await tokens.model_call(
+                    run, self.agent_name, self.inner, self.policy, args, kwargs
+                )
             return await call_with_retries(
                 lambda: self.inner.get_response(*args, **kwargs), self.policy
             )
@@ -51,7 +62,7 @@ class DurableModel(Model):
         return await durable_model_call(self.agent_name, call, run)
 
     def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        # frontdesk streams run events, not tokens; the durable engine calls get_response.
+        # Only for the SDK's Runner.run_streamed on this graph, which the engine never uses.
         return self.inner.stream_response(*args, **kwargs)
 
     def get_retry_advice(self, request: Any) -> Any:
