@@ -124,6 +124,22 @@ class SchemaTooNew(StoreError):
     """The store was written by a newer frontdesk; upgrade frontdesk to open it."""
 
 
+class StoreUnavailable(StoreError):
+    """The store's database server cannot be reached, or the connection to it was lost.
+
+    A transaction cut off by it committed whole or not at all (the message says when it
+    cannot tell which); nothing half-written is kept. Try again once the server is back.
+    """
+
+
+class StoreAuthFailed(StoreError):
+    """The store's database server refused the credentials in the database URL."""
+
+
+class InvalidDatabaseURL(InvalidInput):
+    """The database URL is malformed or names a scheme frontdesk does not know."""
+
+
 class StaleConversation(InvalidInput):
     """The caller's view of a conversation is out of date.
 
@@ -142,6 +158,7 @@ __all__ = [
     "BudgetExceeded",
     "EmptyMessage",
     "FrontdeskError",
+    "InvalidDatabaseURL",
     "InvalidFork",
     "InvalidInput",
     "InvalidRunState",
@@ -153,8 +170,10 @@ __all__ = [
     "RunNotWaiting",
     "SchemaTooNew",
     "StaleConversation",
+    "StoreAuthFailed",
     "StoreCorrupt",
     "StoreError",
     "StoreLocked",
+    "StoreUnavailable",
     "TurnTimedOut",
 ]
