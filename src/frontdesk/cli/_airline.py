@@ -201,7 +201,7 @@ def _chat_on_temporal(conversation_id: str, address: str | None, namespace: str)
         with _interrupts_for_main_thread():
             conversation = TemporalConversation(
                 conversation_id,
-                workflow=CustomerServiceWorkflow,
+                workflow=CustomerServiceWorkflow.__name__,
                 message_type=ProcessUserMessageInput,
                 task_queue=TASK_QUEUE,
                 address=address or default_address(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import os
 import signal
 import sys
 import threading
@@ -98,10 +99,42 @@ def worker(
     poll: Annotated[
         float, typer.Option(min=0.01, help="Seconds between scans for runs to resume.")
     ] = 1.0,
+    engine: Annotated[
+        str, typer.Option(help="'local' (the embedded engine) or 'temporal'.")
+    ] = "local",
+    app: Annotated[
+        str | None,
+        typer.Option(help="With --engine temporal: the app to serve (airline)."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine temporal: the server's HOST:PORT "
+            "(default: $FRONTDESK_TEMPORAL_ADDRESS, else localhost:7233)."
+        ),
+    ] = None,
+    namespace: Annotated[
+        str, typer.Option(help="With --engine temporal: the Temporal namespace.")
+    ] = "default",
 ) -> None:
-    """Resume runs whose process died and runs that became ready (e.g. after an approval)."""
+    """Resume runs whose process died and runs that became ready (e.g. after an approval).
+
+    With ``--engine temporal --app airline``: run a Temporal worker for the app's workflows,
+    its model calls, tools and handoff hooks.
+    """
     from ..runtime import AgentRuntime
 
+    if engine == "temporal":
+        if agents:
+            raise typer.BadParameter("use --app with --engine temporal", param_hint="'--agents'")
+        _temporal_worker(app, address, namespace)
+        return
+    if engine != "local":
+        raise typer.BadParameter(
+            f"unknown engine {engine!r}: use 'local' or 'temporal'", param_hint="'--engine'"
+        )
+    if app is not None:
+        raise typer.BadParameter("--app needs --engine temporal", param_hint="'--app'")
     loaded = [load_agent(ref) for ref in agents or []]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -112,3 +145,42 @@ def worker(
                 pass
         except KeyboardInterrupt:
             pass
+
+
+def _temporal_worker(app_name: str | None, address: str | None, namespace: str) -> None:
+    """Serve the app's workflows and activities on Temporal until Ctrl-C or SIGTERM."""
+    from .._home import resolve_home
+    from ..engine.temporal._client import default_address, parse_address
+    from ..engine.temporal._serve import serve, temporal_app
+    from ..models._select import MODEL_ENV, RULES, openai_configured
+
+    if app_name is None:
+        raise typer.BadParameter("--engine temporal needs --app (airline)", param_hint="'--app'")
+    target = parse_address(address or default_address())
+    served = temporal_app(app_name)
+    home = resolve_home(state.home)
+    # As the chat client chooses: the offline rules when no OpenAI key (or server) is set.
+    model = state.model or os.environ.get(MODEL_ENV) or (None if openai_configured() else RULES)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def ready() -> None:
+        console.print(
+            f"temporal worker for {served.name} on {target} (namespace {namespace}, task queue "
+            f"{served.task_queue}), model {model or 'of each agent'}, home {home} "
+            "(Ctrl-C to stop)",
+            soft_wrap=True,
+        )
+
+    try:
+        serve(
+            served,
+            target,
+            namespace=namespace,
+            home=home,
+            model=model,
+            stop=stop,
+            on_ready=ready,
+        )
+    except KeyboardInterrupt:
+        pass
