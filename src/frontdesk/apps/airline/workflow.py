@@ -32,7 +32,7 @@ except ImportError as _exc:  # the temporal extra is missing
 with workflow.unsafe.imports_passed_through():
     from agents import RunConfig, Runner, trace
     from agents.run import get_default_agent_runner
-    from pydantic import BaseModel, Field
+    from pydantic import BaseModel, Field, ValidationError
 
     from frontdesk.engine._context import dump_context, restore_into
     from frontdesk.engine._conversation import history_lines
@@ -144,6 +144,7 @@ class CustomerServiceWorkflow:
     @workflow.update
     async def process_user_message(self, input: ProcessUserMessageInput) -> list[str]:
         """Answer one message; the new history lines, the ``User:`` line first."""
+        input = _message(input)
         self.updates += 1
         self.answering = True
         length = len(self.printed_history)
@@ -177,6 +178,7 @@ class CustomerServiceWorkflow:
     @process_user_message.validator
     def validate_user_message(self, input: ProcessUserMessageInput) -> None:
         """Refuse empty or over-long input, and a message sent on a stale history."""
+        input = _message(input)
         if not input.user_input.strip():
             raise ValueError("Cannot process empty user input.")
         if len(input.user_input) > MAX_INPUT_CHARS:
@@ -194,6 +196,27 @@ class CustomerServiceWorkflow:
         if last_reply and last_reply != last_user:
             lines.append(f"Last reply: {last_reply}")
         return "\n".join(_clip(line) for line in lines)
+
+
+def _message(value: Any) -> ProcessUserMessageInput:
+    """The update's input as a whole message; ``ValueError`` naming what is missing or wrong.
+
+    The plugin's converter builds what it can of an input that does not validate, so a
+    message missing a field arrives here incomplete, and is refused with the reason.
+    """
+    if isinstance(value, ProcessUserMessageInput) and set(
+        ProcessUserMessageInput.model_fields
+    ) <= set(value.__dict__):
+        return value
+    data = dict(value.__dict__) if isinstance(value, BaseModel) else value
+    try:
+        return ProcessUserMessageInput.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'message'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ValueError(f"Invalid message: {problems}.") from None
 
 
 def _clip(text: str) -> str:
