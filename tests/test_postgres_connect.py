@@ -19,6 +19,7 @@ from frontdesk.errors import (
     InvalidInput,
     StoreAuthFailed,
     StoreError,
+    StoreLocked,
     StoreUnavailable,
 )
 from frontdesk.store.postgres._cluster import LocalPostgres
@@ -283,3 +284,61 @@ def test_a_closed_pool_refuses_work(db_url: str) -> None:
     pool.close()
     with pytest.raises(StoreError, match="is closed"):
         pool.transaction(lambda conn: conn.execute("SELECT 1"))
+
+
+# -- sessions: a transaction the caller drives ----------------------------------------------------
+
+
+def test_a_session_commits_what_its_block_did_or_nothing(pool: PostgresPool) -> None:
+    with pool.session() as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(ZeroDivisionError), pool.session() as conn:
+        conn.execute("INSERT INTO t VALUES (2)")
+        _ = 1 / 0
+    assert count(pool) == 1
+    with pytest.raises(StoreError, match="no_such_table"), pool.session() as conn:
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+    assert count(pool) == 1
+
+
+def test_a_session_begins_on_a_live_connection_after_a_restart(
+    cluster: LocalPostgres, db_url: str
+) -> None:
+    for autocommit in (False, True):
+        with PostgresPool(db_url, search_path=None, autocommit=autocommit) as pool:
+            pool.transaction(lambda conn: conn.execute("CREATE TABLE IF NOT EXISTS t (n int)"))
+            cluster.restart()  # the pooled connection is dead; nothing was begun on it yet
+            with pool.session() as conn:
+                if autocommit:
+                    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+                conn.execute("INSERT INTO t VALUES (1)")
+            assert count(pool) == (2 if autocommit else 1)
+
+
+def test_a_session_lost_while_committing_is_commit_unknown(pool: PostgresPool) -> None:
+    pool.transaction(
+        lambda conn: conn.execute(
+            "CREATE FUNCTION die() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NULL; END $$"
+        )
+    )
+    pool.transaction(
+        lambda conn: conn.execute(
+            "CREATE CONSTRAINT TRIGGER die_at_commit AFTER INSERT ON t "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION die()"
+        )
+    )
+    with pytest.raises(CommitUnknown), pool.session() as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+    assert count(pool) == 0
+
+
+def test_a_lock_held_too_long_is_store_locked(db_url: str) -> None:
+    with PostgresPool(db_url, search_path=None, lock_timeout=0.2) as pool:
+        pool.transaction(lambda conn: conn.execute("CREATE TABLE t (n int PRIMARY KEY)"))
+        pool.transaction(lambda conn: conn.execute("INSERT INTO t VALUES (1)"))
+        with psycopg.connect(db_url) as holder:
+            holder.execute("SELECT * FROM t FOR UPDATE")  # held until this block ends
+            with pytest.raises(StoreLocked, match="try again"):
+                pool.transaction(lambda conn: conn.execute("UPDATE t SET n = 2"))
+        pool.transaction(lambda conn: conn.execute("UPDATE t SET n = 2"))

@@ -16,7 +16,6 @@ import psycopg
 import pytest
 
 from frontdesk.errors import SchemaTooNew, StoreError
-from frontdesk.store._db import connect as sqlite_connect
 from frontdesk.store._listing import app_of
 from frontdesk.store.postgres._cluster import LocalPostgres
 from frontdesk.store.postgres._connect import PostgresPool
@@ -33,6 +32,11 @@ from pgcluster import throwaway_cluster
 from pgdb import fresh_database
 
 from conftest import PYTHON, Children, child_env, wait_until
+
+try:  # where the store seam keeps the SQLite schema
+    from frontdesk.store.sqlite._schema import connect as sqlite_connect
+except ImportError:  # before it
+    from frontdesk.store._db import connect as sqlite_connect
 
 # SQLite's full-text index and its shadow tables: PostgreSQL has a GIN index instead.
 FTS_TABLES = {"runs_fts", "runs_fts_docs", "runs_fts_pending"}

@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
@@ -34,7 +35,13 @@ import psycopg
 import psycopg_pool
 from psycopg import conninfo as _conninfo
 
-from ...errors import InvalidDatabaseURL, StoreAuthFailed, StoreError, StoreUnavailable
+from ...errors import (
+    InvalidDatabaseURL,
+    StoreAuthFailed,
+    StoreError,
+    StoreLocked,
+    StoreUnavailable,
+)
 
 log = logging.getLogger("frontdesk.store.postgres")
 
@@ -60,6 +67,9 @@ TCP_SETTINGS = {
 }
 """libpq settings that bound how long a connection to a vanished server stays open; a
 setting given in the URL wins."""
+LOCK_TIMEOUT = 10
+"""Seconds a statement waits for a row another transaction locked before the store counts as
+locked (:class:`~frontdesk.errors.StoreLocked`, as SQLite's busy timeout)."""
 RETRY_STATES = frozenset({"40001", "40P01"})
 """SQLSTATEs of a transaction the server rolled back to break a conflict (serialization
 failure, deadlock): running it again is safe."""
@@ -260,6 +270,16 @@ def translate(exc: BaseException, url: DatabaseURL, *, doing: str = "") -> Store
             f"{where} has no connection slot left ({said}); nothing was changed, try again or "
             "raise the server's max_connections"
         )
+    state = getattr(exc, "sqlstate", None) or ""
+    if state in RETRY_STATES or state == "55P03":
+        return StoreLocked(
+            f"{where} is busy: {said} (rows this needs stayed locked by another transaction); "
+            "nothing was changed, try again"
+        )
+    if state in ("42P01", "3F000"):
+        return StoreError(
+            f"{where} does not hold frontdesk's tables ({said}): run frontdesk db migrate"
+        )
     if isinstance(exc, psycopg.OperationalError) and (
         is_connection_lost(exc) or "connection" in text
     ):
@@ -296,9 +316,14 @@ class PostgresPool:
         pool_timeout: float = POOL_TIMEOUT,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
         search_path: str | None = SEARCH_PATH,
+        lock_timeout: float = LOCK_TIMEOUT,
+        autocommit: bool = False,
         name: str = "frontdesk",
     ) -> None:
         self.url = url if isinstance(url, DatabaseURL) else parse_url(url)
+        self.autocommit = autocommit
+        """Whether pooled connections run each statement as its own transaction (work that
+        needs several then begins its transaction itself, with ``BEGIN``)."""
         self.connect_timeout = max(1, int(connect_timeout))
         self.pool_timeout = pool_timeout
         settings: dict[str, str | int] = {
@@ -306,10 +331,14 @@ class PostgresPool:
             "application_name": name,
             **TCP_SETTINGS,
         }
+        # The URL's own options are kept, with the search path and lock timeout added.
+        options = [self.url.params.get("options", "")]
         if search_path:
-            # The URL's own options are kept, with the search path added to them.
-            options = self.url.params.get("options", "")
-            settings["options"] = f"{options} -c search_path={search_path}".strip()
+            options.append(f"-c search_path={search_path}")
+        if lock_timeout:
+            options.append(f"-c lock_timeout={int(lock_timeout * 1000)}")
+        if any(options):
+            settings["options"] = " ".join(o for o in options if o)
         self.conninfo = self.url.conninfo(**settings)
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
             psycopg_pool.ConnectionPool(
@@ -319,6 +348,7 @@ class PostgresPool:
                 open=False,
                 timeout=pool_timeout,
                 reconnect_timeout=reconnect_timeout,
+                kwargs={"autocommit": autocommit},
                 name=name,
             )
         )
@@ -372,6 +402,62 @@ class PostgresPool:
 
     # -- work ---------------------------------------------------------------------------------
 
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection for the block (no retry, no commit: the caller's to do); a
+        failure to get one is frontdesk's error, and the connection goes back afterwards."""
+        conn = self._getconn()
+        try:
+            yield conn
+        finally:
+            self._pool.putconn(conn)
+
+    @contextmanager
+    def session(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in an open transaction for the block, committed when the block
+        ends and rolled back if it raises.
+
+        A connection found dead when the transaction begins is replaced once (nothing was
+        done on it yet). A connection lost later raises :class:`StoreUnavailable`, and one lost
+        while committing :class:`CommitUnknown`: the block cannot be run again from here.
+        Errors psycopg raises are frontdesk's; those the block raises itself propagate.
+        """
+        for attempt in (1, 2):
+            conn = self._getconn()
+            try:
+                if self.autocommit:
+                    conn.execute("BEGIN")
+                else:
+                    conn.execute("SELECT 1")  # begins, and finds a dead connection now
+                break
+            except psycopg.Error as exc:
+                self._pool.putconn(conn)
+                if attempt == 2 or not is_connection_lost(exc, conn):
+                    raise translate(exc, self.url, doing="beginning a transaction") from exc
+                self._check_idle()
+        committing = False
+        try:
+            yield conn
+            committing = True
+            conn.commit()
+        except psycopg.Error as exc:
+            _rollback(conn)
+            if committing and is_connection_lost(exc, conn):
+                raise self._commit_unknown(exc) from None
+            raise translate(exc, self.url, doing="running a transaction") from exc
+        except BaseException:
+            _rollback(conn)
+            raise
+        finally:
+            self._pool.putconn(conn)
+
+    def _commit_unknown(self, exc: BaseException) -> CommitUnknown:
+        return CommitUnknown(
+            f"the connection to the store's PostgreSQL database at {self.url.shown} was "
+            f"lost while a transaction committed ({_server_says(exc)}): it committed "
+            "whole or not at all; try again once the server is back"
+        )
+
     def transaction(
         self, work: Callable[[psycopg.Connection[Any]], T], *, read_only: bool = False
     ) -> T:
@@ -381,7 +467,8 @@ class PostgresPool:
         server ended), nothing of the transaction happened, so it runs once more on a fresh
         connection; so does a transaction the server rolled back to break a deadlock or a
         serialization conflict. ``work`` must therefore only touch the database through
-        ``conn``. A connection lost while committing raises :class:`CommitUnknown` (except
+        ``conn``; on an :attr:`autocommit` pool it begins the transaction itself (a statement
+        outside one commits at once, and runs again on a retry). A connection lost while committing raises :class:`CommitUnknown` (except
         for a ``read_only`` transaction, which is simply run again); a second loss, or no
         connection within the pool timeout, :class:`StoreUnavailable`. An exception
         ``work`` raises itself rolls the transaction back and propagates as it is.
@@ -406,21 +493,13 @@ class PostgresPool:
                 conn.commit()
                 return result
             except BaseException:
-                if not conn.broken:
-                    try:
-                        conn.rollback()
-                    except psycopg.Error:
-                        pass
+                _rollback(conn)
                 raise
         except psycopg.Error as exc:
             state = getattr(exc, "sqlstate", None)
             lost = is_connection_lost(exc, conn)
             if lost and committing and not read_only:
-                raise CommitUnknown(
-                    f"the connection to the store's PostgreSQL database at {self.url.shown} was "
-                    f"lost while a transaction committed ({_server_says(exc)}): it committed "
-                    "whole or not at all; try again once the server is back"
-                ) from None
+                raise self._commit_unknown(exc) from None
             if lost or state in RETRY_STATES:
                 raise _Retry(translate(exc, self.url, doing="running a transaction"), exc) from None
             raise translate(exc, self.url) from exc
@@ -457,6 +536,15 @@ class PostgresPool:
     def stats(self) -> dict[str, int]:
         """The pool's counters (connections, requests, waits), for diagnostics."""
         return dict(self._pool.get_stats())
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """Roll back the connection's transaction, if the connection still works."""
+    if not conn.broken:
+        try:
+            conn.rollback()
+        except psycopg.Error:
+            pass
 
 
 class _Retry(Exception):

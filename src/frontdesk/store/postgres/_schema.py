@@ -227,6 +227,13 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def parsed_json(column: str) -> str:
+    """SQL reading a JSON text ``column`` as ``json`` for its operators, which refuse a
+    ``\\u0000`` anywhere in the document; it becomes ``\\u0001`` (the same length, so the
+    text stays valid JSON), which changes no number and no key."""
+    return f"replace({column}, E'\\\\u0000', E'\\\\u0001')::json"
+
+
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _SEARCH_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 MAX_SEARCH_WORDS = 32
@@ -343,6 +350,9 @@ def migrate(
         return before
     ident = sql.Identifier(schema.name)
     with conn.transaction():
+        # Wait for another process's migration however long it takes (not the store's lock
+        # timeout): it is working, and this one needs its result.
+        conn.execute("SET LOCAL lock_timeout = 0")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (schema.lock_key,))
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
         conn.execute(
@@ -377,6 +387,7 @@ __all__ = [
     "Schema",
     "check_schema",
     "migrate",
+    "parsed_json",
     "schema_version",
     "search_query",
 ]
