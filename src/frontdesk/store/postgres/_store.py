@@ -1,0 +1,581 @@
+"""The PostgreSQL backend: runs, journal, events, approvals and conversations in a database
+shared by every process and machine that has its URL.
+
+:class:`PostgresStore` implements :class:`~frontdesk.store.Store` on a bounded connection
+pool (:mod:`._connect`), in the ``frontdesk`` schema (:mod:`._schema`). Writes are typed
+(:mod:`frontdesk.store._writes`) and compiled into one pipelined transaction each
+(:mod:`._compile`); a read is one statement. A connection lost before a transaction commits
+runs it once more; otherwise every failure is frontdesk's error, never psycopg's.
+
+Read-check-write sections (:meth:`PostgresStore.transaction`) lock what they read: a run's row
+is the lock for everything about the run (its status, approvals and events), a conversation's
+row for the conversation. Every section and every driver's fence takes the run's row first,
+so sections about one run follow each other and never deadlock.
+
+A :class:`~._notify.Listener` wakes :attr:`changes` when another process commits something
+waiters care about (a run settled, an approval decided, a run became claimable); polling
+stays the fallback.
+
+The store interface it implements (``_base``, ``_records``, ``_writes`` and the guards' errors
+in ``_fence``) comes with the store seam; until that is merged, no module imports this one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import psycopg
+
+from ...events import Event, decode_event
+from .._approvals import APPROVAL_COLUMNS, ApprovalRecord, approval_from_row
+from .._base import Store, StoreTransaction
+from .._fence import lease_refused, run_exists, step_refused  # type: ignore[attr-defined]
+from .._forks import ForkLink, Lineage, StoredEvent
+from .._listing import ConversationRow, Page, RunFilter
+from .._records import ConversationState, JournalRow, RunRow, StoreInfo
+from .._usage import UsageRow
+from .._values import hydrate
+from .._writes import Fence, InsertRun, RecordStep, Write
+from . import _reads as reads
+from ._compile import RUN_COLUMNS, Compiled, compile_writes
+from ._connect import CONNECT_TIMEOUT, POOL_TIMEOUT, PostgresPool, translate
+from ._notify import Listener, Notification
+from ._schema import SCHEMA_VERSION, migrate, schema_version
+
+_JOURNAL_COLUMNS = (
+    "key, kind, state, agent, name, args_json, data_json, context_json, attempts, started_at, "
+    "finished_at, ordinal"
+)
+_CONVERSATION_COLUMNS = (
+    "conversation_id, agent_ref, current_agent, context_type, context_json, turns, history_len, "
+    "pending_run, generation, budget_json, memory_json, summary_json"
+)
+_DUE = (
+    f"SELECT {APPROVAL_COLUMNS} FROM approvals "
+    "WHERE status = 'pending' AND deadline IS NOT NULL AND escalated_at IS NULL "
+    "AND deadline <= %s ORDER BY deadline LIMIT %s"
+)
+_LOCK_RUN = "SELECT 1 FROM runs WHERE execution_id = %s FOR NO KEY UPDATE"
+
+
+class PostgresStore(Store):
+    """A frontdesk database on PostgreSQL, safe to share between threads and processes.
+
+    ``url`` is a ``postgresql://`` URL. The pool holds ``min_size`` to ``max_size``
+    connections; ``connect_timeout`` and ``pool_timeout`` bound how long a call waits for the
+    server (then :class:`~frontdesk.errors.StoreUnavailable`). Without ``migrate`` the schema
+    is not created or upgraded (``frontdesk db info`` reads it as it is); with ``listen``, a
+    thread listens for other processes' notifications.
+    """
+
+    backend: ClassVar[str] = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate: bool = True,
+        listen: bool = True,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: int = CONNECT_TIMEOUT,
+        pool_timeout: float = POOL_TIMEOUT,
+    ) -> None:
+        super().__init__()
+        self._pool = PostgresPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
+            autocommit=True,
+        )
+        self._pool.open()
+        self.listener: Listener | None = None
+        """The thread listening for other processes' changes, if ``listen``."""
+        try:
+            if migrate:
+                self.migrate()
+            if listen:
+                self.listener = Listener(self._pool).start()
+                self.listener.subscribe(self._heard)
+        except BaseException:
+            self.close()
+            raise
+
+    def _heard(self, note: Notification) -> None:
+        self.changes.notify()
+
+    # -- running statements ------------------------------------------------------------------
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One statement, its own transaction, run again on a fresh connection if the
+        connection is lost (reads, and the claim, which may be repeated)."""
+
+        def read(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            return conn.execute(sql, tuple(params)).fetchall()
+
+        return self._pool.transaction(read, read_only=True)
+
+    def _apply(self, conn: psycopg.Connection[Any], compiled: Compiled) -> None:
+        """Send the compiled statements in one pipeline, then check their guards (the caller
+        has begun the transaction; a refused guard rolls it back)."""
+        guarded: list[tuple[Write, psycopg.Cursor[Any]]] = []
+        try:
+            with conn.pipeline():
+                for statement in compiled.statements:
+                    cursor = conn.execute(statement.sql, statement.params)
+                    if statement.guard is not None:
+                        guarded.append((statement.guard, cursor))
+        except psycopg.Error:
+            # A statement failed, maybe only because a guard before it refused (a fork's
+            # copied approvals clash once its id is taken): the guard's refusal explains it.
+            answered = [(g, c) for g, c in guarded if c.pgresult is not None]
+            if not any(c.rowcount == 0 for _, c in answered):
+                raise
+            guarded = answered
+        for guard, cursor in guarded:
+            if cursor.rowcount != 0:
+                continue
+            if isinstance(guard, Fence):
+                # The rest of the pipeline ran: roll it back before reading what refused it.
+                conn.rollback()
+                row = conn.execute(
+                    "SELECT status FROM runs WHERE execution_id = %s", (guard.execution_id,)
+                ).fetchone()
+                raise lease_refused(guard, row[0] if row else None)
+            if isinstance(guard, RecordStep):
+                raise step_refused(guard.execution_id, guard.step.key)
+            if isinstance(guard, InsertRun):
+                raise run_exists(guard.row.execution_id)
+            raise AssertionError(f"unguarded write {guard!r}")  # pragma: no cover
+
+    # -- the database itself -----------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The database's URL, its password hidden."""
+        return self._pool.url.shown
+
+    def info(self) -> StoreInfo:
+        """The backend, the URL and the schema versions (0: nothing created yet)."""
+        version = self._pool.transaction(schema_version, read_only=True)
+        return StoreInfo(self.backend, self.url, version, SCHEMA_VERSION)
+
+    def migrate(self) -> tuple[int, int]:
+        """Create or upgrade the ``frontdesk`` schema; returns the versions before and after.
+        Safe while other processes do the same (see :func:`._schema.migrate`)."""
+        where = f"the store's PostgreSQL database at {self.url}"
+        before = self._pool.transaction(lambda conn: migrate(conn, where=where))
+        return before, SCHEMA_VERSION
+
+    def close(self) -> None:
+        """Stop listening and close every connection."""
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        self._pool.close()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def write(self, writes: Iterable[Write]) -> None:
+        """Apply ``writes`` in one transaction: all of them or none (see :meth:`Store.write`)."""
+        compiled = compile_writes(writes)
+        if not compiled.statements:
+            return
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            conn.execute("BEGIN")
+            self._apply(conn, compiled)
+
+        self._pool.transaction(work)
+        self.changes.notify()
+
+    @contextmanager
+    def transaction(self) -> Iterator[StoreTransaction]:
+        """A transaction for a read-check-write section; its reads lock what they read."""
+        with self._pool.session() as conn:
+            yield _Transaction(self, conn)
+        self.changes.notify()
+
+    def claim(
+        self, execution_id: str, owner: str, expires: float, now: float, *, steal_from: str | None
+    ) -> int | None:
+        """Take the run's lease (see :meth:`Store.claim`); one statement, its own transaction
+        (run again after a lost connection: claiming a lease already ours is harmless)."""
+        rows = self._query(
+            "UPDATE runs SET lease_owner = %s, lease_expires = %s, updated_at = %s, "
+            "lease_epoch = lease_epoch + 1 "
+            "WHERE execution_id = %s AND status = 'running' AND (lease_owner IS NULL "
+            "OR lease_expires < %s OR lease_owner = %s OR lease_owner = %s) "
+            "RETURNING lease_epoch",
+            (owner, expires, now, execution_id, now, owner, steal_from or owner),
+        )
+        return int(rows[0][0]) if rows else None
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def get_run(self, execution_id: str) -> RunRow | None:
+        """The run with this id, or None."""
+        rows = self._query(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE execution_id = %s", (execution_id,)
+        )
+        return RunRow(*rows[0]) if rows else None
+
+    def runs_page(
+        self, where: RunFilter = RunFilter(), *, limit: int = 50, cursor: str | None = None
+    ) -> Page[RunRow]:
+        """Runs newest first, filtered; every filter is served by an index."""
+        return reads.runs_page(self._query, where, limit=limit, cursor=cursor)
+
+    def run_ids(self, prefix: str) -> list[str]:
+        """The ids of every run whose id starts with ``prefix`` (taken literally)."""
+        rows = self._query(
+            "SELECT execution_id FROM runs WHERE starts_with(execution_id, %s)", (prefix,)
+        )
+        return [row[0] for row in rows]
+
+    def claimable_runs(self, now: float, limit: int = 100) -> list[RunRow]:
+        """Running runs whose lease is free or expired, oldest first."""
+        rows = self._query(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' "
+            "AND (lease_owner IS NULL OR lease_expires < %s) ORDER BY created_at LIMIT %s",
+            (now, limit),
+        )
+        return [RunRow(*r) for r in rows]
+
+    def running_leases(self) -> list[tuple[str, str | None, float | None]]:
+        """``(execution_id, lease_owner, lease_expires)`` of every running run."""
+        rows = self._query(
+            "SELECT execution_id, lease_owner, lease_expires FROM runs WHERE status = 'running'"
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def cancel_requests(self, owner: str) -> list[str]:
+        """The runs leased by ``owner`` that someone asked to cancel."""
+        rows = self._query(
+            "SELECT execution_id FROM runs WHERE lease_owner = %s AND cancel_requested = 1",
+            (owner,),
+        )
+        return [row[0] for row in rows]
+
+    # -- journal and events ------------------------------------------------------------------
+
+    def journal(self, execution_id: str) -> list[JournalRow]:
+        """The run's durable steps in the order they started."""
+        rows = self._query(
+            f"SELECT {_JOURNAL_COLUMNS} FROM journal WHERE execution_id = %s ORDER BY ordinal",
+            (execution_id,),
+        )
+        return [JournalRow(*r) for r in rows]
+
+    def events(self, execution_id: str, after: int = 0, limit: int | None = None) -> list[Event]:
+        """The run's events with ``seq > after``, in order, completed from the journal."""
+        rows = self._query(
+            "SELECT e.seq, e.type, e.at, e.agent, e.data_json, j.data_json, r.output_json "
+            "FROM events e "
+            "LEFT JOIN journal j ON j.execution_id = e.execution_id AND j.key = e.ref "
+            "LEFT JOIN runs r ON r.execution_id = e.execution_id AND e.type = 'done' "
+            "WHERE e.execution_id = %s AND e.seq > %s ORDER BY e.seq LIMIT %s",
+            (execution_id, after, limit),
+        )
+        return [
+            decode_event(
+                execution_id, seq, type_, at, agent, hydrate(type_, json.loads(payload), step, out)
+            )
+            for seq, type_, at, agent, payload, step, out in rows
+        ]
+
+    def event_keys(self, execution_id: str) -> set[str]:
+        """The keys of the run's events."""
+        rows = self._query("SELECT key FROM events WHERE execution_id = %s", (execution_id,))
+        return {r[0] for r in rows}
+
+    def last_event_seq(self, execution_id: str) -> int:
+        """The number of the run's last event (0 if it has none)."""
+        rows = self._query(
+            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = %s", (execution_id,)
+        )
+        return int(rows[0][0])
+
+    def stored_events(self, execution_id: str) -> list[StoredEvent]:
+        """The run's events as stored, their payloads not completed from the journal."""
+        rows = self._query(
+            "SELECT seq, key, type, agent, data_json, ref FROM events WHERE execution_id = %s "
+            "ORDER BY seq",
+            (execution_id,),
+        )
+        return [StoredEvent(*row) for row in rows]
+
+    # -- forks -------------------------------------------------------------------------------
+
+    def lineage(self, execution_id: str) -> Lineage:
+        """The run's parent (if it is a fork) and the runs forked from it."""
+        parent = self._query(
+            "SELECT p.execution_id, r.fork_step, p.status, p.created_at FROM runs r "
+            "JOIN runs p ON p.execution_id = r.parent_id WHERE r.execution_id = %s",
+            (execution_id,),
+        )
+        forks = self._query(
+            "SELECT execution_id, fork_step, status, created_at FROM runs WHERE parent_id = %s "
+            "ORDER BY created_at, row_id",
+            (execution_id,),
+        )
+        return Lineage(
+            execution_id,
+            ForkLink(*parent[0]) if parent else None,
+            [ForkLink(*row) for row in forks],
+        )
+
+    def start_context(self, execution_id: str) -> tuple[bool, str | None] | None:
+        """The context the run started with, once completing it replaced it."""
+        rows = self._query(
+            "SELECT known, context_json FROM run_start_context WHERE execution_id = %s",
+            (execution_id,),
+        )
+        return (bool(rows[0][0]), rows[0][1]) if rows else None
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    def approvals(
+        self, *, execution_id: str | None = None, status: str | None = None, limit: int = 200
+    ) -> list[ApprovalRecord]:
+        """Approvals, oldest first, optionally filtered by run and status."""
+        where, params = [], []
+        if execution_id is not None:
+            where.append("execution_id = %s")
+            params.append(execution_id)
+        if status is not None:
+            where.append("status = %s")
+            params.append(status)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._query(
+            f"SELECT {APPROVAL_COLUMNS} FROM approvals {clause} "
+            "ORDER BY requested_at, row_id LIMIT %s",
+            (*params, limit),
+        )
+        return [approval_from_row(r) for r in rows]
+
+    def approvals_page(
+        self,
+        *,
+        status: str | None = "pending",
+        execution_id: str | None = None,
+        newest_first: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[ApprovalRecord]:
+        """Approvals by request time, one page at a time."""
+        return reads.approvals_page(
+            self._query,
+            status=status,
+            execution_id=execution_id,
+            newest_first=newest_first,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def due_approvals(self, now: float, limit: int = 100) -> list[ApprovalRecord]:
+        """Pending requests past their deadline not escalated yet, earliest first."""
+        return [approval_from_row(r) for r in self._query(_DUE, (now, limit))]
+
+    # -- conversations -----------------------------------------------------------------------
+
+    def conversation(self, conversation_id: str) -> ConversationState | None:
+        """The conversation's state, or None."""
+        rows = self._query(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = %s",
+            (conversation_id,),
+        )
+        return ConversationState(*rows[0]) if rows else None
+
+    def conversation_lines(self, conversation_id: str, start: int = 0) -> list[str]:
+        """The conversation's history lines from line ``start`` on, oldest first."""
+        return _lines(self._query, conversation_id, start)
+
+    def conversation_item_range(self, conversation_id: str, start: int, end: int) -> list[Any]:
+        """Items ``start`` to ``end`` (excluded), reading only those: the part in the
+        compacted snapshot, then the logged ones by index."""
+        items: list[Any] = [
+            json.loads(r[0])
+            for r in self._query(
+                "SELECT j.item::text FROM conversations c, "
+                "json_array_elements(c.items_json::json) WITH ORDINALITY AS j(item, n) "
+                "WHERE c.conversation_id = %s AND j.n > %s AND j.n <= %s ORDER BY j.n",
+                (conversation_id, start, end),
+            )
+        ]
+        logged = self._query(
+            "SELECT item_json FROM conversation_items WHERE conversation_id = %s "
+            "AND idx >= %s AND idx < %s ORDER BY idx",
+            (conversation_id, start + len(items), end),
+        )
+        items.extend(json.loads(r[0]) for r in logged)
+        return items
+
+    def turn_start(self, conversation_id: str, turn: int) -> int:
+        """The item index ``turn`` starts at."""
+        return _turn_start(self._query, conversation_id, turn)
+
+    def conversation_items(self, conversation_id: str) -> list[Any]:
+        """The conversation's input items: the snapshot followed by the log."""
+        rows = self._query(
+            "SELECT items_json FROM conversations WHERE conversation_id = %s", (conversation_id,)
+        )
+        if not rows:
+            return []
+        items: list[Any] = json.loads(rows[0][0])
+        logged = self._query(
+            "SELECT item_json FROM conversation_items WHERE conversation_id = %s ORDER BY idx",
+            (conversation_id,),
+        )
+        items.extend(json.loads(r[0]) for r in logged)
+        return items
+
+    def conversations_page(
+        self, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[ConversationRow]:
+        """Conversations, most recently active first, with their token totals."""
+        return reads.conversations_page(self._query, limit=limit, cursor=cursor)
+
+    # -- usage -------------------------------------------------------------------------------
+
+    def run_usage(self, execution_ids: Sequence[str]) -> list[UsageRow]:
+        """The model usage of these runs."""
+        return reads.run_usage(self._query, execution_ids)
+
+    def conversation_usage(self, conversation_id: str) -> list[UsageRow]:
+        """The model usage of every turn of a conversation so far."""
+        return reads.conversation_usage(self._query, conversation_id)
+
+    def window_usage(self, since: float | None, until: float | None) -> list[UsageRow]:
+        """The model usage of the runs created in ``[since, until)``."""
+        return reads.window_usage(self._query, since, until)
+
+    def window_statuses(self, since: float | None, until: float | None) -> dict[str, int]:
+        """How many runs created in ``[since, until)`` have each status."""
+        return reads.window_statuses(self._query, since, until)
+
+
+def _lines(query: reads.Query, conversation_id: str, start: int = 0) -> list[str]:
+    rows = query(
+        "SELECT line FROM conversation_lines WHERE conversation_id = %s AND idx >= %s ORDER BY idx",
+        (conversation_id, start),
+    )
+    return [r[0] for r in rows]
+
+
+def _turn_start(query: reads.Query, conversation_id: str, turn: int) -> int:
+    rows = query(
+        "SELECT start_idx FROM conversation_turns WHERE conversation_id = %s AND turn <= %s "
+        "ORDER BY turn DESC LIMIT 1",
+        (conversation_id, turn),
+    )
+    return int(rows[0][0]) if rows else 0
+
+
+class _Transaction(StoreTransaction):
+    """Reads and writes inside one transaction on ``conn``, locking what they read.
+
+    A run's row is locked before anything about the run is read; a conversation's row before
+    anything about the conversation. Each read is a statement of its own, so under READ
+    COMMITTED it sees everything committed before the lock was granted.
+    """
+
+    def __init__(self, store: PostgresStore, conn: psycopg.Connection[Any]) -> None:
+        self._store = store
+        self._conn = conn
+        self._locked: set[str] = set()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+        except psycopg.Error as exc:
+            raise translate(exc, self._store._pool.url, doing="reading in a transaction") from exc
+
+    def _lock_run(self, execution_id: str) -> bool:
+        """Lock the run's row; whether the run exists."""
+        if execution_id in self._locked:
+            return True
+        found = bool(self._query(_LOCK_RUN, (execution_id,)))
+        if found:
+            self._locked.add(execution_id)
+        return found
+
+    def run_status(self, execution_id: str) -> str | None:
+        if not self._lock_run(execution_id):
+            return None
+        rows = self._query("SELECT status FROM runs WHERE execution_id = %s", (execution_id,))
+        return str(rows[0][0]) if rows else None
+
+    def approval(self, approval_id: str) -> ApprovalRecord | None:
+        owner = self._query(
+            "SELECT execution_id FROM approvals WHERE approval_id = %s", (approval_id,)
+        )
+        if not owner:
+            return None
+        self._lock_run(owner[0][0])
+        rows = self._query(
+            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE approval_id = %s", (approval_id,)
+        )
+        return approval_from_row(rows[0]) if rows else None
+
+    def run_approvals(self, execution_id: str) -> list[ApprovalRecord]:
+        self._lock_run(execution_id)
+        rows = self._query(
+            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE execution_id = %s "
+            "ORDER BY requested_at, row_id",
+            (execution_id,),
+        )
+        return [approval_from_row(r) for r in rows]
+
+    def pending_approvals(self, execution_id: str) -> int:
+        self._lock_run(execution_id)
+        rows = self._query(
+            "SELECT COUNT(*) FROM approvals WHERE execution_id = %s AND status = 'pending'",
+            (execution_id,),
+        )
+        return int(rows[0][0])
+
+    def conversation(self, conversation_id: str) -> ConversationState | None:
+        rows = self._query(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = %s "
+            "FOR NO KEY UPDATE",
+            (conversation_id,),
+        )
+        return ConversationState(*rows[0]) if rows else None
+
+    def conversation_lines(self, conversation_id: str) -> list[str]:
+        return _lines(self._query, conversation_id)
+
+    def conversation_item_count(self, conversation_id: str) -> int:
+        # Logged items are numbered from the conversation's first item on, after the snapshot's.
+        logged = self._query(
+            "SELECT MAX(idx) FROM conversation_items WHERE conversation_id = %s",
+            (conversation_id,),
+        )[0][0]
+        if logged is not None:
+            return int(logged) + 1
+        snapshot = self._query(
+            "SELECT json_array_length(items_json::json) FROM conversations "
+            "WHERE conversation_id = %s",
+            (conversation_id,),
+        )
+        return int(snapshot[0][0]) if snapshot else 0
+
+    def turn_start(self, conversation_id: str, turn: int) -> int:
+        return _turn_start(self._query, conversation_id, turn)
+
+    def write(self, writes: Iterable[Write]) -> None:
+        compiled = compile_writes(writes, locked=self._locked)
+        try:
+            self._store._apply(self._conn, compiled)
+        except psycopg.Error as exc:
+            raise translate(exc, self._store._pool.url, doing="writing in a transaction") from exc
+        self._locked |= compiled.locked
+
+
+__all__ = ["PostgresStore"]
