@@ -54,6 +54,7 @@ from frontdesk.engine.temporal._client import (
 from frontdesk.engine.temporal._devserver import TemporalDevServer
 from frontdesk.engine.temporal._plugin import frontdesk_plugin, frontdesk_worker
 from frontdesk.engine.temporal._store import WorkerStore
+from frontdesk.engine.temporal._workflow_agents import ItemChain
 from frontdesk.errors import StaleConversation
 from frontdesk.models.rules import RULES_LABEL
 from temporalserver import dev_server
@@ -201,6 +202,44 @@ async def test_each_bad_message_is_refused_and_nothing_is_recorded(
     assert after == history
     accepted = events(recorded, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
     assert len(accepted) == 1  # only the wifi question: refusals leave no trace
+
+
+async def test_a_turn_that_fails_keeps_nothing_and_the_message_can_be_sent_again(
+    server: TemporalDevServer, home: Path
+) -> None:
+    client = await connect(server.address, plugins=[frontdesk_plugin(AGENTS)])
+    no_model = frontdesk_worker(  # no OpenAI key and no FRONTDESK_MODEL: no model at all
+        client, AGENTS, task_queue=TASK_QUEUE, workflows=[CustomerServiceWorkflow], home=home
+    )
+    async with no_model:
+        handle = await start(client, "failed-turn")
+        with pytest.raises(WorkflowUpdateFailedError) as failed:
+            await say(handle, "Is there wifi?", 0)
+        after_failure = await handle.query(CustomerServiceWorkflow.get_chat_history)
+    async with airline_worker(server, home):
+        answered = await say(handle, "Is there wifi?", 0)
+
+    assert "the message could not be answered" in reason(failed.value)
+    assert after_failure == []
+    assert answered[0] == "User: Is there wifi?" and answered[-1].startswith(WIFI)
+
+
+def test_the_item_chain_sends_only_what_the_store_lacks() -> None:
+    chain = ItemChain()
+    first = [{"role": "user", "content": "hi"}]
+    parent, new, ref = chain.split(first)
+    assert (parent, new) == (None, first)
+    chain.stored(first, ref)
+    second = [*first, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "?"}]
+    parent, new, ref2 = chain.split(second)
+    assert (parent, new) == (ref, second[1:])
+    chain.stored(second, ref2)
+    assert chain.stored_prefix(second) == (3, ref2)
+    # A conversation that went another way after the first item: only that item is shared.
+    other = [*first, {"role": "user", "content": "else"}]
+    assert chain.stored_prefix(other) == (1, ref)
+    assert chain.split(other)[:2] == (ref, other[1:])
+    assert chain.stored_prefix([{"role": "user", "content": "bye"}]) == (0, None)
 
 
 # Continue-as-new ------------------------------------------------------------------------------

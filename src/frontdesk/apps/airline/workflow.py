@@ -125,7 +125,8 @@ class CustomerServiceWorkflow:
 
     def state(self) -> CustomerServiceWorkflowState:
         """The conversation as data."""
-        length, ref = self.agents.chain.head
+        # Only what the store holds of these very items (a failed turn's items may be there).
+        length, ref = self.agents.chain.stored_prefix(self.input_items)
         return CustomerServiceWorkflowState(
             current_agent_name=self.current_agent_name,
             context=self.context,

@@ -93,14 +93,26 @@ class ItemChain:
         """``(length, ref)`` of the longest stored prefix (``(0, None)``: nothing stored)."""
         return self._bounds[-1] if self._bounds else (0, None)
 
-    def split(self, items: Sequence[Any]) -> tuple[str | None, list[Any], str]:
-        """``(parent, new_items, ref)``: the stored prefix ``items`` start with, the items
-        after it, and the reference they will be stored under."""
+    def _same(self, items: Sequence[Any]) -> int:
         same = 0
         for known, item in zip(self._items, items, strict=False):
             if known != item:
                 break
             same += 1
+        return same
+
+    def stored_prefix(self, items: Sequence[Any]) -> tuple[int, str | None]:
+        """``(length, ref)`` of the longest stored prefix of ``items`` (``(0, None)``: none)."""
+        same = self._same(items)
+        return next(
+            ((length, ref) for length, ref in reversed(self._bounds) if length <= same),
+            (0, None),
+        )
+
+    def split(self, items: Sequence[Any]) -> tuple[str | None, list[Any], str]:
+        """``(parent, new_items, ref)``: the stored prefix ``items`` start with, the items
+        after it, and the reference they will be stored under."""
+        same = self._same(items)
         while self._bounds and self._bounds[-1][0] > same:
             self._bounds.pop()
         length, parent = self.head
