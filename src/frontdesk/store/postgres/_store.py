@@ -32,33 +32,28 @@ import psycopg
 from ...events import Event, decode_event
 from .._approvals import APPROVAL_COLUMNS, ApprovalRecord, approval_from_row
 from .._base import Store, StoreTransaction
-from .._fence import lease_refused, run_exists, step_refused  # type: ignore[attr-defined]
 from .._forks import ForkLink, Lineage, StoredEvent
 from .._listing import ConversationRow, Page, RunFilter
 from .._records import ConversationState, JournalRow, RunRow, StoreInfo
 from .._usage import UsageRow
 from .._values import hydrate
-from .._writes import Fence, InsertRun, RecordStep, Write
+from .._writes import Write
 from . import _reads as reads
-from ._compile import RUN_COLUMNS, Compiled, compile_writes
-from ._connect import CONNECT_TIMEOUT, POOL_TIMEOUT, PostgresPool, translate
+from ._compile import RUN_COLUMNS, compile_writes
+from ._connect import CONNECT_TIMEOUT, POOL_TIMEOUT, PostgresPool
 from ._notify import Listener, Notification
 from ._schema import SCHEMA_VERSION, migrate, schema_version
+from ._transaction import CONVERSATION_COLUMNS, PostgresTransaction, apply, lines, turn_start
 
 _JOURNAL_COLUMNS = (
     "key, kind, state, agent, name, args_json, data_json, context_json, attempts, started_at, "
     "finished_at, ordinal"
-)
-_CONVERSATION_COLUMNS = (
-    "conversation_id, agent_ref, current_agent, context_type, context_json, turns, history_len, "
-    "pending_run, generation, budget_json, memory_json, summary_json"
 )
 _DUE = (
     f"SELECT {APPROVAL_COLUMNS} FROM approvals "
     "WHERE status = 'pending' AND deadline IS NOT NULL AND escalated_at IS NULL "
     "AND deadline <= %s ORDER BY deadline LIMIT %s"
 )
-_LOCK_RUN = "SELECT 1 FROM runs WHERE execution_id = %s FOR NO KEY UPDATE"
 
 
 class PostgresStore(Store):
@@ -120,39 +115,6 @@ class PostgresStore(Store):
 
         return self._pool.transaction(read, read_only=True)
 
-    def _apply(self, conn: psycopg.Connection[Any], compiled: Compiled) -> None:
-        """Send the compiled statements in one pipeline, then check their guards (the caller
-        has begun the transaction; a refused guard rolls it back)."""
-        guarded: list[tuple[Write, psycopg.Cursor[Any]]] = []
-        try:
-            with conn.pipeline():
-                for statement in compiled.statements:
-                    cursor = conn.execute(statement.sql, statement.params)
-                    if statement.guard is not None:
-                        guarded.append((statement.guard, cursor))
-        except psycopg.Error:
-            # A statement failed, maybe only because a guard before it refused (a fork's
-            # copied approvals clash once its id is taken): the guard's refusal explains it.
-            answered = [(g, c) for g, c in guarded if c.pgresult is not None]
-            if not any(c.rowcount == 0 for _, c in answered):
-                raise
-            guarded = answered
-        for guard, cursor in guarded:
-            if cursor.rowcount != 0:
-                continue
-            if isinstance(guard, Fence):
-                # The rest of the pipeline ran: roll it back before reading what refused it.
-                conn.rollback()
-                row = conn.execute(
-                    "SELECT status FROM runs WHERE execution_id = %s", (guard.execution_id,)
-                ).fetchone()
-                raise lease_refused(guard, row[0] if row else None)
-            if isinstance(guard, RecordStep):
-                raise step_refused(guard.execution_id, guard.step.key)
-            if isinstance(guard, InsertRun):
-                raise run_exists(guard.row.execution_id)
-            raise AssertionError(f"unguarded write {guard!r}")  # pragma: no cover
-
     # -- the database itself -----------------------------------------------------------------
 
     @property
@@ -189,7 +151,7 @@ class PostgresStore(Store):
 
         def work(conn: psycopg.Connection[Any]) -> None:
             conn.execute("BEGIN")
-            self._apply(conn, compiled)
+            apply(conn, compiled)
 
         self._pool.transaction(work)
         self.changes.notify()
@@ -198,7 +160,7 @@ class PostgresStore(Store):
     def transaction(self) -> Iterator[StoreTransaction]:
         """A transaction for a read-check-write section; its reads lock what they read."""
         with self._pool.session() as conn:
-            yield _Transaction(self, conn)
+            yield PostgresTransaction(conn, self._pool.url)
         self.changes.notify()
 
     def claim(
@@ -387,14 +349,14 @@ class PostgresStore(Store):
     def conversation(self, conversation_id: str) -> ConversationState | None:
         """The conversation's state, or None."""
         rows = self._query(
-            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = %s",
+            f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = %s",
             (conversation_id,),
         )
         return ConversationState(*rows[0]) if rows else None
 
     def conversation_lines(self, conversation_id: str, start: int = 0) -> list[str]:
         """The conversation's history lines from line ``start`` on, oldest first."""
-        return _lines(self._query, conversation_id, start)
+        return lines(self._query, conversation_id, start)
 
     def conversation_item_range(self, conversation_id: str, start: int, end: int) -> list[Any]:
         """Items ``start`` to ``end`` (excluded), reading only those: the part in the
@@ -418,7 +380,7 @@ class PostgresStore(Store):
 
     def turn_start(self, conversation_id: str, turn: int) -> int:
         """The item index ``turn`` starts at."""
-        return _turn_start(self._query, conversation_id, turn)
+        return turn_start(self._query, conversation_id, turn)
 
     def conversation_items(self, conversation_id: str) -> list[Any]:
         """The conversation's input items: the snapshot followed by the log."""
@@ -458,124 +420,6 @@ class PostgresStore(Store):
     def window_statuses(self, since: float | None, until: float | None) -> dict[str, int]:
         """How many runs created in ``[since, until)`` have each status."""
         return reads.window_statuses(self._query, since, until)
-
-
-def _lines(query: reads.Query, conversation_id: str, start: int = 0) -> list[str]:
-    rows = query(
-        "SELECT line FROM conversation_lines WHERE conversation_id = %s AND idx >= %s ORDER BY idx",
-        (conversation_id, start),
-    )
-    return [r[0] for r in rows]
-
-
-def _turn_start(query: reads.Query, conversation_id: str, turn: int) -> int:
-    rows = query(
-        "SELECT start_idx FROM conversation_turns WHERE conversation_id = %s AND turn <= %s "
-        "ORDER BY turn DESC LIMIT 1",
-        (conversation_id, turn),
-    )
-    return int(rows[0][0]) if rows else 0
-
-
-class _Transaction(StoreTransaction):
-    """Reads and writes inside one transaction on ``conn``, locking what they read.
-
-    A run's row is locked before anything about the run is read; a conversation's row before
-    anything about the conversation. Each read is a statement of its own, so under READ
-    COMMITTED it sees everything committed before the lock was granted.
-    """
-
-    def __init__(self, store: PostgresStore, conn: psycopg.Connection[Any]) -> None:
-        self._store = store
-        self._conn = conn
-        self._locked: set[str] = set()
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        try:
-            return self._conn.execute(sql, tuple(params)).fetchall()
-        except psycopg.Error as exc:
-            raise translate(exc, self._store._pool.url, doing="reading in a transaction") from exc
-
-    def _lock_run(self, execution_id: str) -> bool:
-        """Lock the run's row; whether the run exists."""
-        if execution_id in self._locked:
-            return True
-        found = bool(self._query(_LOCK_RUN, (execution_id,)))
-        if found:
-            self._locked.add(execution_id)
-        return found
-
-    def run_status(self, execution_id: str) -> str | None:
-        if not self._lock_run(execution_id):
-            return None
-        rows = self._query("SELECT status FROM runs WHERE execution_id = %s", (execution_id,))
-        return str(rows[0][0]) if rows else None
-
-    def approval(self, approval_id: str) -> ApprovalRecord | None:
-        owner = self._query(
-            "SELECT execution_id FROM approvals WHERE approval_id = %s", (approval_id,)
-        )
-        if not owner:
-            return None
-        self._lock_run(owner[0][0])
-        rows = self._query(
-            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE approval_id = %s", (approval_id,)
-        )
-        return approval_from_row(rows[0]) if rows else None
-
-    def run_approvals(self, execution_id: str) -> list[ApprovalRecord]:
-        self._lock_run(execution_id)
-        rows = self._query(
-            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE execution_id = %s "
-            "ORDER BY requested_at, row_id",
-            (execution_id,),
-        )
-        return [approval_from_row(r) for r in rows]
-
-    def pending_approvals(self, execution_id: str) -> int:
-        self._lock_run(execution_id)
-        rows = self._query(
-            "SELECT COUNT(*) FROM approvals WHERE execution_id = %s AND status = 'pending'",
-            (execution_id,),
-        )
-        return int(rows[0][0])
-
-    def conversation(self, conversation_id: str) -> ConversationState | None:
-        rows = self._query(
-            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = %s "
-            "FOR NO KEY UPDATE",
-            (conversation_id,),
-        )
-        return ConversationState(*rows[0]) if rows else None
-
-    def conversation_lines(self, conversation_id: str) -> list[str]:
-        return _lines(self._query, conversation_id)
-
-    def conversation_item_count(self, conversation_id: str) -> int:
-        # Logged items are numbered from the conversation's first item on, after the snapshot's.
-        logged = self._query(
-            "SELECT MAX(idx) FROM conversation_items WHERE conversation_id = %s",
-            (conversation_id,),
-        )[0][0]
-        if logged is not None:
-            return int(logged) + 1
-        snapshot = self._query(
-            "SELECT json_array_length(items_json::json) FROM conversations "
-            "WHERE conversation_id = %s",
-            (conversation_id,),
-        )
-        return int(snapshot[0][0]) if snapshot else 0
-
-    def turn_start(self, conversation_id: str, turn: int) -> int:
-        return _turn_start(self._query, conversation_id, turn)
-
-    def write(self, writes: Iterable[Write]) -> None:
-        compiled = compile_writes(writes, locked=self._locked)
-        try:
-            self._store._apply(self._conn, compiled)
-        except psycopg.Error as exc:
-            raise translate(exc, self._store._pool.url, doing="writing in a transaction") from exc
-        self._locked |= compiled.locked
 
 
 __all__ = ["PostgresStore"]

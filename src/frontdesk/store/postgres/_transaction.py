@@ -1,0 +1,193 @@
+"""Transactions of the PostgreSQL store: applying compiled writes and checking their guards,
+and the read-check-write sections' transaction.
+
+A transaction's statements go to the server in one pipeline; the guards are checked from
+their results before it commits (see :mod:`._compile`). In a section
+(:class:`PostgresTransaction`), a run's row is locked before anything about the run is read,
+and a conversation's row before anything about the conversation: every section and every
+driver's fence takes the run's row first, so sections about one run follow each other and
+never deadlock. Each read is a statement of its own, so under READ COMMITTED it sees
+everything committed before its lock was granted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+
+from .._approvals import APPROVAL_COLUMNS, ApprovalRecord, approval_from_row
+from .._base import StoreTransaction
+from .._fence import lease_refused, run_exists, step_refused  # type: ignore[attr-defined]
+from .._records import ConversationState
+from .._writes import Fence, InsertRun, RecordStep, Write
+from ._compile import Compiled, compile_writes
+from ._connect import DatabaseURL, translate
+from ._reads import Query
+
+CONVERSATION_COLUMNS = (
+    "conversation_id, agent_ref, current_agent, context_type, context_json, turns, history_len, "
+    "pending_run, generation, budget_json, memory_json, summary_json"
+)
+"""The conversation row's columns, in :class:`~frontdesk.store.ConversationState`'s order."""
+LOCK_RUN = "SELECT 1 FROM runs WHERE execution_id = %s FOR NO KEY UPDATE"
+"""Lock a run's row for the rest of the transaction."""
+
+
+def apply(conn: psycopg.Connection[Any], compiled: Compiled) -> None:
+    """Send the compiled statements in one pipeline, then check their guards (the caller
+    has begun the transaction; a refused guard rolls it back)."""
+    guarded: list[tuple[Write, psycopg.Cursor[Any]]] = []
+    try:
+        with conn.pipeline():
+            for statement in compiled.statements:
+                cursor = conn.execute(statement.sql, statement.params)
+                if statement.guard is not None:
+                    guarded.append((statement.guard, cursor))
+    except psycopg.Error:
+        # A statement failed, maybe only because a guard before it refused (a fork's
+        # copied approvals clash once its id is taken): the guard's refusal explains it.
+        answered = [(g, c) for g, c in guarded if c.pgresult is not None]
+        if not any(c.rowcount == 0 for _, c in answered):
+            raise
+        guarded = answered
+    for guard, cursor in guarded:
+        if cursor.rowcount != 0:
+            continue
+        if isinstance(guard, Fence):
+            # The rest of the pipeline ran: roll it back before reading what refused it.
+            conn.rollback()
+            row = conn.execute(
+                "SELECT status FROM runs WHERE execution_id = %s", (guard.execution_id,)
+            ).fetchone()
+            raise lease_refused(guard, row[0] if row else None)
+        if isinstance(guard, RecordStep):
+            raise step_refused(guard.execution_id, guard.step.key)
+        if isinstance(guard, InsertRun):
+            raise run_exists(guard.row.execution_id)
+        raise AssertionError(f"unguarded write {guard!r}")  # pragma: no cover
+
+
+def lines(query: Query, conversation_id: str, start: int = 0) -> list[str]:
+    """The conversation's history lines from line ``start`` on, oldest first."""
+    rows = query(
+        "SELECT line FROM conversation_lines WHERE conversation_id = %s AND idx >= %s ORDER BY idx",
+        (conversation_id, start),
+    )
+    return [r[0] for r in rows]
+
+
+def turn_start(query: Query, conversation_id: str, turn: int) -> int:
+    """The item index ``turn`` starts at: that of the nearest recorded turn at or before it,
+    or 0."""
+    rows = query(
+        "SELECT start_idx FROM conversation_turns WHERE conversation_id = %s AND turn <= %s "
+        "ORDER BY turn DESC LIMIT 1",
+        (conversation_id, turn),
+    )
+    return int(rows[0][0]) if rows else 0
+
+
+class PostgresTransaction(StoreTransaction):
+    """Reads and writes inside one transaction on ``conn``, locking what they read.
+
+    A run's row is locked before anything about the run is read; a conversation's row before
+    anything about the conversation. Each read is a statement of its own, so under READ
+    COMMITTED it sees everything committed before the lock was granted.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
+        self._conn = conn
+        self._url = url
+        self._locked: set[str] = set()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+        except psycopg.Error as exc:
+            raise translate(exc, self._url, doing="reading in a transaction") from exc
+
+    def _lock_run(self, execution_id: str) -> bool:
+        """Lock the run's row; whether the run exists."""
+        if execution_id in self._locked:
+            return True
+        found = bool(self._query(LOCK_RUN, (execution_id,)))
+        if found:
+            self._locked.add(execution_id)
+        return found
+
+    def run_status(self, execution_id: str) -> str | None:
+        if not self._lock_run(execution_id):
+            return None
+        rows = self._query("SELECT status FROM runs WHERE execution_id = %s", (execution_id,))
+        return str(rows[0][0]) if rows else None
+
+    def approval(self, approval_id: str) -> ApprovalRecord | None:
+        owner = self._query(
+            "SELECT execution_id FROM approvals WHERE approval_id = %s", (approval_id,)
+        )
+        if not owner:
+            return None
+        self._lock_run(owner[0][0])
+        rows = self._query(
+            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE approval_id = %s", (approval_id,)
+        )
+        return approval_from_row(rows[0]) if rows else None
+
+    def run_approvals(self, execution_id: str) -> list[ApprovalRecord]:
+        self._lock_run(execution_id)
+        rows = self._query(
+            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE execution_id = %s "
+            "ORDER BY requested_at, row_id",
+            (execution_id,),
+        )
+        return [approval_from_row(r) for r in rows]
+
+    def pending_approvals(self, execution_id: str) -> int:
+        self._lock_run(execution_id)
+        rows = self._query(
+            "SELECT COUNT(*) FROM approvals WHERE execution_id = %s AND status = 'pending'",
+            (execution_id,),
+        )
+        return int(rows[0][0])
+
+    def conversation(self, conversation_id: str) -> ConversationState | None:
+        rows = self._query(
+            f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = %s "
+            "FOR NO KEY UPDATE",
+            (conversation_id,),
+        )
+        return ConversationState(*rows[0]) if rows else None
+
+    def conversation_lines(self, conversation_id: str) -> list[str]:
+        return lines(self._query, conversation_id)
+
+    def conversation_item_count(self, conversation_id: str) -> int:
+        # Logged items are numbered from the conversation's first item on, after the snapshot's.
+        logged = self._query(
+            "SELECT MAX(idx) FROM conversation_items WHERE conversation_id = %s",
+            (conversation_id,),
+        )[0][0]
+        if logged is not None:
+            return int(logged) + 1
+        snapshot = self._query(
+            "SELECT json_array_length(items_json::json) FROM conversations "
+            "WHERE conversation_id = %s",
+            (conversation_id,),
+        )
+        return int(snapshot[0][0]) if snapshot else 0
+
+    def turn_start(self, conversation_id: str, turn: int) -> int:
+        return turn_start(self._query, conversation_id, turn)
+
+    def write(self, writes: Iterable[Write]) -> None:
+        compiled = compile_writes(writes, locked=self._locked)
+        try:
+            apply(self._conn, compiled)
+        except psycopg.Error as exc:
+            raise translate(exc, self._url, doing="writing in a transaction") from exc
+        self._locked |= compiled.locked
+
+
+__all__ = ["CONVERSATION_COLUMNS", "PostgresTransaction", "apply", "lines", "turn_start"]
