@@ -560,6 +560,31 @@ def test_the_chat_client_refuses_bad_options_before_connecting(home: Path) -> No
     assert bad_engine.returncode == 2 and "unknown engine 'kafka'" in bad_engine.stderr
 
 
+def test_the_worker_refuses_bad_options_and_an_unreachable_server(
+    home: Path, refused_url: str
+) -> None:
+    def worker(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PYTHON, "-m", "frontdesk", "--home", str(home), "worker", *options],
+            env=child_env(), capture_output=True, text=True, timeout=WAIT_SECONDS,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    refused = refused_url.removeprefix("http://")
+    cases = [
+        (("--engine", "temporal"), 2, "needs --app"),
+        (("--engine", "temporal", "--app", "hotel"), 2, "no app 'hotel' runs on Temporal"),
+        (("--engine", "temporal", "--app", "airline", "--address", "x:y"), 2, "HOST:PORT"),
+        (("--engine", "kafka"), 2, "unknown engine 'kafka'"),
+        (("--app", "airline"), 2, "--app needs --engine temporal"),
+        (("--engine", "temporal", "--app", "airline", "--address", refused), 1, "cannot reach"),
+    ]
+    for options, code, message in cases:
+        done = worker(*options)
+        assert (done.returncode, message in done.stderr) == (code, True), (options, done.stderr)
+        assert "Traceback" not in done.stderr
+
+
 def test_a_stale_send_raises_with_the_current_history(
     server: TemporalDevServer, home: Path, children: Children
 ) -> None:

@@ -4,6 +4,8 @@ Bookings and seat maps live in SQLite at ``current_home() / "airline.db"``, seed
 fixtures in ``data/`` on first use. The demo booking is ``LL0EZ6`` on ``FLT-123``.
 Every graph :func:`init_agents` builds, the module's own included, carries the offline rules
 (:mod:`.rules`), so the app runs keyless with ``FRONTDESK_MODEL=rules``.
+The same conversation as a Temporal workflow, ``CustomerServiceWorkflow``, is in
+:mod:`.workflow` (it needs the ``temporal`` extra, so it is not imported here).
 """
 
 from ._db import (
