@@ -14,10 +14,12 @@ from agents.testing import ScriptedModel
 
 import convflow
 import memflow
-from frontdesk import AgentRuntime, Conversation, InvalidInput, Memory
+from frontdesk import AgentRuntime, Budget, BudgetExceeded, Conversation, InvalidInput, Memory
+from frontdesk._budget import BudgetPlan
 from frontdesk._summarizer import summary_run_id
 from frontdesk.apps.airline import AirlineAgentContext, triage_agent
 from frontdesk.engine._conversation import resolve_turn_input
+from frontdesk.store import _usage as usage
 from frontdesk.store import store_path
 
 from conftest import PYTHON, WAIT_SECONDS, Children, child_env, sigkill, wait_for_marker
@@ -312,3 +314,42 @@ def test_chat_airline_takes_a_memory_policy(home: Path) -> None:
         window = resolve_turn_input(runtime.store, turn_ref(runtime, conv))
         assert window[0]["role"] == "system" and user_texts(window) == messages[2:]
         assert conv.summary is not None and conv.summary.startswith("Turns 1-2 in a digest")
+
+
+def test_summaries_are_held_to_and_count_toward_the_conversations_budget(
+    runtime: AgentRuntime,
+) -> None:
+    """A summariser run spends for its conversation: it is held to the conversation's budget
+    with what the turns before it spent, and what it spends counts toward the turns after."""
+
+    def calls(conversation_id: str, summaries: bool = True) -> int:
+        rows = usage.conversation_usage(runtime.store, conversation_id)
+        return sum(r.calls for r in rows if summaries or not r.execution_id.startswith("summary"))
+
+    def open_budgeted(conversation_id: str, max_model_calls: int) -> Conversation:
+        return runtime.conversation(
+            conversation_id,
+            agent=memflow.desk,
+            context=convflow.SeatContext(),
+            memory=Memory(last_turns=2, summarize=memflow.summariser),
+            budget=Budget(max_model_calls=max_model_calls),
+        )
+
+    conv = open_budgeted("mb", 1_000)
+    for message in SCRIPT[:3]:
+        conv.send(message)
+    first_three = calls("mb")
+    conv.send(SCRIPT[3])  # turn 1 leaves the window: its summary is written first
+    summary = runtime.get(summary_run_id("mb", 1, 1))
+    assert summary.status == "completed"
+    assert summary.budget == Budget(max_model_calls=1_000)
+    stored = runtime.store.require_run(summary.execution_id).budget_json
+    assert BudgetPlan.from_json(stored or "").before.model_calls == first_three
+    assert calls("mb") == calls("mb", summaries=False) + 1
+    # A budget the four turns alone would just fit stops the fourth turn: the summary spent.
+    other = open_budgeted("mb2", calls("mb", summaries=False))
+    for message in SCRIPT[:3]:
+        other.send(message)
+    with pytest.raises(BudgetExceeded):
+        other.send(SCRIPT[3])
+    assert other.turns == 3

@@ -15,14 +15,13 @@ the tools called) that stays bounded however long the conversation grows.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import TYPE_CHECKING, Any
 
 from agents import Agent
 
-from ._budget import run_plan_json
+from ._budget import Budget, turn_plan_json
 from .engine._memory import (
     BUILTIN_SUMMARIZER,
     Policy,
@@ -36,6 +35,7 @@ from .engine.local._spec import RunSpec
 from .engine.local._waiting import wait_for
 from .models._rules_conversation import strip_label
 from .models.rules import Conversation, Reply, Rules, attach_rules
+from .store._usage import summary_run_prefix
 
 if TYPE_CHECKING:
     from .runtime import AgentRuntime
@@ -106,13 +106,18 @@ attach_rules(summarizer, Rules([Reply(rules_digest)]))
 
 
 def summary_run_id(conversation_id: str, first: int, last: int) -> str:
-    """The execution id of the run that adds turns ``first``-``last`` to the summary."""
-    digest = hashlib.sha256(conversation_id.encode()).hexdigest()[:20]
-    return f"summary-{digest}-{first}-{last}"
+    """The execution id of the run that adds turns ``first``-``last`` to the summary; its
+    usage counts toward the conversation's (see :func:`summary_run_prefix`)."""
+    return f"{summary_run_prefix(conversation_id)}{first}-{last}"
 
 
-def update_summary(runtime: AgentRuntime, conversation_id: str, timeout: float | None) -> None:
+def update_summary(
+    runtime: AgentRuntime, conversation_id: str, timeout: float | None, budget: Budget | None
+) -> None:
     """Bring the conversation's summary up to the turn before its memory window.
+
+    Each summariser run is held to ``budget``, the conversation's, counted over its turns and
+    earlier summaries, and what it spends counts toward the turns after it.
 
     Turns are added :data:`CHUNK_TURNS` at a time, each by a durable run. If a summariser run
     does not complete, the summary stays where it was; the next turn's window then starts
@@ -144,12 +149,16 @@ def update_summary(runtime: AgentRuntime, conversation_id: str, timeout: float |
             turn_start(store, conversation_id, covered + 1),
             turn_start(store, conversation_id, last + 1),
         )
+        plan = turn_plan_json(
+            store, conversation_id, budget, agent, runtime.selector, runtime.prices
+        )
         text = _summarise(
             runtime,
             agent,
             summariser_input(summary, covered + 1, last, items),
             summary_run_id(conversation_id, covered + 1, last),
             timeout,
+            plan,
         )
         if text is None:
             return
@@ -158,7 +167,12 @@ def update_summary(runtime: AgentRuntime, conversation_id: str, timeout: float |
 
 
 def _summarise(
-    runtime: AgentRuntime, agent: Agent[Any], message: str, execution_id: str, timeout: float | None
+    runtime: AgentRuntime,
+    agent: Agent[Any],
+    message: str,
+    execution_id: str,
+    timeout: float | None,
+    budget_json: str | None,
 ) -> str | None:
     """The summary the run ``execution_id`` wrote: started here if new, recovered from its
     journal if a process died running it, retried if it failed. None if it did not complete."""
@@ -171,7 +185,7 @@ def _summarise(
             input=message,
             context=None,
             execution_id=execution_id,
-            budget_json=run_plan_json(runtime.budget, agent, runtime.selector, runtime.prices),
+            budget_json=budget_json,
         )
         result = runtime._engine.run_here(runtime._run_and_wait(spec))
     else:

@@ -184,7 +184,7 @@ class Conversation:
         self.resume_pending()
         if chat_length is None or chat_length == int(self._row()[5]):
             # Before the turn is claimed: a summariser run may take a while.
-            update_summary(runtime, self.conversation_id, self.turn_timeout)
+            update_summary(runtime, self.conversation_id, self.turn_timeout, self.budget)
         execution_id = new_execution_id()
         claim = claim_turn(runtime.store, self.conversation_id, chat_length, execution_id)
         row = self._row()

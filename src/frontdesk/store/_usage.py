@@ -8,6 +8,7 @@ tokens, by whichever price table the reader holds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -65,9 +66,17 @@ def run_usage(store: Store, execution_ids: list[str]) -> list[UsageRow]:
     return _rows(store, where, [json.dumps(execution_ids)])
 
 
+def summary_run_prefix(conversation_id: str) -> str:
+    """What the execution ids of a conversation's summariser runs start with (see
+    :func:`frontdesk._summarizer.summary_run_id`)."""
+    return f"summary-{hashlib.sha256(conversation_id.encode()).hexdigest()[:20]}-"
+
+
 def conversation_usage(store: Store, conversation_id: str) -> list[UsageRow]:
-    """The model usage of every turn of a conversation so far."""
-    return _rows(store, "r.conversation_id = ?", [conversation_id])
+    """The model usage of a conversation so far: every turn, and every run that summarised
+    turns of it for its memory policy."""
+    where = "(r.conversation_id = ? OR r.execution_id LIKE ?)"
+    return _rows(store, where, [conversation_id, summary_run_prefix(conversation_id) + "%"])
 
 
 def window_usage(store: Store, since: float | None, until: float | None) -> list[UsageRow]:
