@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any, NoReturn
@@ -99,8 +100,30 @@ def _usage_error(exc: Any) -> NoReturn:
     _fail(f"{exc.format_message()}{hint}", int(getattr(exc, "exit_code", USAGE_ERROR)))
 
 
-def main() -> None:
+def main() -> NoReturn:
     """Entry point of the ``frontdesk`` command."""
+    try:
+        _main()
+    except SystemExit as done:
+        _leave(done.code)
+    _leave(0)
+
+
+def _leave(code: str | int | None) -> NoReturn:
+    """Exit with ``code`` (as ``SystemExit`` takes it)."""
+    if "temporalio.bridge" in sys.modules:
+        # The Temporal client's native threads can call back into Python while the interpreter
+        # finalizes, which aborts the process (PyGILState_Release): once the output is out,
+        # leave without finalizing. Nothing of frontdesk's is left to flush by then.
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+    sys.exit(code)
+
+
+def _main() -> None:
     tolerate_unencodable_output()
     _check_arguments(sys.argv[1:])
     _load_extensions()
