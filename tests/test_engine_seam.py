@@ -1,0 +1,115 @@
+"""What the runtime asks of its engine, in public: the runtime a tool runs for, waiting on
+runs, and conversation turns marked by their run's columns."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+from agents import Agent, function_tool
+from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+
+import convflow
+from frontdesk import AgentRuntime, current_runtime
+from frontdesk._scope import NoRuntime
+
+from conftest import WAIT_SECONDS, sql_execute, sql_rows
+
+
+def test_a_tool_reaches_the_runtime_that_drives_it(runtime: AgentRuntime) -> None:
+    seen: list[Any] = []
+
+    @function_tool
+    async def in_loop() -> str:
+        """Runs on the event loop that drives the run."""
+        seen.append(current_runtime())
+        return "ok"
+
+    @function_tool
+    def in_thread() -> str:
+        """A sync tool: the SDK runs it on a worker thread."""
+        seen.append(current_runtime())
+        seen.append(threading.current_thread() is not threading.main_thread())
+        return "ok"
+
+    model = ScriptedModel(
+        [
+            ModelStep(output=[function_call("in_loop", {}, call_id="c1")]),
+            ModelStep(output=[function_call("in_thread", {}, call_id="c2")]),
+            ModelStep(output=[assistant_message("done")]),
+        ]
+    )
+    agent = Agent(name="scoped", model=model, tools=[in_loop, in_thread])
+    assert runtime.run(agent, "go").status == "completed"
+    assert seen == [runtime, runtime, True]
+    with pytest.raises(NoRuntime, match="only available inside a run"):
+        current_runtime()
+
+
+def test_waiting_wakes_when_a_run_settles_and_nothing_drives_it_after(
+    runtime: AgentRuntime,
+) -> None:
+    release = threading.Event()
+
+    @function_tool
+    def slow() -> str:
+        """Blocks until the test lets it go."""
+        release.wait(WAIT_SECONDS)
+        return "done"
+
+    model = ScriptedModel(
+        [
+            ModelStep(output=[function_call("slow", {}, call_id="c1")]),
+            ModelStep(output=[assistant_message("finished")]),
+        ]
+    )
+    handle = runtime.start(Agent(name="waiter", model=model, tools=[slow]), "go")
+    assert runtime.driving(handle.execution_id)
+    assert runtime.wait_until(lambda: None, timeout=0.05) is None
+    release.set()
+    settled = runtime.wait_until(
+        lambda: runtime.store.require_run(handle.execution_id).status == "completed" or None,
+        timeout=WAIT_SECONDS,
+    )
+    assert settled is True
+    assert runtime.wait_until(lambda: not runtime.driving(handle.execution_id) or None, 30)
+    assert handle.result(timeout=WAIT_SECONDS).output == "finished"
+
+
+def test_a_turn_is_marked_by_its_run_and_older_turns_still_read(runtime: AgentRuntime) -> None:
+    conversation = runtime.conversation("c1", agent=convflow.desk, context=convflow.SeatContext())
+    conversation.send("hello", 0)
+    [turn] = conversation.runs()
+    stored = json.loads(sql_rows(runtime.home, "SELECT input FROM runs")[0][0])
+    assert stored == {"base_len": 0, "message": "hello"}
+    assert (turn.conversation_id, turn.input) == ("c1", "hello")
+    # A turn stored by an older version carries its conversation inside its input too.
+    legacy = json.dumps({"$conversation": "c1", "base_len": 0, "message": "hello"})
+    sql_execute(runtime.home, "UPDATE runs SET input = ?", (legacy,))
+    assert runtime.get(turn.execution_id).input == "hello"
+    assert conversation.send("I want to change my seat", 2)[0] == "User: I want to change my seat"
+    forked = runtime.fork(turn.execution_id, 1).result(timeout=WAIT_SECONDS)
+    assert forked.status == "completed" and forked.conversation_id is None
+    assert forked.input[-1] == {"content": "hello", "role": "user"}
+
+
+def test_a_run_is_cancelled_while_its_tool_runs(runtime: AgentRuntime) -> None:
+    gate = threading.Event()
+
+    @function_tool
+    def blocking() -> str:
+        """Waits for the test."""
+        gate.wait(WAIT_SECONDS)
+        return "late"
+
+    model = ScriptedModel([ModelStep(output=[function_call("blocking", {}, call_id="c1")])] * 2)
+    handle = runtime.start(Agent(name="cancelled", model=model, tools=[blocking]), "go")
+    runtime.wait_until(lambda: runtime.store.journal(handle.execution_id) or None, WAIT_SECONDS)
+    try:
+        result = runtime.cancel(handle.execution_id)  # while its tool still runs
+    finally:
+        gate.set()
+    assert result.status == "cancelled"
+    assert [e.type for e in runtime.events(handle.execution_id)][-1] == "error"
