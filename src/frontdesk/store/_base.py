@@ -99,6 +99,9 @@ class Store(ABC):
 
     backend: ClassVar[str]
     """The backend's name in URLs and ``frontdesk db info``: ``sqlite`` or ``postgresql``."""
+    local_writes: ClassVar[bool] = False
+    """Whether a write finishes about as fast as a memory copy (a local file, no round trip):
+    then a loop that drives only one run may write in place (see :mod:`._commit`)."""
 
     def __init__(self) -> None:
         self.changes = Changes()

@@ -202,6 +202,7 @@ class LocalEngine:
         loop: asyncio.AbstractEventLoop | None = getattr(self._callers, "loop", None)
         if loop is None or loop.is_closed():
             loop = asyncio.new_event_loop()
+            self._committer.own(loop)  # it drives only what run_here starts on it
             self._callers.loop = loop
             # The thread's locals go when the thread ends, and the loop is closed with them.
             self._callers.token = token = _LoopToken()
@@ -511,6 +512,7 @@ class LocalEngine:
         except Exception as exc:
             self._runs.pop(execution_id, None)
             return await self._fail(row, run, exc, epoch)
+        committer.enter()
         token = _current.set(run)
         try:
             with active_home(self.home), driving_for(self.scope):
@@ -569,6 +571,7 @@ class LocalEngine:
         finally:
             _current.reset(token)
             self._runs.pop(execution_id, None)
+            committer.leave()
         if outcome is None:
             return await asyncio.to_thread(self.store.require_run, execution_id)
         # Committed behind the fence: the stored row is this one (save a cancel request that

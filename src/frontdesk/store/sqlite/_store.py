@@ -56,6 +56,7 @@ class SQLiteStore(Store):
     """
 
     backend: ClassVar[str] = "sqlite"
+    local_writes: ClassVar[bool] = True
 
     def __init__(
         self,
