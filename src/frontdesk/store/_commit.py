@@ -59,6 +59,10 @@ class GroupCommitter:
         self._drivers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = (
             weakref.WeakKeyDictionary()
         )
+        self._queued: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = (
+            weakref.WeakKeyDictionary()
+        )
+        """Commits awaited on each loop that are with the writer thread."""
 
     def own(self, loop: asyncio.AbstractEventLoop) -> None:
         """Say that ``loop`` runs nothing but the runs frontdesk drives on it."""
@@ -76,8 +80,12 @@ class GroupCommitter:
 
     def _in_place(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Whether a commit awaited on ``loop`` is written right there (see the module)."""
+        # Never ahead of what the loop already handed to the writer: commits keep their order.
         return (
-            self._store.local_writes and loop in self._private and self._drivers.get(loop, 0) <= 1
+            self._store.local_writes
+            and loop in self._private
+            and self._drivers.get(loop, 0) <= 1
+            and not self._queued.get(loop, 0)
         )
 
     async def commit(self, writes: list[Write]) -> None:
@@ -99,8 +107,12 @@ class GroupCommitter:
         if self._thread is None:
             self._start()
         future: asyncio.Future[None] = loop.create_future()
-        self._queue.put((writes, loop, future))
-        await future
+        self._queued[loop] = self._queued.get(loop, 0) + 1
+        try:
+            self._queue.put((writes, loop, future))
+            await future
+        finally:
+            self._queued[loop] -= 1
 
     def _start(self) -> None:
         with self._lock:

@@ -533,7 +533,7 @@ class LocalEngine:
         except (RunCancelled, asyncio.CancelledError) as exc:
             if run.cancelled:
                 outcome = cancelled_ops(run, row.conversation_id)
-                await run.commit(outcome.ops)
+                await self._settle(run, outcome)
             elif isinstance(exc, asyncio.CancelledError):
                 # Not a cancellation of the run: the engine or the caller's loop is going
                 # away. Hand the run back so another driver resumes it from the journal.
@@ -550,11 +550,11 @@ class LocalEngine:
             stop = find_cause(exc, BudgetStop)
             if run.cancelled and _caused_by(exc, RunCancelled):
                 outcome = cancelled_ops(run, row.conversation_id)
-                await run.commit(outcome.ops)
+                await self._settle(run, outcome)
             elif stop is not None:
                 # Stopped before a model call its budget forbids: the journal stays as it is.
                 outcome = budget_exceeded_ops(run, stop, row.attempt, row.conversation_id)
-                await run.commit(outcome.ops)
+                await self._settle(run, outcome)
             else:
                 return await self._fail(row, run, exc, epoch)
         else:
@@ -567,7 +567,7 @@ class LocalEngine:
                 )
             else:
                 outcome = completed_ops(self.store, run, result, row, self.compact_every)
-            await run.commit(outcome.ops)
+            await self._settle(run, outcome)
         finally:
             _current.reset(token)
             self._runs.pop(execution_id, None)
@@ -579,6 +579,12 @@ class LocalEngine:
         return outcome.applied_to(row)
 
     # -- outcomes ---------------------------------------------------------------------------
+
+    async def _settle(self, run: DurableRun, outcome: Outcome) -> None:
+        """Commit the run's outcome. Its live feed is unregistered first: a stream that looks
+        for it once the outcome is visible reads the persisted events alone."""
+        self.feeds.pop(run.execution_id, None)
+        await run.commit(outcome.ops)
 
     async def _fail(
         self, row: RunRow, run: DurableRun | None, exc: BaseException, epoch: int
@@ -592,7 +598,7 @@ class LocalEngine:
         )
         outcome = failed_ops(keys, execution_id, run, exc, row.attempt, row.conversation_id)
         if run is not None:
-            await run.commit(outcome.ops)
+            await self._settle(run, outcome)
         else:
             fenced = [fence(execution_id, self.owner, epoch)]
             await self.committer().commit([*fenced, *(op for op in outcome.ops if op is not None)])
