@@ -3,8 +3,12 @@ runs, and conversation turns marked by their run's columns."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +18,7 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 import convflow
 from frontdesk import AgentRuntime, current_runtime
 from frontdesk._scope import NoRuntime
+from frontdesk.store.sqlite import store_path
 
 from conftest import WAIT_SECONDS, sql_execute, sql_rows
 
@@ -113,3 +118,41 @@ def test_a_run_is_cancelled_while_its_tool_runs(runtime: AgentRuntime) -> None:
         gate.set()
     assert result.status == "cancelled"
     assert [e.type for e in runtime.events(handle.execution_id)][-1] == "error"
+
+
+def test_a_locked_store_never_stalls_the_loop_that_drives_a_run(
+    home: Path, runtime: AgentRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process holds the store's write lock while a run on the caller's loop commits:
+    the commit waits off that loop (the loop keeps serving), and lands once the lock is gone."""
+    model = ScriptedModel([ModelStep(output=[assistant_message("stored")])])
+    agent = Agent(name="patient", model=model)
+    runtime.run(
+        Agent(name="warm", model=ScriptedModel([ModelStep(output=[assistant_message("hi")])])),
+        "warm up",
+    )
+    holder = sqlite3.connect(store_path(home), timeout=30, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+
+    async def scenario() -> tuple[int, str]:
+        ticks = 0
+        run = asyncio.ensure_future(runtime.run_async(agent, "go"))
+        deadline = time.monotonic() + WAIT_SECONDS
+        while ticks < 50 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)  # each turn of the loop proves it is not blocked
+            ticks += 1
+        stalled = not run.done()
+        holder.execute("ROLLBACK")
+        result = await asyncio.wait_for(run, WAIT_SECONDS)
+        assert stalled, "the run finished although the store was locked"
+        return ticks, str(result.final_output)
+
+    try:
+        ticks, output = asyncio.run(scenario())
+    finally:
+        holder.close()
+    assert ticks == 50
+    assert output == "stored"
+    # Had the commit waited for the lock on the loop, it would have given up (StoreLocked) and
+    # been retried before the loop could turn again.
+    assert not [r for r in caplog.records if "locked" in r.getMessage()]

@@ -103,6 +103,12 @@ class Store(ABC):
     """Whether a write finishes about as fast as a memory copy (a local file, no round trip):
     then a loop that drives only one run may write in place (see :mod:`._commit`)."""
 
+    def try_write(self, writes: Iterable[Write]) -> bool:
+        """Apply ``writes`` as :meth:`write` does, but only if that needs no waiting: no lock
+        held by another connection, no round trip. Returns False, with nothing written, when it
+        would have to wait; a backend whose writes always wait (a server) never writes here."""
+        return False
+
     def __init__(self) -> None:
         self.changes = Changes()
         """Notified after every write this store commits (and, where the backend can tell,

@@ -7,11 +7,19 @@ So a lone run pays for one transaction per commit, and a thousand concurrent run
 a thousand: the slower the store (a slow disk, a network round trip), the larger the batches,
 and no event loop that runs anything else waits on the database.
 
-One case writes in place: a loop frontdesk owns for one run (``runtime.run`` drives its run on
-a private loop of the calling thread) with a store whose writes are local
-(:attr:`Store.local_writes`, SQLite). Nothing else runs on that loop for the write to stall, and
-its run waits for the commit either way; the hop to the writer thread and back would only add
-two thread wake-ups to each of its steps.
+Two cases write in place, on the awaiting loop, when the store's writes are local
+(:attr:`Store.local_writes`, SQLite) and that loop drives no other run and has nothing with the
+writer thread (commits keep their order):
+
+- a loop frontdesk owns for one run (``runtime.run`` drives its run on a private loop of the
+  calling thread): nothing else runs on it for the write to stall, so the write may wait for
+  another process's lock there;
+- any other loop, only through :meth:`Store.try_write`, which writes when no other connection
+  holds the lock and otherwise hands the commit to the writer thread. The loop never waits on a
+  lock or a round trip, only for a local file's append.
+
+The run awaits its commit either way; the hop to the writer thread and back would add two
+thread wake-ups to each of its steps, which for a sequential run costs more than the write.
 """
 
 from __future__ import annotations
@@ -78,12 +86,11 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         self._drivers[loop] = self._drivers.get(loop, 1) - 1
 
-    def _in_place(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """Whether a commit awaited on ``loop`` is written right there (see the module)."""
+    def _alone(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether a commit awaited on ``loop`` may be written right there (see the module)."""
         # Never ahead of what the loop already handed to the writer: commits keep their order.
         return (
             self._store.local_writes
-            and loop in self._private
             and self._drivers.get(loop, 0) <= 1
             and not self._queued.get(loop, 0)
         )
@@ -101,9 +108,12 @@ class GroupCommitter:
 
     async def _commit_once(self, writes: list[Write]) -> None:
         loop = asyncio.get_running_loop()
-        if self._in_place(loop):
-            self._store.write(writes)
-            return
+        if self._alone(loop):
+            if loop in self._private:
+                self._store.write(writes)
+                return
+            if self._store.try_write(writes):
+                return
         if self._thread is None:
             self._start()
         future: asyncio.Future[None] = loop.create_future()

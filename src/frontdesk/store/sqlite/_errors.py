@@ -30,6 +30,12 @@ def rollback(conn: sqlite3.Connection) -> None:
             pass
 
 
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says another connection holds the lock the statement needed."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 def translate(
     exc: sqlite3.Error, path: Path | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS
 ) -> StoreError:
@@ -37,7 +43,7 @@ def translate(
     where = f" at {path}" if path else ""
     text = str(exc).lower()
     code = str(getattr(exc, "sqlite_errorname", "") or "")
-    if "locked" in text or "busy" in text:
+    if is_busy(exc):
         return StoreLocked(
             f"the store{where} is locked by another process (waited "
             f"{busy_timeout_ms / 1000:g}s); nothing was changed, try again"

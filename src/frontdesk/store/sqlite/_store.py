@@ -30,7 +30,7 @@ from . import _listing as listing
 from . import _usage as usage
 from ._checkpoint import Checkpointer
 from ._compile import RUN_COLUMNS, apply
-from ._errors import BUSY_TIMEOUT_MS, rollback, translate
+from ._errors import BUSY_TIMEOUT_MS, is_busy, rollback, translate
 from ._schema import SCHEMA_VERSION, connect, read_version, store_path
 
 _JOURNAL_COLUMNS = (
@@ -170,6 +170,34 @@ class SQLiteStore(Store):
         with self._locked() as conn:
             apply(conn, writes)
         self.changes.notify()
+
+    def try_write(self, writes: Iterable[Write]) -> bool:
+        """Apply ``writes`` unless another connection holds the write lock (then False, with
+        nothing written): a commit that may not wait for a lock, such as one on an event loop."""
+        conn = self._conn()
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                return False
+            raise translate(exc, self.path, self.busy_timeout_ms) from exc
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path, self.busy_timeout_ms) from exc
+        try:
+            apply(conn, writes)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            rollback(conn)
+            raise translate(exc, self.path, self.busy_timeout_ms) from exc
+        except BaseException:
+            rollback(conn)
+            raise
+        self.changes.notify()
+        return True
 
     @contextmanager
     def transaction(self) -> Iterator[StoreTransaction]:
