@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import statistics
 import tempfile
 import threading
@@ -35,7 +36,7 @@ from frontdesk.apps.airline import triage_agent as airline_triage
 from frontdesk.apps.support import init_db
 from frontdesk.apps.support import triage_agent as support_triage
 from frontdesk.server import create_app
-from frontdesk.store import Store
+from frontdesk.store import store_path
 
 TOKEN = "bench-console-token-0123456789"
 TICKETS = [
@@ -63,12 +64,12 @@ def seed(home: Path, seeds: int) -> None:
 
 def multiply(home: Path, total: int) -> int:
     """Copy the seeded runs (new ids, times spread over a month) until there are ``total``."""
-    store = Store(home)
+    # Straight into the SQLite file: bulk copies beneath the store's interface.
+    store = sqlite3.connect(store_path(home), timeout=30, isolation_level=None)
     try:
-        columns = [
-            row[1] for row in store.query("PRAGMA table_info(runs)") if row[1] != "execution_id"
-        ]
-        seeded = store.query("SELECT COUNT(*) FROM runs")[0][0]
+        table = store.execute("PRAGMA table_info(runs)").fetchall()
+        columns = [row[1] for row in table if row[1] != "execution_id"]
+        seeded = store.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         copies = max(0, (total - seeded + seeded - 1) // seeded)
         now = time.time()
         names = ", ".join(columns)
@@ -81,18 +82,13 @@ def multiply(home: Path, total: int) -> int:
         batch = 10
         for start in range(1, copies + 1, batch):
             end = min(copies, start + batch - 1)
-            store.write(
-                [
-                    (
-                        f"WITH RECURSIVE k(n) AS (SELECT {start} UNION ALL SELECT n + 1 FROM k "
-                        f"WHERE n < {end}) INSERT INTO runs (execution_id, {names}) "
-                        f"SELECT 'bench' || n || '_' || r.execution_id, {picked} "
-                        "FROM k, (SELECT rowid, * FROM runs WHERE execution_id NOT LIKE 'bench%') r",
-                        (),
-                    )
-                ]
+            store.execute(
+                f"WITH RECURSIVE k(n) AS (SELECT {start} UNION ALL SELECT n + 1 FROM k "
+                f"WHERE n < {end}) INSERT INTO runs (execution_id, {names}) "
+                f"SELECT 'bench' || n || '_' || r.execution_id, {picked} "
+                "FROM k, (SELECT rowid, * FROM runs WHERE execution_id NOT LIKE 'bench%') r"
             )
-        return int(store.query("SELECT COUNT(*) FROM runs")[0][0])
+        return int(store.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
     finally:
         store.close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 import pytest
 
 from frontdesk import AgentRuntime
+from frontdesk.store import store_path
 from parking import PARENT_ENV
 
 TESTS_DIR = Path(__file__).parent
@@ -37,6 +39,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "home"
     path.mkdir()
     monkeypatch.setenv("FRONTDESK_HOME", str(path))
+    monkeypatch.delenv("FRONTDESK_DATABASE_URL", raising=False)
     monkeypatch.delenv("FRONTDESK_MODEL", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
@@ -48,6 +51,27 @@ def runtime(home: Path) -> Iterator[AgentRuntime]:
     """A runtime on the test's home that does not scan for orphaned runs."""
     with AgentRuntime(home, recover=False) as rt:
         yield rt
+
+
+def sql_rows(home: Path, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Rows of a query run straight on the SQLite store of ``home`` (to look at what the store
+    wrote, beneath its interface)."""
+    conn = sqlite3.connect(store_path(home), timeout=30)
+    try:
+        return conn.execute(query, params).fetchall()
+    finally:
+        conn.close()
+
+
+def sql_execute(home: Path, statement: str, params: Sequence[Any] = ()) -> None:
+    """Run one statement straight on the SQLite store of ``home`` and commit it (to put the
+    store in a state no frontdesk version writes any more)."""
+    conn = sqlite3.connect(store_path(home), timeout=30)
+    try:
+        with conn:
+            conn.execute(statement, params)
+    finally:
+        conn.close()
 
 
 def child_env(**extra: str) -> dict[str, str]:

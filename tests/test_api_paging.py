@@ -14,7 +14,10 @@ from frontdesk.apps.airline import AirlineAgentContext
 from frontdesk.apps.airline import triage_agent as airline_triage
 from frontdesk.apps.support import init_db
 from frontdesk.apps.support import triage_agent as support_triage
-from frontdesk.store._listing import RunFilter, fts_query, runs_query
+from frontdesk.store import RunFilter
+from frontdesk.store.sqlite._listing import fts_query, runs_query
+
+from conftest import sql_execute, sql_rows
 
 REFUND = "I was charged $99 twice (invoice INV-8821). Refund please?"
 LOGIN = "I cannot log in, please reset my password"
@@ -171,7 +174,7 @@ def test_every_filter_is_served_by_an_index(rules: AgentRuntime) -> None:
         query = runs_query(RunFilter(**where), limit=51, cursor=filters.get("cursor"))  # type: ignore[arg-type]
         assert query is not None
         steps = [
-            str(row[3]) for row in rules.store.query("EXPLAIN QUERY PLAN " + query[0], query[1])
+            str(row[3]) for row in sql_rows(rules.home, "EXPLAIN QUERY PLAN " + query[0], query[1])
         ]
         plan = " | ".join(steps)
         assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (filters, plan)
@@ -191,7 +194,7 @@ def test_fts_query_quotes_every_word() -> None:
 
 def test_the_text_index_follows_runs_that_change_after_a_search(rules: AgentRuntime) -> None:
     def pending() -> int:
-        return int(rules.store.query("SELECT COUNT(*) FROM runs_fts_pending")[0][0])
+        return int(sql_rows(rules.home, "SELECT COUNT(*) FROM runs_fts_pending")[0][0])
 
     waiting = rules.run(support_triage, REFUND)
     assert pending() >= 1  # writing a run only queued it
@@ -204,4 +207,4 @@ def test_the_text_index_follows_runs_that_change_after_a_search(rules: AgentRunt
     assert [r.execution_id for r in rules.runs_page(q="RF").items] == [waiting.execution_id]
     assert [r.execution_id for r in rules.runs_page(q="INV-8821").items] == [waiting.execution_id]
     # The full-text index agrees with the runs it indexes, row for row.
-    rules.store.write([("INSERT INTO runs_fts (runs_fts, rank) VALUES ('integrity-check', 1)", ())])
+    sql_execute(rules.home, "INSERT INTO runs_fts (runs_fts, rank) VALUES ('integrity-check', 1)")

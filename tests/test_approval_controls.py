@@ -32,8 +32,7 @@ from frontdesk import AgentRuntime, ApprovalAlreadyDecided, InvalidInput, RunRes
 from frontdesk.apps.support import init_db
 from frontdesk.apps.support import triage_agent as support_triage
 from frontdesk.server._present import Presenter
-from frontdesk.store import Store
-from frontdesk.store._decisions import due_approvals
+from frontdesk.store import SQLiteStore
 from test_api import Console, login, running_console
 from test_support_e2e import SEED
 
@@ -275,14 +274,14 @@ def test_console_inbox_approves_with_edited_arguments(console: Console) -> None:
 def _pending_past_deadline(home: Path, execution_id: str) -> Any:
     """Wait, with no process up, until the run's approval is past its deadline; it must still
     be pending then: nothing decides while every process is down."""
-    store = Store(home)
+    store = SQLiteStore(home)
     try:
         [approval] = [a for a in store.approvals(execution_id=execution_id)]
         assert approval.deadline is not None and approval.on_timeout is not None
         wait_until(lambda: time.time() > approval.deadline, "the approval's deadline to pass")  # type: ignore[operator]
         [still] = store.approvals(execution_id=execution_id)
         assert (still.status, still.escalated_at) == ("pending", None)
-        assert still.approval_id in {a.approval_id for a in due_approvals(store, time.time())}
+        assert still.approval_id in {a.approval_id for a in store.due_approvals(time.time())}
         return still
     finally:
         store.close()

@@ -21,7 +21,8 @@ from frontdesk import (
     StoreLocked,
 )
 from frontdesk.engine._context import ContextNotSerializable
-from frontdesk.store import SCHEMA_VERSION, _db, store_path
+from frontdesk.store import SCHEMA_VERSION, store_path
+from frontdesk.store.sqlite import _schema
 
 
 def echo_agent() -> Agent[None]:
@@ -123,7 +124,7 @@ def test_locked_store_gives_a_clear_error_and_loses_nothing(
 
 def test_store_is_migrated_from_an_older_schema(home: Path) -> None:
     conn = sqlite3.connect(store_path(home), isolation_level=None)
-    for statement in _db._statements(_db.MIGRATIONS[0]):
+    for statement in _schema._statements(_schema.MIGRATIONS[0]):
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
     conn.close()

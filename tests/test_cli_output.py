@@ -27,7 +27,7 @@ from test_disputes_app import (  # noqa: F401 (the sandbox and its client are fi
     sandbox_fixture,
 )
 
-from conftest import PYTHON, child_env
+from conftest import PYTHON, child_env, sql_execute
 
 pytestmark = pytest.mark.e2e
 
@@ -207,10 +207,11 @@ def _stored_with_lone_surrogates(home: Path) -> str:
             result = runtime.run(agent, BROKEN)
         except InvalidInput:  # this version refuses such text; older ones stored it
             result = runtime.run(agent, "Thanks")
-        runtime.store.write([(
+        sql_execute(
+            home,
             "UPDATE runs SET input = ?, output_json = ?, last_agent = ? WHERE execution_id = ?",
             (json.dumps(BROKEN), json.dumps(f"reply {BROKEN}"), "echo", result.execution_id),
-        )])  # fmt: skip
+        )
         stored = runtime.get(result.execution_id)
     assert stored.input == BROKEN
     return result.execution_id

@@ -18,11 +18,10 @@ from frontdesk import AgentRuntime, Budget, BudgetExceeded, Conversation, Invali
 from frontdesk._budget import BudgetPlan
 from frontdesk._summarizer import summary_run_id
 from frontdesk.apps.airline import AirlineAgentContext, triage_agent
-from frontdesk.engine._conversation import resolve_turn_input
-from frontdesk.store import _usage as usage
-from frontdesk.store import store_path
+from frontdesk.engine._conversation import runner_input
+from frontdesk.store import RunRow, store_path
 
-from conftest import PYTHON, WAIT_SECONDS, Children, child_env, sigkill, wait_for_marker
+from conftest import PYTHON, WAIT_SECONDS, Children, child_env, sigkill, sql_rows, wait_for_marker
 
 SCRIPT = [
     "hello",
@@ -64,14 +63,15 @@ def user_texts(items: list[dict[str, Any]]) -> list[str]:
     return [str(i["content"]) for i in items if i.get("role") == "user"]
 
 
-def turn_ref(runtime: AgentRuntime, conv: Conversation) -> dict[str, Any]:
-    """The stored input reference of the conversation's latest turn."""
-    return json.loads(
-        runtime.store.query(
-            "SELECT input FROM runs WHERE conversation_id = ? ORDER BY turn DESC LIMIT 1",
-            (conv.conversation_id,),
-        )[0][0]
+def turn_ref(runtime: AgentRuntime, conv: Conversation, turn: int | None = None) -> RunRow:
+    """The run of the conversation's latest turn (or of ``turn``)."""
+    rows = sql_rows(
+        runtime.home,
+        "SELECT execution_id FROM runs WHERE conversation_id = ? AND turn = COALESCE(?, turn) "
+        "ORDER BY turn DESC LIMIT 1",
+        (conv.conversation_id, turn),
     )
+    return runtime.store.require_run(rows[0][0])
 
 
 def test_each_turn_sends_only_the_last_turns_and_history_keeps_everything(
@@ -86,7 +86,7 @@ def test_each_turn_sends_only_the_last_turns_and_history_keeps_everything(
         first = min(inputs, key=len)  # the turn's first model call: its window and message
         assert user_texts(first) == SCRIPT[max(k - 2, 0) : k + 1]
         assert first[0]["role"] == "user"  # cut at the start of a turn
-        assert first == resolve_turn_input(runtime.store, turn_ref(runtime, conv))
+        assert first == runner_input(runtime.store, turn_ref(runtime, conv))
     # Everything is stored and shown: the same lines as without a policy.
     with AgentRuntime(home / "unbounded", recover=False) as plain_runtime:
         unbounded = open_conv(plain_runtime, None)
@@ -114,12 +114,7 @@ def test_a_tool_call_and_its_output_are_never_split(runtime: AgentRuntime) -> No
         assert calls == outputs, items
         assert len(set(calls)) == len(calls)
     # Turn 5 ("thanks") sees turn 4 whole: its handoff, the seat tool's call and output.
-    ref = json.loads(
-        runtime.store.query("SELECT input FROM runs WHERE conversation_id = 'm1' AND turn = 5")[0][
-            0
-        ]
-    )
-    window = resolve_turn_input(runtime.store, ref)
+    window = runner_input(runtime.store, turn_ref(runtime, conv, 5))
     assert user_texts(window) == ["14c please", "thanks"]
     assert [i.get("name") for i in window if i.get("type") == "function_call"] == ["set_seat"]
 
@@ -169,7 +164,7 @@ def test_the_rules_model_writes_a_bounded_deterministic_summary(tmp_path: Path) 
             for message in ["What's the baggage allowance?", "Is there wifi?"] * 4:
                 conv.send(message)
             summaries.append(conv.summary)
-            window = resolve_turn_input(runtime.store, turn_ref(runtime, conv))
+            window = runner_input(runtime.store, turn_ref(runtime, conv))
             assert window[0]["role"] == "system" and window[0]["content"].endswith(conv.summary)
             assert len(user_texts(window)) == 3
     assert summaries[0] == summaries[1]
@@ -218,7 +213,7 @@ def test_a_turn_killed_mid_way_sends_the_same_input_when_recovered(
         assert conv.history()[-1] == "Seats: Done: Seat 14C booked."
         assert conv.pending_run is None and conv.turns == 5
         ref = turn_ref(runtime, conv)
-        assert resolve_turn_input(runtime.store, ref) == sent_before[0]
+        assert runner_input(runtime.store, ref) == sent_before[0]
     sent_after = [json.loads(line) for line in (flow_dir / "inputs.jsonl").read_text().splitlines()]
     # The recovered turn replays the journaled call and goes on from the same input.
     assert len(sent_after) == 2
@@ -240,7 +235,7 @@ def test_a_bad_memory_is_refused_and_nothing_is_stored(
 ) -> None:
     with pytest.raises(InvalidInput, match=text):
         open_conv(runtime, memory)
-    assert runtime.store.query("SELECT COUNT(*) FROM conversations")[0][0] == 0
+    assert sql_rows(runtime.home, "SELECT COUNT(*) FROM conversations")[0][0] == 0
     conv = open_conv(runtime, Memory(3))
     with pytest.raises(InvalidInput, match=text):
         open_conv(runtime, memory)
@@ -268,7 +263,9 @@ def test_turns_stored_before_memory_existed_are_found_from_their_runs(home: Path
         conv = open_conv(runtime, None)
         for message in SCRIPT[:5]:
             conv.send(message)
-        starts = runtime.store.query("SELECT turn, start_idx FROM conversation_turns ORDER BY turn")
+        starts = sql_rows(
+            runtime.home, "SELECT turn, start_idx FROM conversation_turns ORDER BY turn"
+        )
     # Back to the schema before memory: the migration rebuilds the turns from the runs.
     conn = sqlite3.connect(store_path(home))
     conn.executescript(
@@ -278,7 +275,7 @@ def test_turns_stored_before_memory_existed_are_found_from_their_runs(home: Path
     conn.close()
     with AgentRuntime(home, recover=False) as runtime:
         assert (
-            runtime.store.query("SELECT turn, start_idx FROM conversation_turns ORDER BY turn")
+            sql_rows(runtime.home, "SELECT turn, start_idx FROM conversation_turns ORDER BY turn")
             == starts
         )
         conv = open_conv(runtime, Memory(1))
@@ -311,7 +308,7 @@ def test_chat_airline_takes_a_memory_policy(home: Path) -> None:
     with AgentRuntime(home, recover=False) as runtime:
         conv = runtime.conversation("c1")
         assert conv.memory == Memory(1, summarize=True) and conv.turns == 4
-        window = resolve_turn_input(runtime.store, turn_ref(runtime, conv))
+        window = runner_input(runtime.store, turn_ref(runtime, conv))
         assert window[0]["role"] == "system" and user_texts(window) == messages[2:]
         assert conv.summary is not None and conv.summary.startswith("Turns 1-2 in a digest")
 
@@ -323,7 +320,7 @@ def test_summaries_are_held_to_and_count_toward_the_conversations_budget(
     with what the turns before it spent, and what it spends counts toward the turns after."""
 
     def calls(conversation_id: str, summaries: bool = True) -> int:
-        rows = usage.conversation_usage(runtime.store, conversation_id)
+        rows = runtime.store.conversation_usage(conversation_id)
         return sum(r.calls for r in rows if summaries or not r.execution_id.startswith("summary"))
 
     def open_budgeted(conversation_id: str, max_model_calls: int) -> Conversation:

@@ -201,4 +201,4 @@ def test_compaction_keeps_answers_identical_and_storage_bounded(home: Path) -> N
     inputs = [json.loads(r[0]) for r in conn.execute("SELECT input FROM runs")]
     conn.close()
     assert logged < len(plain[1]) / 2  # most items live in the compacted snapshot
-    assert all(set(i) == {"$conversation", "base_len", "message"} for i in inputs)
+    assert all(set(i) == {"base_len", "message"} for i in inputs)

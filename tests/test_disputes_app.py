@@ -111,9 +111,18 @@ def closes(client: stripe.StripeClient, dispute_id: str) -> int:
     return sum(1 for e in events if e.data.object.id == dispute_id)
 
 
-async def invoke(tool: FunctionTool, key: str | None = None, **arguments: Any) -> Any:
-    """Run a tool as the runner does, in a tool call with idempotency key ``key`` if given."""
-    return await call_tool(tool, arguments, idempotency_key=key, execution_id="run-1")
+async def invoke(
+    tool: FunctionTool,
+    key: str | None = None,
+    *,
+    in_runtime: AgentRuntime | None = None,
+    **arguments: Any,
+) -> Any:
+    """Run a tool as the runner does, in a tool call with idempotency key ``key`` if given
+    (driven by ``in_runtime``, if given)."""
+    return await call_tool(
+        tool, arguments, idempotency_key=key, execution_id="run-1", runtime=in_runtime
+    )
 
 
 def stripe_message(result: dict[str, Any]) -> str:
@@ -423,7 +432,7 @@ async def test_a_rejected_submission_leaves_the_evidence_staged(
     request = find_submission(rules, data["dispute_id"])
     assert request is not None and (request.status, request.decision) == ("completed", "rejected")
     # Asking again finds the decided request: nothing is submitted behind the reviewer's back.
-    again = request_submission(data["dispute_id"], home=rules.home)
+    again = request_submission(data["dispute_id"], runtime=rules)
     assert (again.execution_id, again.created, again.decision) == (
         request.execution_id,
         False,
@@ -441,9 +450,9 @@ async def test_a_submission_is_requested_only_for_staged_open_evidence(
 
     for dispute_id, says in ((unstaged, "No evidence is staged"), (closed, "is lost")):
         with pytest.raises(SubmissionNotPossible, match=says):
-            request_submission(dispute_id, home=rules.home)
+            request_submission(dispute_id, runtime=rules)
         result = await invoke(
-            disputes.submission.request_evidence_submission, dispute_id=dispute_id
+            disputes.submission.request_evidence_submission, in_runtime=rules, dispute_id=dispute_id
         )
         assert says in stripe_message(result)
     assert rules.runs() == [] and rules.approvals() == []
@@ -458,8 +467,8 @@ async def test_the_request_tool_starts_one_submission_run_linked_to_the_disputes
     )
     tool = disputes.submission.request_evidence_submission
 
-    first = await invoke(tool, "fd_request", dispute_id=dispute.id)
-    again = await invoke(tool, "fd_request_again", dispute_id=f" {dispute.id} ")
+    first = await invoke(tool, "fd_request", in_runtime=rules, dispute_id=dispute.id)
+    again = await invoke(tool, "fd_request_again", in_runtime=rules, dispute_id=f" {dispute.id} ")
 
     assert first["execution_id"] == submission_execution_id(dispute.id)
     assert (first["created"], again["created"]) == (True, False)

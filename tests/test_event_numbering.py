@@ -16,7 +16,7 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 import frontdesk
 from frontdesk import AgentRuntime, tool
 from frontdesk.events import encode_payload
-from frontdesk.store import Store, event_insert
+from frontdesk.store import SQLiteStore, event_insert
 
 SOURCE = Path(frontdesk.__file__).parent
 
@@ -26,16 +26,16 @@ def test_only_the_store_writes_event_rows() -> None:
         str(path.relative_to(SOURCE))
         for path in SOURCE.rglob("*.py")
         if "INTO events " in path.read_text(encoding="utf-8")
-        and path.name not in ("_db.py", "_schema.py")  # migrations copy the table
+        and path.name != "_schema.py"  # migrations copy the table
     )
     # One writer per store backend, each numbering events inside its own transaction.
-    assert writers == ["store/_store.py", "store/postgres/_compile.py"]
+    assert writers == ["store/postgres/_compile.py", "store/sqlite/_compile.py"]
 
 
 def test_events_written_by_others_during_a_run_are_numbered_with_the_drivers(
     runtime: AgentRuntime,
 ) -> None:
-    other = Store(runtime.home)
+    other = SQLiteStore(runtime.home)
 
     @tool
     def note(text: str) -> str:

@@ -16,6 +16,8 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message
 from frontdesk import AgentRuntime, InvalidInput, MessageTooLong
 from frontdesk.errors import TurnTimedOut
 
+from conftest import sql_rows
+
 HALF_EMOJI = "Thanks \ud83d"
 """An emoji cut in half by a web front end: a lone surrogate."""
 NOT_UTF8 = b"caf\xe9 au lait".decode("utf-8", "surrogateescape")
@@ -32,7 +34,7 @@ def user(text: str) -> dict[str, Any]:
 
 def assert_nothing_stored(runtime: AgentRuntime) -> None:
     assert runtime.runs() == []
-    assert runtime.store.query("SELECT count(*) FROM runs")[0][0] == 0
+    assert sql_rows(runtime.home, "SELECT count(*) FROM runs")[0][0] == 0
 
 
 @pytest.mark.parametrize("text", [HALF_EMOJI, NOT_UTF8], ids=["half-emoji", "not-utf8"])
@@ -119,7 +121,7 @@ def test_conversation_ids_and_messages_must_be_whole_characters(runtime: AgentRu
     for conversation_id in (HALF_EMOJI, NOT_UTF8):
         with pytest.raises(InvalidInput, match="lone surrogate"):
             runtime.conversation(conversation_id, agent=conversation_agent())
-    assert runtime.store.query("SELECT count(*) FROM conversations")[0][0] == 0
+    assert sql_rows(runtime.home, "SELECT count(*) FROM conversations")[0][0] == 0
     conv = runtime.conversation("c-1", agent=conversation_agent())
     for message in (HALF_EMOJI, NOT_UTF8):
         with pytest.raises(InvalidInput, match="lone surrogate"):

@@ -95,6 +95,7 @@ def test_public_api_is_pinned() -> None:
         "default_runtime", "run", "run_async", "start", "stream", "tool",
         "Budget", "BudgetExceeded", "Price", "Prices", "UsageStats", "UsageTotals",
         "InvalidFork", "Lineage", "RunDiff", "Memory",
+        "InvalidDatabaseURL", "StoreUnavailable", "current_runtime",
     }  # fmt: skip
     for name in frontdesk.__all__:
         assert hasattr(frontdesk, name), name

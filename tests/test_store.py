@@ -16,16 +16,20 @@ from agents.testing import ScriptedModel, assistant_message
 from frontdesk import AgentRuntime
 from frontdesk.engine.local._outcomes import settle
 from frontdesk.store import (
-    JOURNAL_WRITE,
     SCHEMA_VERSION,
+    AppendEvent,
+    InsertRun,
+    JournalRow,
     LeaseLost,
-    Op,
+    RecordStep,
+    RunRow,
+    SQLiteStore,
     StepAlreadyRecorded,
     Store,
-    _db,
     fence,
     store_path,
 )
+from frontdesk.store.sqlite import _schema
 
 from conftest import WAIT_SECONDS, Children
 
@@ -96,40 +100,55 @@ def test_processes_racing_to_create_a_home_all_succeed(tmp_path: Path, children:
 
 
 def add_run(store: Store, execution_id: str = "run-1", **columns: Any) -> None:
-    values = {
+    values: dict[str, Any] = {
         "execution_id": execution_id,
         "agent_ref": "mod:agent",
         "agent_name": "agent",
         "status": "running",
         "input": '"hi"',
+        "context_type": None,
+        "context_json": None,
+        "output_json": None,
+        "last_agent": None,
+        "error": None,
+        "note": None,
+        "model_label": None,
+        "requests": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
         "created_at": 1.0,
+        "started_at": None,
+        "finished_at": None,
         "updated_at": 1.0,
+        "lease_owner": None,
+        "lease_expires": None,
+        "cancel_requested": 0,
+        "attempt": 1,
+        "conversation_id": None,
+        "turn": None,
+        "model_override": None,
+        "lease_epoch": 0,
         **columns,
     }
-    names = ", ".join(values)
-    marks = ", ".join("?" for _ in values)
-    store.write([(f"INSERT INTO runs ({names}) VALUES ({marks})", tuple(values.values()))])
+    store.write([InsertRun(RunRow(**values))])
 
 
-def event_op(execution_id: str, seq: int) -> Op:
-    return (
-        "INSERT INTO events (execution_id, seq, key, type, at, data_json) "
-        "VALUES (?, ?, ?, 'agent_start', 1.0, '{}')",
-        (execution_id, seq, f"agent_start:{seq}"),
+def event_op(execution_id: str, seq: int) -> AppendEvent:
+    return AppendEvent(execution_id, f"agent_start:{seq}", "agent_start", None, "{}", 1.0)
+
+
+def journal_op(state: str, data: str | None) -> RecordStep:
+    step = JournalRow(
+        "tool:1:c1", "tool", state, "agent", "charge", "{}", data, None, 1, 1.0, None, 1
     )
-
-
-def journal_op(state: str, data: str | None) -> Op:
-    return (
-        JOURNAL_WRITE,
-        ("run-1", "tool:1:c1", "tool", state, "agent", "charge", "{}", data, None, 1, 1.0, None, 1),
-    )
+    return RecordStep("run-1", step)
 
 
 def test_a_run_leased_before_fencing_migrates_and_each_claim_raises_its_token(home: Path) -> None:
     conn = sqlite3.connect(store_path(home), isolation_level=None)
-    for script in _db.MIGRATIONS[:6]:
-        for statement in _db._statements(script):
+    for script in _schema.MIGRATIONS[:6]:
+        for statement in _schema._statements(script):
             conn.execute(statement)
     conn.execute("PRAGMA user_version = 6")
     conn.execute(
@@ -138,7 +157,7 @@ def test_a_run_leased_before_fencing_migrates_and_each_claim_raises_its_token(ho
         "VALUES ('run-1', 'mod:agent', 'agent', 'running', '\"hi\"', 1, 1, 'host:42:abcd', 100)"
     )
     conn.close()
-    store = Store(home)
+    store = SQLiteStore(home)
     try:
         row = store.require_run("run-1")
         assert (row.lease_owner, row.lease_expires, row.lease_epoch) == ("host:42:abcd", 100, 0)
@@ -151,7 +170,7 @@ def test_a_run_leased_before_fencing_migrates_and_each_claim_raises_its_token(ho
 
 
 def test_a_write_under_a_stale_token_changes_nothing(home: Path) -> None:
-    store = Store(home)
+    store = SQLiteStore(home)
     try:
         add_run(store)
         assert store.claim("run-1", "a", 10.0, 1.0, steal_from=None) == 1
@@ -170,7 +189,7 @@ def test_a_write_under_a_stale_token_changes_nothing(home: Path) -> None:
 
 
 def test_a_completed_step_is_never_replaced(home: Path) -> None:
-    store = Store(home)
+    store = SQLiteStore(home)
     try:
         add_run(store)
         store.write([journal_op("started", None)])
@@ -186,7 +205,7 @@ def test_a_completed_step_is_never_replaced(home: Path) -> None:
 
 
 def test_an_ended_run_keeps_its_outcome(home: Path) -> None:
-    store = Store(home)
+    store = SQLiteStore(home)
     try:
         add_run(store)
         store.write([settle("run-1", "cancelled", None)])
@@ -201,7 +220,7 @@ def test_every_store_dataclass_documents_each_field() -> None:
     import frontdesk.store
 
     undocumented = []
-    for path in sorted(Path(frontdesk.store.__file__).parent.glob("*.py")):
+    for path in sorted(Path(frontdesk.store.__file__).parent.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.ClassDef) or not any(
                 "dataclass" in ast.unparse(d) for d in node.decorator_list

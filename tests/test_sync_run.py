@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,7 +57,7 @@ def test_a_sync_run_is_driven_on_the_calling_thread(runtime: AgentRuntime) -> No
     assert threads[1] is worker
 
 
-def test_a_run_commits_once_per_step_and_reads_nothing_back(runtime: AgentRuntime) -> None:
+def test_a_run_commits_once_per_step_and_reads_nothing_back(home: Path) -> None:
     """Six transactions for this flow: the first model call (with the run's row), the
     handoff with the second model call, the tool's start, its result, the last model call,
     and the outcome. Besides each transaction's fence, nothing is read."""
@@ -66,13 +67,18 @@ def test_a_run_commits_once_per_step_and_reads_nothing_back(runtime: AgentRuntim
         """Look something up."""
         return "found"
 
-    statements: list[str] = []
-    conn = runtime.store._conn()
-    conn.set_trace_callback(statements.append)
-    try:
-        result = runtime.run(flow(lookup), "look it up")
-    finally:
-        conn.set_trace_callback(None)
+    # No heartbeat during the run: only the run's own statements are traced.
+    with AgentRuntime(home, recover=False, lease_ttl=600) as runtime:
+        runtime.run(flow(lookup), "warm up")  # the store's writer opens its connection
+        statements: list[str] = []
+        connections = list(runtime.store._all)  # every connection: the caller's, the writer's
+        for conn in connections:
+            conn.set_trace_callback(statements.append)
+        try:
+            result = runtime.run(flow(lookup), "look it up")
+        finally:
+            for conn in connections:
+                conn.set_trace_callback(None)
     assert result.status == "completed", result.error
     assert result.output == "All done."
     assert statements.count("BEGIN IMMEDIATE") == 6

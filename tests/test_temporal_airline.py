@@ -41,7 +41,7 @@ from frontdesk.apps.airline.workflow import (
 )
 from frontdesk.cli._airline import PROMPT
 from frontdesk.cli._airline import STALE as RELOADING
-from frontdesk.engine.local._run import idempotency_key
+from frontdesk.engine._types import idempotency_key
 from frontdesk.engine.temporal._chat import TemporalConversation
 from frontdesk.engine.temporal._client import (
     InvalidTemporalAddress,

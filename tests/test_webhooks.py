@@ -160,7 +160,7 @@ def disputed(stack: Stack, order_id: str) -> tuple[str, str]:
 
 
 def run_of(stack: Stack, dispute_id: str) -> str:
-    found: str = wait_until(lambda: dispute_runs(stack.home).get(dispute_id), "the dispute's run")
+    found: str = wait_until(lambda: dispute_runs(stack.reader).get(dispute_id), "the dispute's run")
     return found
 
 
@@ -286,7 +286,7 @@ def test_bad_or_missing_signatures_get_400_and_start_nothing(stack: Stack) -> No
         assert response.status_code == 400, case
         assert "error" in response.json(), case
     assert stack.recorded("evt_forged_1") is None
-    assert "dp_forged_1" not in dispute_runs(stack.home)
+    assert "dp_forged_1" not in dispute_runs(stack.reader)
     assert stack.runs_for("dp_forged_1") == []
 
 
@@ -430,18 +430,18 @@ def test_signed_but_unusual_payloads_get_400_with_the_reason(served: Served, cas
     assert response.status_code == 400, response.text
     assert reason in response.json()["error"]
     assert webhook_events(served.home) == []
-    assert served.runtime.runs() == [] and dispute_runs(served.home) == {}
+    assert served.runtime.runs() == [] and dispute_runs(served.runtime) == {}
     # The server is fine: a well-formed event is still handled.
     good = served.post(forged_event("evt_fine", "dp_fine"))
     assert (good.status_code, good.json()["action"]) == (200, "started")
-    assert list(dispute_runs(served.home)) == ["dp_fine"]
+    assert list(dispute_runs(served.runtime)) == ["dp_fine"]
 
 
 def test_the_longest_accepted_dispute_id_starts_its_run(served: Served) -> None:
     dispute_id = "dp_" + "z" * 182
     response = served.post(json.dumps(dispute_event(id=dispute_id)))
     assert response.status_code == 200 and response.json()["action"] == "started"
-    assert dispute_runs(served.home) == {dispute_id: dispute_execution_id(dispute_id)}
+    assert dispute_runs(served.runtime) == {dispute_id: dispute_execution_id(dispute_id)}
 
 
 def read_response(sock: socket.socket) -> bytes:
@@ -536,7 +536,7 @@ async def test_a_second_process_finds_the_run_the_first_started(
 
     assert first.started and not second.started
     assert first.execution_id == second.execution_id == dispute_execution_id(data["dispute_id"])
-    assert dispute_runs(home) == {data["dispute_id"]: first.execution_id}
+    assert dispute_runs(rules) == {data["dispute_id"]: first.execution_id}
     assert len(rules.runs()) == 1
 
 

@@ -7,6 +7,7 @@ and event streaming.
 
 from ._budget import Budget
 from ._prices import Price, Prices
+from ._scope import current_runtime
 from ._stats import UsageStats, UsageTotals
 from .conversations import Conversation
 from .debugging import Lineage, RunDiff
@@ -18,6 +19,7 @@ from .errors import (
     BudgetExceeded,
     EmptyMessage,
     FrontdeskError,
+    InvalidDatabaseURL,
     InvalidFork,
     InvalidInput,
     InvalidRunState,
@@ -32,6 +34,7 @@ from .errors import (
     StoreCorrupt,
     StoreError,
     StoreLocked,
+    StoreUnavailable,
     TurnTimedOut,
 )
 from .events import Event, EventType, Usage
@@ -65,6 +68,7 @@ __all__ = [
     "EventStream",
     "EventType",
     "FrontdeskError",
+    "InvalidDatabaseURL",
     "InvalidFork",
     "InvalidInput",
     "InvalidRunState",
@@ -86,12 +90,14 @@ __all__ = [
     "StoreCorrupt",
     "StoreError",
     "StoreLocked",
+    "StoreUnavailable",
     "ToolCall",
     "TurnTimedOut",
     "Usage",
     "UsageStats",
     "UsageTotals",
     "__version__",
+    "current_runtime",
     "current_tool_call",
     "default_runtime",
     "run",

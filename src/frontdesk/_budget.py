@@ -32,8 +32,7 @@ from agents import Agent
 from ._prices import Price, Prices
 from .engine._agents import iter_graph
 from .errors import InvalidInput, InvalidRunState
-from .store import RunRow, Store
-from .store import _usage as usage
+from .store import RunRow, Store, UsageRow
 
 if TYPE_CHECKING:
     from .models._select import ModelSelector
@@ -338,11 +337,11 @@ def spent(usages: Iterable[tuple[str | None, int, int, int, int]], prices: Price
     return Spent(calls, tokens, cost)
 
 
-def _spent_rows(rows: Iterable[usage.UsageRow]) -> list[tuple[str | None, int, int, int, int]]:
+def _spent_rows(rows: Iterable[UsageRow]) -> list[tuple[str | None, int, int, int, int]]:
     return [(r.model, r.calls, r.input_tokens, r.output_tokens, r.total_tokens) for r in rows]
 
 
-def stop_now(plan: BudgetPlan, rows: Iterable[usage.UsageRow]) -> BudgetStop | None:
+def stop_now(plan: BudgetPlan, rows: Iterable[UsageRow]) -> BudgetStop | None:
     """Why a run that made the calls in ``rows`` may make no further call under ``plan``."""
     meter = BudgetMeter(plan)
     calls = tokens = 0
@@ -382,7 +381,7 @@ def turn_plan_json(
     every turn, the earlier ones included."""
     if budget is None or not budget.limited:
         return None
-    rows = _spent_rows(usage.conversation_usage(store, conversation_id))
+    rows = _spent_rows(store.conversation_usage(conversation_id))
     return run_plan_json(budget, root, selector, prices, spent(rows, prices))
 
 
@@ -411,7 +410,7 @@ def retry_plan_json(
                 )
             plan = plan_budget(budget, agents, prices)
     if row.status == "budget_exceeded" and plan is not None:
-        stop = stop_now(plan, usage.run_usage(store, [row.execution_id]))
+        stop = stop_now(plan, store.run_usage([row.execution_id]))
         if stop is not None:
             raise InvalidRunState(
                 f"run {row.execution_id} would stop again at once, {stop.reason}: retry it "

@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._budget import Budget, BudgetPlan
 from .engine._context import load_context
-from .engine._conversation import is_turn_input
-from .engine.local._streaming import TokenFeed
-from .engine.local._waiting import wait_for
+from .engine._conversation import user_input
+from .engine._types import TokenFeed
 from .events import Event, Usage
 from .store import (
     SETTLED_STATUSES,
@@ -57,6 +56,12 @@ class RunResult:
     _store: Store | None = field(default=None, repr=False, compare=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def store(self) -> Store | None:
+        """The store the run was read from, to read more of it (None for a result not read
+        from a store)."""
+        return self._store
+
     def _load(self, name: str, loader: Callable[[Store], Any]) -> Any:
         if name not in self._cache:
             self._cache[name] = loader(self._store) if self._store is not None else []
@@ -99,11 +104,6 @@ def _dt(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, tz=UTC) if ts is not None else None
 
 
-def _user_input(stored: Any) -> Any:
-    # A conversation turn stores where it starts in the conversation; its input is the message.
-    return stored["message"] if is_turn_input(stored) else stored
-
-
 def build_result(store: Store, row: RunRow) -> RunResult:
     """Assemble a :class:`RunResult` from the store."""
     context = None
@@ -121,7 +121,8 @@ def build_result(store: Store, row: RunRow) -> RunResult:
         started_at=_dt(row.started_at),
         finished_at=_dt(row.finished_at),
         agent=row.agent_name,
-        input=_user_input(json.loads(row.input)),
+        # A conversation turn stores where it starts in the conversation; its input is the message.
+        input=user_input(row),
         error=row.error,
         note=row.note,
         model_label=row.model_label,
@@ -171,7 +172,7 @@ class EventStream(Iterator[Event]):
         while not self._buffer:
             if self._ended:
                 raise StopIteration
-            wait_for(runtime._engine, self._check, None, self._poll)
+            runtime.wait_until(self._check, None, self._poll)
         event = self._buffer.pop(0)
         if event.seq:
             self._last = event.seq
@@ -179,7 +180,7 @@ class EventStream(Iterator[Event]):
 
     def _live(self) -> TokenFeed | None:
         if self._feed is None:
-            self._feed = self._handle._runtime._engine.feeds.get(self._handle.execution_id)
+            self._feed = self._handle._runtime.token_feed(self._handle.execution_id)
         return self._feed
 
     def _check(self) -> bool | None:
@@ -267,7 +268,7 @@ class RunHandle:
             row = store.require_run(self.execution_id)
             return row if row.status in statuses else None
 
-        row = wait_for(self._runtime._engine, check, timeout)
+        row = self._runtime.wait_until(check, timeout)
         if row is None:
             raise TimeoutError(f"run {self.execution_id} did not {verb} within {timeout}s")
         return build_result(store, row)

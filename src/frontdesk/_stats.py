@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ._prices import Prices
-from .store._usage import UsageRow
+from .store import UsageRow
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,10 @@ from .engine._memory import (
     summariser_input,
     turn_start,
 )
-from .engine.local._spec import RunSpec
-from .engine.local._waiting import wait_for
+from .engine._types import RunSpec
 from .models._rules_conversation import strip_label
 from .models.rules import Conversation, Reply, Rules, attach_rules
-from .store._usage import summary_run_prefix
+from .store import summary_run_prefix
 
 if TYPE_CHECKING:
     from .runtime import AgentRuntime
@@ -124,18 +123,14 @@ def update_summary(
     after it, so the agents see more turns rather than lose any.
     """
     store = runtime.store
-    rows = store.query(
-        "SELECT turns, memory_json, summary_json FROM conversations WHERE conversation_id = ?",
-        (conversation_id,),
-    )
-    if not rows:
+    state = store.conversation(conversation_id)
+    if state is None:
         return
-    turns, memory_json, summary_json = rows[0]
-    policy = Policy.from_json(memory_json)
+    policy = Policy.from_json(state.memory_json)
     if policy is None or policy.summarizer is None:
         return
-    summary = Summary.from_json(summary_json)
-    target = int(turns) - policy.last_turns
+    summary = Summary.from_json(state.summary_json)
+    target = int(state.turns) - policy.last_turns
     agent = (
         summarizer
         if policy.summarizer == BUILTIN_SUMMARIZER
@@ -187,19 +182,18 @@ def _summarise(
             execution_id=execution_id,
             budget_json=budget_json,
         )
-        result = runtime._engine.run_here(runtime._run_and_wait(spec))
+        result = runtime.run_spec(spec)
     else:
-        engine = runtime._engine
         if row.status == "failed":
             runtime.retry(execution_id)
         elif row.status == "running":
-            engine.call(engine.resume(execution_id))
+            runtime.resume(execution_id)
 
         def settled() -> bool | None:
             current = runtime.store.get_run(execution_id)
             return True if current is None or current.status != "running" else None
 
-        wait_for(engine, settled, timeout)
+        runtime.wait_until(settled, timeout)
         result = runtime.get(execution_id)
     if result.status != "completed" or not isinstance(result.output, str):
         return None

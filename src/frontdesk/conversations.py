@@ -25,11 +25,9 @@ from ._budget import Budget, turn_plan_json
 from ._summarizer import update_summary
 from ._text import require_text
 from .engine._context import dump_context, load_context
-from .engine._conversation import claim_turn, load_items, turn_input
+from .engine._conversation import claim_turn, release_ops, turn_input
 from .engine._memory import BUILTIN_SUMMARIZER, Memory, Policy, Summary, plan_window, summary_item
-from .engine._memory import load_range as load_item_range
-from .engine.local._spec import RunSpec, new_execution_id
-from .engine.local._waiting import wait_for
+from .engine._types import RunSpec, new_execution_id
 from .errors import (
     BudgetExceeded,
     EmptyMessage,
@@ -38,7 +36,13 @@ from .errors import (
     RunFailed,
     TurnTimedOut,
 )
-from .store import Op
+from .store import (
+    ConversationState,
+    CreateConversation,
+    SetConversationBudget,
+    SetConversationMemory,
+    Write,
+)
 
 if TYPE_CHECKING:
     from .runtime import AgentRuntime, RunResult
@@ -67,57 +71,46 @@ class Conversation:
 
     # -- state -------------------------------------------------------------------------------
 
-    def _row(self) -> tuple[Any, ...]:
-        rows = self._runtime.store.query(
-            "SELECT agent_ref, current_agent, context_type, context_json, turns, history_len, "
-            "pending_run, generation, budget_json, memory_json, summary_json FROM conversations "
-            "WHERE conversation_id = ?",
-            (self.conversation_id,),
-        )
-        return rows[0]
+    def _row(self) -> ConversationState:
+        state = self._runtime.store.conversation(self.conversation_id)
+        assert state is not None  # opened or created by open_conversation; never deleted
+        return state
 
     def history(self, start: int = 0) -> list[str]:
         """Every line of the conversation from line ``start`` on, oldest first."""
-        return [
-            r[0]
-            for r in self._runtime.store.query(
-                "SELECT line FROM conversation_lines WHERE conversation_id = ? AND idx >= ? "
-                "ORDER BY idx",
-                (self.conversation_id, start),
-            )
-        ]
+        return self._runtime.store.conversation_lines(self.conversation_id, start)
 
     @property
     def current_agent(self) -> str:
         """Name of the agent that answers the next message."""
-        return str(self._row()[1])
+        return self._row().current_agent
 
     @property
     def context(self) -> Any:
         """The conversation's context as of the last completed turn."""
         row = self._row()
-        return load_context(row[2], row[3])
+        return load_context(row.context_type, row.context_json)
 
     @property
     def turns(self) -> int:
         """Completed turns."""
-        return int(self._row()[4])
+        return int(self._row().turns)
 
     @property
     def pending_run(self) -> str | None:
         """Execution id of a turn in progress, if any."""
-        return self._row()[6]
+        return self._row().pending_run
 
     @property
     def budget(self) -> Budget | None:
         """The budget counted over all the turns: the conversation's own, else the runtime's."""
-        stored = self._row()[8]
+        stored = self._row().budget_json
         return Budget.from_dict(json.loads(stored)) if stored else self._runtime.budget
 
     @property
     def memory(self) -> Memory | None:
         """The stored memory policy; None: the agents see every item of the conversation."""
-        policy = Policy.from_json(self._row()[9])
+        policy = Policy.from_json(self._row().memory_json)
         if policy is None:
             return None
         if policy.summarizer is None or policy.summarizer == BUILTIN_SUMMARIZER:
@@ -127,13 +120,13 @@ class Conversation:
     @property
     def summary(self) -> str | None:
         """What the summariser wrote of the turns before the memory window, if anything."""
-        stored = Summary.from_json(self._row()[10])
+        stored = Summary.from_json(self._row().summary_json)
         return stored.text if stored is not None else None
 
     @property
     def compactions(self) -> int:
         """How many times the stored input items were compacted."""
-        return int(self._row()[7])
+        return int(self._row().generation)
 
     def input_items(self) -> list[Any]:
         """The input items the agents see on the next turn (before the new message): all of
@@ -141,19 +134,25 @@ class Conversation:
         the message may first bring the summary up to date)."""
         store = self._runtime.store
         row = self._row()
-        policy = Policy.from_json(row[9])
+        policy = Policy.from_json(row.memory_json)
         if policy is None:
-            return load_items(store, self.conversation_id)
-        base_len = len(load_items(store, self.conversation_id))
+            return store.conversation_items(self.conversation_id)
+        base_len = len(store.conversation_items(self.conversation_id))
         window = plan_window(
-            store, self.conversation_id, policy, int(row[4]), base_len, Summary.from_json(row[10])
+            store,
+            self.conversation_id,
+            policy,
+            int(row.turns),
+            base_len,
+            Summary.from_json(row.summary_json),
         )
         prefix = [summary_item(window.summary)] if window.summary is not None else []
-        return [*prefix, *load_item_range(store, self.conversation_id, window.start, base_len)]
+        items = store.conversation_item_range(self.conversation_id, window.start, base_len)
+        return [*prefix, *items]
 
     def stored_items(self) -> list[Any]:
         """Every input item of the conversation, whatever its memory policy sends."""
-        return load_items(self._runtime.store, self.conversation_id)
+        return self._runtime.store.conversation_items(self.conversation_id)
 
     def runs(self) -> list[RunResult]:
         """The runs of this conversation's turns, newest first."""
@@ -182,15 +181,15 @@ class Conversation:
         self.validate(user_input)
         runtime = self._runtime
         self.resume_pending()
-        if chat_length is None or chat_length == int(self._row()[5]):
+        if chat_length is None or chat_length == int(self._row().history_len):
             # Before the turn is claimed: a summariser run may take a while.
             update_summary(runtime, self.conversation_id, self.turn_timeout, self.budget)
         execution_id = new_execution_id()
         claim = claim_turn(runtime.store, self.conversation_id, chat_length, execution_id)
         row = self._row()
-        history_len = int(row[5])
+        history_len = int(row.history_len)
         try:
-            agent_ref = str(row[0])
+            agent_ref = str(row.agent_ref)
             current = claim.current_agent
             agent = runtime.registry.resolve(
                 agent_ref if current is None else f"{agent_ref}#{current}"
@@ -199,7 +198,7 @@ class Conversation:
             spec = RunSpec(
                 agent=agent,
                 agent_ref=f"{agent_ref}#{agent.name}",
-                input=turn_input(self.conversation_id, claim.base_len, user_input, claim.window),
+                input=turn_input(claim.base_len, user_input, claim.window),
                 context=context,
                 conversation_id=self.conversation_id,
                 turn=claim.turn,
@@ -214,11 +213,9 @@ class Conversation:
                 ),
             )
         except BaseException:
-            from .engine._conversation import release_ops
-
             runtime.store.write(release_ops(self.conversation_id, execution_id))
             raise
-        answer = runtime._engine.submit(runtime._run_and_wait(spec))
+        answer = runtime.submit_spec(spec)
         try:
             result = answer.result(self.turn_timeout)
         except concurrent.futures.TimeoutError:
@@ -236,8 +233,7 @@ class Conversation:
         pending = self.pending_run
         if pending is None:
             return
-        engine = self._runtime._engine
-        engine.call(engine.resume(pending))
+        self._runtime.resume(pending)
 
         def settled() -> bool | None:
             row = self._runtime.store.get_run(pending)
@@ -245,7 +241,7 @@ class Conversation:
                 return True
             return None
 
-        wait_for(engine, settled, timeout)
+        self._runtime.wait_until(settled, timeout)
 
 
 def open_conversation(
@@ -264,10 +260,8 @@ def open_conversation(
     budget: Budget | None = options.pop("budget", None)
     memory: Memory | None = options.pop("memory", None)
     store = runtime.store
-    exists = store.query(
-        "SELECT 1 FROM conversations WHERE conversation_id = ?", (conversation_id,)
-    )
-    ops: list[Op] = []
+    exists = store.conversation(conversation_id) is not None
+    ops: list[Write] = []
     if not exists:
         if agent is None:
             raise InvalidInput(
@@ -275,29 +269,15 @@ def open_conversation(
             )
         agent_ref = runtime.registry.reference(agent)
         context_type, context_json = dump_context(context)
-        now = time.time()
         ops.append(
-            (
-                "INSERT OR IGNORE INTO conversations (conversation_id, agent_ref, current_agent,"
-                " context_type, context_json, items_json, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, '[]', ?, ?)",
-                (conversation_id, agent_ref, agent.name, context_type, context_json, now, now),
+            CreateConversation(
+                conversation_id, agent_ref, agent.name, context_type, context_json, time.time()
             )
         )
     if budget is not None:
-        ops.append(
-            (
-                "UPDATE conversations SET budget_json = ? WHERE conversation_id = ?",
-                (json.dumps(budget.to_dict()), conversation_id),
-            )
-        )
+        ops.append(SetConversationBudget(conversation_id, json.dumps(budget.to_dict())))
     if memory is not None:
-        ops.append(
-            (
-                "UPDATE conversations SET memory_json = ? WHERE conversation_id = ?",
-                (_policy(runtime, memory).to_json(), conversation_id),
-            )
-        )
+        ops.append(SetConversationMemory(conversation_id, _policy(runtime, memory).to_json()))
     if ops:
         store.write(ops)
     conversation = Conversation(runtime, conversation_id, **options)

@@ -125,7 +125,8 @@ class SchemaTooNew(StoreError):
 
 
 class StoreUnavailable(StoreError):
-    """The store's database server cannot be reached, or the connection to it was lost.
+    """The store's database cannot be used: its server cannot be reached, the connection to
+    it was lost, or its backend cannot be loaded in this process (its extra is not installed).
 
     A transaction cut off by it committed whole or not at all (the message says when it
     cannot tell which); nothing half-written is kept. Try again once the server is back.
@@ -137,7 +138,8 @@ class StoreAuthFailed(StoreError):
 
 
 class InvalidDatabaseURL(InvalidInput):
-    """The database URL is malformed or names a scheme frontdesk does not know."""
+    """The database URL is malformed or names a scheme frontdesk does not know; nothing was
+    created."""
 
 
 class StaleConversation(InvalidInput):

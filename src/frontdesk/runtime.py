@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agents import Agent, Model, ModelProvider
 
@@ -34,25 +36,27 @@ from ._stats import UsageStats, build_stats, run_costs
 from ._text import items_text_length, require_text, require_texts
 from .conversations import Conversation
 from .engine._agents import AgentRegistry
+from .engine._base import Engine
+from .engine._factory import DEFAULT_ENGINE, make_engine, require_engine
 from .engine._memory import Memory, require_memory
 from .engine._models import run_selector
-from .engine.local._engine import LocalEngine
-from .engine.local._spec import RunSpec
-from .engine.local._streaming import TokenFeed
+from .engine._types import RunSpec, TokenFeed
 from .errors import EmptyMessage, FrontdeskError, InvalidInput, MessageTooLong, RunNotFound
 from .events import Event
 from .models._select import ModelSelector, RetryPolicy
 from .otel._setup import RunTracing
 from .store import (
     ApprovalRecord,
-    Checkpointer,
+    ConversationRow,
+    Page,
+    RunFilter,
     Store,
+    check_decider,
+    database_url,
+    open_store,
+    read_pages,
+    require_backend,
 )
-from .store import _decisions as decisions
-from .store import _listing as listing
-from .store import _usage as usage
-from .store._approvals import check_decider
-from .store._listing import Page
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -63,6 +67,7 @@ DEFAULT_MAX_MESSAGE_CHARS = 4000
 DEFAULT_MAX_INPUT_ITEMS = 200
 _MAX_SQL_INT = 2**63 - 1
 _EXECUTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}")
+T = TypeVar("T")
 
 
 def validate_execution_id(execution_id: str) -> None:
@@ -75,9 +80,12 @@ def validate_execution_id(execution_id: str) -> None:
 
 
 class AgentRuntime:
-    """Durable execution for OpenAI Agents SDK agents, backed by SQLite under ``home``.
+    """Durable execution for OpenAI Agents SDK agents, backed by a store: SQLite under
+    ``home`` by default, or the database ``database_url`` (else ``$FRONTDESK_DATABASE_URL``)
+    names, e.g. ``postgresql://user:password@host/dbname`` (see :func:`frontdesk.store.open_store`).
 
-    ``home`` defaults to ``$FRONTDESK_HOME`` or ``./.frontdesk/``. ``model`` (or
+    ``home`` defaults to ``$FRONTDESK_HOME`` or ``./.frontdesk/``. ``engine`` names the engine
+    that drives runs (``"local"``, the embedded one). ``model`` (or
     ``$FRONTDESK_MODEL``) overrides every agent's model; ``"rules"`` is the offline rules
     baseline; a run keeps the model it started on, whichever process resumes it. A message
     holds at most ``max_message_chars`` characters; input items, at most ``max_input_items``
@@ -120,16 +128,23 @@ class AgentRuntime:
         prices: Mapping[str, Price | tuple[float, float]] | None = None,
         tracer_provider: TracerProvider | None = None,
         trace_content: bool | None = None,
+        database_url: str | None = None,
+        engine: str = DEFAULT_ENGINE,
     ) -> None:
+        require_engine(engine)
         self.budget = require_budget(budget)
         """The budget of runs and conversations not given their own."""
         self.prices = Prices.of(prices)
         """The per-model price table for cost budgets and cost reports."""
         load_env_files(home)
+        url = _database_url(database_url)
+        require_backend(url)  # a bad URL is refused before the home is created
         self._tracing = RunTracing(tracer_provider, trace_content)
         self.home: Path = resolve_home(home)
-        self.store = Store(self.home, busy_timeout=busy_timeout, background_checkpoints=True)
-        self._checkpointer = Checkpointer(self.store)
+        self.store: Store = open_store(
+            url, home=self.home, busy_timeout=busy_timeout, background_checkpoints=True
+        )
+        """Where runs, their history and approvals are recorded."""
         self.registry = AgentRegistry()
         self.selector = ModelSelector(model, model_provider)
         self.max_message_chars = max_message_chars
@@ -138,10 +153,12 @@ class AgentRuntime:
         items = agents.items() if isinstance(agents, dict) else ((None, a) for a in agents)
         for name, agent in items:
             self.registry.register(agent, name)
-        self._engine: LocalEngine = LocalEngine(
+        self._engine: Engine = make_engine(
+            engine,
             home=self.home,
             store=self.store,
             registry=self.registry,
+            scope=self,
             selector=self.selector,
             policy=self.policy,
             lease_ttl=lease_ttl,
@@ -169,7 +186,6 @@ class AgentRuntime:
         self._closed = True
         self._engine.close()
         self._tracing.close()
-        self._checkpointer.close()
         self.store.close()
 
     @property
@@ -272,7 +288,7 @@ class AgentRuntime:
         ``budget`` replaces the runtime's default budget for this run (``Budget()`` lifts it).
         """
         spec = self._spec(agent, message, context, execution_id, budget)
-        return self._engine.run_here(self._run_and_wait(spec))
+        return self.run_spec(spec)
 
     async def run_async(
         self,
@@ -287,14 +303,55 @@ class AgentRuntime:
         tools can use clients bound to it; if the caller goes away, the run is handed back
         and resumed from its journal."""
         spec = self._spec(agent, message, context, execution_id, budget)
-        return await self._run_and_wait(spec)
+        return await self.run_spec_async(spec)
 
-    async def _run_and_wait(self, spec: RunSpec) -> RunResult:
+    # -- runs from a prepared spec (conversations, summaries, apps) -------------------------------
+
+    async def run_spec_async(self, spec: RunSpec) -> RunResult:
+        """Start the run ``spec`` describes on the running event loop and wait until it
+        settles. No validation: ``spec`` is taken as given (see :meth:`run_async`)."""
         execution_id, _ = await self._engine.start(spec, acknowledge=False)
         row = await self._engine.wait_settled(execution_id)
         if row.status == "running":  # an existing run driven elsewhere: wait for it to settle
             return await asyncio.to_thread(RunHandle(self, execution_id).wait)
-        return build_result(self.store, row)
+        return build_result(self.store, row)  # reads nothing: history loads on access
+
+    def start_spec(self, spec: RunSpec) -> RunHandle:
+        """Start the run ``spec`` describes and return at once with its handle (as
+        :meth:`start`, with ``spec`` taken as given)."""
+        execution_id, created = self._engine.call(self._engine.start(spec))
+        return RunHandle(self, execution_id, created)
+
+    def run_spec(self, spec: RunSpec) -> RunResult:
+        """:meth:`run_spec_async`, driven on the calling thread (as :meth:`run` drives)."""
+        return self._engine.run_here(self.run_spec_async(spec))
+
+    def submit_spec(self, spec: RunSpec) -> concurrent.futures.Future[RunResult]:
+        """:meth:`run_spec_async`, driven on the engine's own loop; the future settles with
+        the run (the run goes on if the caller stops waiting)."""
+        return self._engine.submit(self.run_spec_async(spec))
+
+    def resume(self, execution_id: str) -> bool:
+        """Drive a runnable run now if this process can (its agent is registered here);
+        returns whether it does. Runs left behind are otherwise taken over by recovery."""
+        require_texts(execution_id=execution_id)
+        return self._engine.call(self._engine.resume(execution_id))
+
+    def driving(self, execution_id: str) -> bool:
+        """Whether this runtime is driving the run right now."""
+        return self._engine.driving(execution_id)
+
+    def token_feed(self, execution_id: str) -> TokenFeed | None:
+        """The live text of a run this runtime drives with streamed model calls, if any."""
+        return self._engine.token_feed(execution_id)
+
+    def wait_until(
+        self, check: Callable[[], T | None], timeout: float | None = None, poll: float = 0.2
+    ) -> T | None:
+        """Block until ``check()`` returns something other than None and return it,
+        re-checking whenever runs change (and every ``poll`` seconds); None after
+        ``timeout`` seconds (None: no limit)."""
+        return self._engine.wait_until(check, timeout, poll)
 
     def stream(
         self,
@@ -337,7 +394,7 @@ class AgentRuntime:
         """Approval requests, oldest first (pending ones by default): up to ``limit`` of them
         from ``cursor`` on, read page by page through :meth:`approvals_page` (use that for
         the cursor of the next page)."""
-        return listing.read_pages(
+        return read_pages(
             lambda size, after: self.approvals_page(
                 status,
                 execution_id=execution_id,
@@ -387,14 +444,11 @@ class AgentRuntime:
         reason: str | None,
         args: dict[str, Any] | None = None,
     ) -> ApprovalRecord:
-        import time
-
         require_texts(approval_or_execution_id=ident, by=by, note=note, reason=reason)
         check_decider(by)
         if args is not None and not approved:
             raise InvalidInput("edited arguments only go with an approval; nothing changed")
-        record, runnable = decisions.decide(
-            self.store,
+        record, runnable = self.store.decide(
             ident,
             approved=approved,
             by=by,
@@ -441,7 +495,7 @@ class AgentRuntime:
         the cursor of the next page); ``limit`` is a count (``InvalidInput`` if negative),
         and a limit larger than the history means every run.
         """
-        return listing.read_pages(
+        return read_pages(
             lambda size, after: self.runs_page(
                 status=status,
                 app=app,
@@ -477,8 +531,8 @@ class AgentRuntime:
         output, ``since``/``until`` Unix times. Pass ``next_cursor`` back for the next page.
         """
         require_texts(status=status, app=app, agent=agent, q=q, conversation_id=conversation_id)
-        where = listing.RunFilter(status, app, agent, q, since, until, conversation_id)
-        page = listing.runs_page(self.store, where, limit=limit, cursor=cursor)
+        where = RunFilter(status, app, agent, q, since, until, conversation_id)
+        page = self.store.runs_page(where, limit=limit, cursor=cursor)
         return Page([build_result(self.store, row) for row in page.items], page.next_cursor)
 
     def approvals_page(
@@ -492,8 +546,7 @@ class AgentRuntime:
     ) -> Page[ApprovalRecord]:
         """Approval requests one page at a time, oldest first unless ``newest_first``."""
         require_texts(status=status, execution_id=execution_id)
-        return listing.approvals_page(
-            self.store,
+        return self.store.approvals_page(
             status=status,
             execution_id=execution_id,
             newest_first=newest_first,
@@ -501,11 +554,9 @@ class AgentRuntime:
             cursor=cursor,
         )
 
-    def conversations(
-        self, *, limit: int = 50, cursor: str | None = None
-    ) -> Page[listing.ConversationRow]:
+    def conversations(self, *, limit: int = 50, cursor: str | None = None) -> Page[ConversationRow]:
         """Stored conversations, most recently active first, with their token totals."""
-        return listing.conversations_page(self.store, limit=limit, cursor=cursor)
+        return self.store.conversations_page(limit=limit, cursor=cursor)
 
     def events(self, execution_id: str, after: int = 0) -> list[Event]:
         """The run's events with ``seq > after``, without waiting; :class:`RunNotFound` if
@@ -638,7 +689,7 @@ class AgentRuntime:
         ids = list(execution_ids)
         require_texts(**{f"execution_ids[{i}]": value for i, value in enumerate(ids)})
         table = self.prices if prices is None else prices
-        return run_costs(usage.run_usage(self.store, ids), ids, table)
+        return run_costs(self.store.run_usage(ids), ids, table)
 
     def cost(self, execution_id: str) -> float | None:
         """One run's estimated cost in US dollars (see :meth:`costs`)."""
@@ -657,8 +708,8 @@ class AgentRuntime:
         start, end = _instant(since, "since"), _instant(until, "until")
         if start is not None and end is not None and end <= start:
             raise InvalidInput(f"until ({until}) must be after since ({since})")
-        rows = usage.window_usage(self.store, start, end)
-        statuses = usage.window_statuses(self.store, start, end)
+        rows = self.store.window_usage(start, end)
+        statuses = self.store.window_statuses(start, end)
         return build_stats(rows, statuses, self.prices, start, end)
 
     def _models_of(self, row: Any) -> dict[str, str | None]:
@@ -670,6 +721,11 @@ class AgentRuntime:
             return model_names(root, run_selector(row.model_override, self.selector))
         except FrontdeskError:
             return {}
+
+
+def _database_url(given: str | None) -> str | None:
+    """The database URL a runtime uses: ``given``, else ``$FRONTDESK_DATABASE_URL``."""
+    return database_url(given)
 
 
 def _instant(value: float | datetime | None, name: str) -> float | None:

@@ -36,6 +36,7 @@ _EXTENSIONS = (
     "frontdesk.cli._airline",
     "frontdesk.cli._serve",
     "frontdesk.cli._postgres",
+    "frontdesk.cli._db",
     "frontdesk.cli._temporal",
 )
 

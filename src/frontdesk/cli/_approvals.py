@@ -144,7 +144,7 @@ def _settle(runtime: object, execution_id: str, wait: bool) -> None:
     if wait:
         _wait_settled(runtime, execution_id)
     status = runtime.handle(execution_id).status
-    if status == "running" and execution_id not in runtime._engine._tasks:
+    if status == "running" and not runtime.driving(execution_id):
         note = runtime.get(execution_id).note
         console.print(
             "run is ready to resume; a worker with its agent will pick it up"

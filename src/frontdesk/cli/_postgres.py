@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .._home import resolve_home
-from ..store.postgres._cluster import LocalPostgres
+from ..store.postgres import LocalPostgres
 from ._foreground import serve_until_stopped
 from ._state import console, state
 

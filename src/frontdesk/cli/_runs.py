@@ -276,10 +276,7 @@ def _wait_settled(runtime: object, execution_id: str, timeout: float = 600.0) ->
     assert isinstance(runtime, AgentRuntime)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (
-            runtime.handle(execution_id).status != "running"
-            or execution_id not in runtime._engine._tasks
-        ):
+        if runtime.handle(execution_id).status != "running" or not runtime.driving(execution_id):
             return
         time.sleep(0.05)
     raise FrontdeskError(f"run {execution_id} did not settle within {timeout:.0f}s")

@@ -12,7 +12,7 @@ runs into regression tests.
 Steps are numbered as ``frontdesk runs show`` prints them (:func:`run_steps`).
 """
 
-from ..store._forks import ForkLink, Lineage
+from ..store import ForkLink, Lineage
 from ._diff import DiffSide, Divergence, DivergenceReason, RunDiff, ToolView, TurnPair, TurnView
 from ._steps import Step, ToolRequest, agent_path, run_steps
 

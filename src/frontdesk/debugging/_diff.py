@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._results import RunResult
-from ..engine._conversation import is_turn_input, resolve_turn_input
+from ..engine._conversation import runner_input
 from ..events import Usage
 from ._steps import Step, agent_path, run_steps
 
@@ -357,8 +357,7 @@ def compare(runtime: AgentRuntime, a: str, b: str) -> RunDiff:
     for execution_id in (a, b):
         parent = runtime.lineage(execution_id).parent
         sides.append((parent.execution_id, parent.fork_step) if parent else (None, None))
-        stored = json.loads(runtime.store.require_run(execution_id).input)
-        given.append(resolve_turn_input(runtime.store, stored) if is_turn_input(stored) else stored)
+        given.append(runner_input(runtime.store, runtime.store.require_run(execution_id)))
     return diff_runs(runtime.get(a), runtime.get(b), sides[0], sides[1], (given[0], given[1]))
 
 

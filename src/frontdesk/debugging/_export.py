@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..engine._conversation import is_turn_input, resolve_turn_input
+from ..engine._conversation import runner_input
 from ..engine._replace import split
 from ..errors import InvalidInput
 from ..store import Store
@@ -127,9 +127,7 @@ def recording_of(store: Store, execution_id: str) -> Recording:
     )
     if not any(s.kind == "model" for s in steps):
         raise InvalidInput(f"run {execution_id} made no model call: there is nothing to replay")
-    stored = json.loads(row.input)
-    if is_turn_input(stored):
-        stored = resolve_turn_input(store, stored)
+    stored = runner_input(store, row)
     events, notes = _events(execution_id, steps, row.status == "completed")
     kept = store.start_context(execution_id)
     if kept is not None and not kept[0]:

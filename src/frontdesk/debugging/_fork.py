@@ -26,13 +26,12 @@ from agents import Agent
 from .._text import require_texts
 from ..engine._agents import iter_graph, module_reference
 from ..engine._context import dump_context
-from ..engine._conversation import is_turn_input, resolve_turn_input
+from ..engine._conversation import runner_input
 from ..engine._models import run_selector
 from ..engine._replace import check_replacements, compose, split
-from ..engine.local._spec import new_execution_id
+from ..engine._types import new_execution_id
 from ..errors import InvalidFork
-from ..store import ApprovalRecord, JournalRow, RunRow
-from ..store._forks import ForkSeed, StoredEvent
+from ..store import ApprovalRecord, ForkSeed, JournalRow, RunRow, StoredEvent
 from ._steps import Step, run_steps
 
 if TYPE_CHECKING:
@@ -199,10 +198,8 @@ def plan_fork(
     decided: list[ApprovalRecord] = [
         a for a in approvals if a.status != "pending" and f"tool:{a.call_key}" in keys
     ]
-    stored_input = json.loads(parent.input)
-    if is_turn_input(stored_input):
-        # A fork stands alone: it starts from the items the turn saw, in no conversation.
-        stored_input = resolve_turn_input(runtime.store, stored_input)
+    # A fork of a turn stands alone: it starts from the items the turn saw, in no conversation.
+    stored_input = runner_input(runtime.store, parent)
     now = time.time()
     # The parent's row with what a new run resets; whatever else it carries is kept.
     row = dataclasses.replace(

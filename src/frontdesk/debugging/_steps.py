@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..events import Usage
-from ..store import ApprovalRecord, JournalRow
-from ..store._values import decode_value, output_text
+from ..store import ApprovalRecord, JournalRow, decode_value, output_text
 
 StepKind = Literal["model", "tool", "handoff", "approval"]
 

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from agents import Agent
 
 from ..errors import InvalidInput
-from ..store import Op, Store
+from ..store import Store, StoreSummary, StoreTransaction
 
 BUILTIN_SUMMARIZER = "builtin"
 """The stored ``summarize`` value for the built-in summariser."""
@@ -119,39 +119,22 @@ def summary_item(content: str) -> dict[str, Any]:
     return {"content": content, "role": "system"}
 
 
-def store_summary_op(conversation_id: str, summary: Summary) -> Op:
+def store_summary_op(conversation_id: str, summary: Summary) -> StoreSummary:
     """Store ``summary`` unless the conversation already has one covering as many turns."""
-    return (
-        "UPDATE conversations SET summary_json = ? WHERE conversation_id = ? AND "
-        "COALESCE(json_extract(summary_json, '$.turns'), 0) < ?",
-        (
-            json.dumps({"turns": summary.turns, "text": summary.text}),
-            conversation_id,
-            summary.turns,
-        ),
+    return StoreSummary(
+        conversation_id,
+        summary.turns,
+        json.dumps({"turns": summary.turns, "text": summary.text}),
     )
 
 
 # -- turns and windows -----------------------------------------------------------------------
 
 
-def record_turn_op(conversation_id: str, turn: int, start: int) -> Op:
-    """Record that ``turn`` starts at item ``start`` (written with the turn's completion)."""
-    return (
-        "INSERT INTO conversation_turns (conversation_id, turn, start_idx) VALUES (?, ?, ?)",
-        (conversation_id, turn, start),
-    )
-
-
-def turn_start(db: Any, conversation_id: str, turn: int) -> int:
+def turn_start(db: Store | StoreTransaction, conversation_id: str, turn: int) -> int:
     """The item index ``turn`` starts at. A turn without a record (stored before turns were
     recorded) starts where the nearest earlier recorded turn does, or at 0: never later."""
-    rows = db.query(
-        "SELECT start_idx FROM conversation_turns WHERE conversation_id = ? AND turn <= ? "
-        "ORDER BY turn DESC LIMIT 1",
-        (conversation_id, turn),
-    )
-    return int(rows[0][0]) if rows else 0
+    return db.turn_start(conversation_id, turn)
 
 
 class Window(NamedTuple):
@@ -164,7 +147,7 @@ class Window(NamedTuple):
 
 
 def plan_window(
-    db: Any,
+    db: Store | StoreTransaction,
     conversation_id: str,
     policy: Policy,
     turns: int,
@@ -189,25 +172,8 @@ def plan_window(
 
 
 def load_range(store: Store, conversation_id: str, start: int, end: int) -> list[Any]:
-    """Items ``start`` to ``end`` (excluded), reading only those: the part in the compacted
-    snapshot, then the logged ones by index."""
-    items: list[Any] = [
-        json.loads(r[0])
-        for r in store.query(
-            "SELECT j.value FROM conversations c, json_each(c.items_json) j "
-            "WHERE c.conversation_id = ? AND j.key >= ? AND j.key < ? ORDER BY j.key",
-            (conversation_id, start, end),
-        )
-    ]
-    items.extend(
-        json.loads(r[0])
-        for r in store.query(
-            "SELECT item_json FROM conversation_items WHERE conversation_id = ? "
-            "AND idx >= ? AND idx < ? ORDER BY idx",
-            (conversation_id, start + len(items), end),
-        )
-    )
-    return items
+    """Items ``start`` to ``end`` (excluded), reading only those."""
+    return store.conversation_item_range(conversation_id, start, end)
 
 
 # -- the summariser's input ------------------------------------------------------------------

@@ -14,8 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..store import ApprovalRecord, JournalRow, RunRow
-from ..store._values import decode_value
+from ..store import ApprovalRecord, JournalRow, RunRow, decode_value
 
 Attributes = dict[str, str | int | float | bool]
 

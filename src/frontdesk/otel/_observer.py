@@ -26,18 +26,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from opentelemetry.trace import SpanKind
 
 from ..engine._agents import iter_graph
 from ..events import Event
-from ..store import ApprovalRecord, JournalRow, Op, RunRow
+from ..store import ApprovalRecord, JournalRow, RunRow, Write
 from . import _attributes as attrs
 from ._writer import SpanWriter
 
-if TYPE_CHECKING:
-    from ..engine.local._run import DurableRun
+
+class TracedRun(Protocol):
+    """What tracing reads of a run while its driver drives it."""
+
+    agent_starts: int
+    """How many times an agent took the run so far."""
+    decisions: dict[str, ApprovalRecord]
+    """The approval decisions on its tool calls, by call key."""
+
 
 log = logging.getLogger("frontdesk.otel")
 
@@ -84,7 +91,7 @@ class RunObserver:
         writer: SpanWriter,
         row: RunRow,
         *,
-        run: DurableRun | None,
+        run: TracedRun | None,
         models: dict[str, ModelInfo],
         history: Iterable[Event] = (),
         approvals: Callable[[], list[ApprovalRecord]] | None = None,
@@ -110,28 +117,28 @@ class RunObserver:
         retried = self.attempt > 1 and len(failures) >= self.attempt - 1
         self.started = failures[self.attempt - 2] if retried else row.created_at
         self.open_tools: dict[str, tuple[JournalRow, int]] = {}
-        self.pending: dict[int, tuple[Op, Callable[[], None]]] = {}
+        self.pending: dict[int, tuple[Write, Callable[[], None]]] = {}
 
-    # -- what the driver tells (see DurableRun.observer) ------------------------------------
+    # -- what the driver tells (see the durable run's observer) ---------------------------
 
-    def event(self, key: str, type_: str, agent: str | None, at: float, op: Op) -> None:
+    def event(self, key: str, type_: str, agent: str | None, at: float, op: Write) -> None:
         """A new event is about to be committed with ``op``."""
         if type_ == "agent_start":
             self._guarded(lambda: self._agent_started(key, agent, at, op))
 
-    def recorded(self, row: JournalRow, previous: JournalRow | None, op: Op) -> None:
+    def recorded(self, row: JournalRow, previous: JournalRow | None, op: Write) -> None:
         """A journal row is about to be committed with ``op`` (``previous``: the row it
         replaces, a tool call's started row)."""
         self._guarded(lambda: self._recorded(row, previous, op))
 
-    def _agent_started(self, key: str, agent: str | None, at: float, op: Op) -> None:
+    def _agent_started(self, key: str, agent: str | None, at: float, op: Write) -> None:
         index = self._agent_index(key)
         before = self.agents.get(index - 1)
         self.agents[index] = (agent or "", at)
         if before is not None:
             self._once_durable(op, lambda: self._agent_span(index - 1, before, at))
 
-    def _recorded(self, row: JournalRow, previous: JournalRow | None, op: Op) -> None:
+    def _recorded(self, row: JournalRow, previous: JournalRow | None, op: Write) -> None:
         agent = self.run.agent_starts if self.run is not None else 0
         if row.kind == "model" and row.state == "done":
             self._once_durable(op, lambda: self._model_span(row, agent))
@@ -140,7 +147,7 @@ class RunObserver:
         elif row.kind == "tool":
             self._tool(row, previous, op, agent)
 
-    def committed(self, ops: Iterable[Op]) -> None:
+    def committed(self, ops: Iterable[Write]) -> None:
         """``ops`` are durable: write the spans of the steps they record."""
         for op in ops:
             entry = self.pending.pop(id(op), None)
@@ -216,7 +223,7 @@ class RunObserver:
             kind=SpanKind.CLIENT,
         )
 
-    def _tool(self, row: JournalRow, previous: JournalRow | None, op: Op, agent: int) -> None:
+    def _tool(self, row: JournalRow, previous: JournalRow | None, op: Write, agent: int) -> None:
         call_key = row.key.split(":", 1)[1]
         decision = self.run.decisions.get(call_key) if self.run is not None else None
         if decision is not None and previous is None:
@@ -280,7 +287,7 @@ class RunObserver:
             return int(number)
         return self.run.agent_starts if self.run is not None else len(self.agents) + 1
 
-    def _once_durable(self, op: Op, write: Callable[[], None]) -> None:
+    def _once_durable(self, op: Write, write: Callable[[], None]) -> None:
         self.pending[id(op)] = (op, write)
 
     def _guarded(self, write: Callable[[], None]) -> None:

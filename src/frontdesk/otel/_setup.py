@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidInput
 
 if TYPE_CHECKING:
-    from ..engine.local._run import DurableRun
     from ..store import RunRow, Store
-    from ._observer import ModelInfo, RunObserver
+    from ._observer import ModelInfo, RunObserver, TracedRun
     from ._writer import SpanWriter
 
 log = logging.getLogger("frontdesk.otel")
@@ -164,7 +163,7 @@ class RunTracing:
                     log.warning("%s", exc)
             return self._owned
 
-    def observe(self, row: RunRow, run: DurableRun, graph: Any, fresh: bool) -> RunObserver | None:
+    def observe(self, row: RunRow, run: TracedRun, graph: Any, fresh: bool) -> RunObserver | None:
         """An observer for a driver of ``row``'s run (None when runs are not traced).
 
         ``fresh``: the run was just created, so nothing of it is stored yet.
@@ -218,7 +217,7 @@ class RunTracing:
         self,
         writer: SpanWriter,
         row: RunRow,
-        run: DurableRun | None,
+        run: TracedRun | None,
         models: dict[str, ModelInfo],
         fresh: bool,
     ) -> RunObserver:

@@ -87,7 +87,7 @@ class SentMessage(BaseModel):
 def conversation_summary(state: ConsoleState, row: Any) -> dict[str, Any]:
     """A listed conversation, with its cost estimated per model."""
     from ..engine._agents import iter_graph
-    from ..store._listing import app_of
+    from ..store import app_of
     from ._agentview import root_agent
 
     costs: list[float | None] = []

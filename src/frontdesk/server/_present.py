@@ -20,9 +20,7 @@ from .._results import RunResult
 from ..cli._render import approval_dict, iso
 from ..events import Event, Usage
 from ..runtime import AgentRuntime
-from ..store import ApprovalRecord, JournalRow
-from ..store._listing import app_of
-from ..store._values import plain_value
+from ..store import ApprovalRecord, JournalRow, app_of, plain_value
 from ._agentview import AgentView, build_view, root_agent, run_path
 
 

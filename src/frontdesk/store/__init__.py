@@ -1,42 +1,149 @@
-"""The run store: history, events, approvals and the journal in one SQLite file per home.
+"""The run store: runs, their journal and events, approvals and conversations.
 
-The engine commits every step of the runs it drives; the runtime reads history, events and
-approvals from it and records approval decisions, and results and the CLI show its records
-(:class:`RunRow`, :class:`JournalRow`, :class:`ApprovalRecord`).
+:class:`Store` is the interface every backend implements, in the domain's words: writes are
+data (:mod:`._writes`), reads are named methods. :func:`open_store` picks the backend from a
+database URL (``$FRONTDESK_DATABASE_URL``): the home's SQLite file by default
+(:class:`~frontdesk.store.sqlite.SQLiteStore`), or PostgreSQL. The engine commits every step
+of the runs it drives; the runtime reads history, events and approvals from it and records
+approval decisions, and results and the CLI show its records (:class:`RunRow`,
+:class:`JournalRow`, :class:`ApprovalRecord`).
 """
 
-from ._commit import Checkpointer, GroupCommitter
-from ._db import SCHEMA_VERSION, STORE_FILENAME, store_path
-from ._fence import JOURNAL_WRITE, LeaseLost, StepAlreadyRecorded, fence
-from ._store import (
+from ._approvals import (
+    RESERVED_DECIDER_PREFIX,
+    TIMEOUT_DECIDER,
+    ApprovalRecord,
+    check_decider,
+    request_op,
+)
+from ._base import Store, StoreTransaction
+from ._changes import Changes
+from ._commit import GroupCommitter
+from ._fence import LeaseLost, RunAlreadyExists, StepAlreadyRecorded, fence
+from ._forks import ForkLink, ForkSeed, Lineage, StoredEvent
+from ._listing import ConversationRow, Page, RunFilter, app_of, read_pages
+from ._records import (
     SETTLED_STATUSES,
     TERMINAL_STATUSES,
-    ApprovalRecord,
+    ConversationState,
     JournalRow,
-    Op,
     RunRow,
-    Store,
+    StoreInfo,
+)
+from ._sections import TurnClaim, TurnPlanner
+from ._url import (
+    DATABASE_URL_ENV,
+    database_url,
+    open_store,
+    parse_url,
+    redact_url,
+    require_backend,
+)
+from ._usage import UsageRow, summary_run_prefix
+from ._values import decode_value, encode_value, output_text, plain_value
+from ._writes import (
+    AppendEvent,
+    CancelRun,
+    ClaimTurn,
+    CopyApproval,
+    CreateConversation,
+    DecideApproval,
+    EscalateApproval,
+    Fence,
+    InsertRun,
+    RecordStep,
+    RecordTurn,
+    ReleaseLease,
+    ReleaseLeases,
+    ReleaseTurn,
+    RenewLeases,
+    RequestApproval,
+    RequestCancel,
+    ResumeRun,
+    RetryRun,
+    SetConversationBudget,
+    SetConversationMemory,
+    SetNote,
+    SettleRun,
+    StoreSummary,
+    Write,
     event_insert,
     run_insert,
 )
+from .sqlite import SCHEMA_VERSION, STORE_FILENAME, SQLiteStore, store_path
 
 __all__ = [
-    "JOURNAL_WRITE",
+    "DATABASE_URL_ENV",
+    "RESERVED_DECIDER_PREFIX",
     "SCHEMA_VERSION",
     "SETTLED_STATUSES",
     "STORE_FILENAME",
     "TERMINAL_STATUSES",
+    "TIMEOUT_DECIDER",
+    "AppendEvent",
     "ApprovalRecord",
-    "Checkpointer",
+    "CancelRun",
+    "Changes",
+    "ClaimTurn",
+    "ConversationRow",
+    "ConversationState",
+    "CopyApproval",
+    "CreateConversation",
+    "DecideApproval",
+    "EscalateApproval",
+    "Fence",
+    "ForkLink",
+    "ForkSeed",
     "GroupCommitter",
+    "InsertRun",
     "JournalRow",
     "LeaseLost",
-    "Op",
+    "Lineage",
+    "Page",
+    "RecordStep",
+    "RecordTurn",
+    "ReleaseLease",
+    "ReleaseLeases",
+    "ReleaseTurn",
+    "RenewLeases",
+    "RequestApproval",
+    "RequestCancel",
+    "ResumeRun",
+    "RetryRun",
+    "RunAlreadyExists",
+    "RunFilter",
     "RunRow",
+    "SQLiteStore",
+    "SetConversationBudget",
+    "SetConversationMemory",
+    "SetNote",
+    "SettleRun",
     "StepAlreadyRecorded",
     "Store",
+    "StoreInfo",
+    "StoreSummary",
+    "StoreTransaction",
+    "StoredEvent",
+    "TurnClaim",
+    "TurnPlanner",
+    "UsageRow",
+    "Write",
+    "app_of",
+    "check_decider",
+    "database_url",
+    "decode_value",
+    "encode_value",
     "event_insert",
     "fence",
+    "open_store",
+    "output_text",
+    "parse_url",
+    "plain_value",
+    "read_pages",
+    "redact_url",
+    "request_op",
+    "require_backend",
     "run_insert",
     "store_path",
+    "summary_run_prefix",
 ]

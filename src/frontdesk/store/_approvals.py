@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import validators
 from jsonschema.exceptions import SchemaError
 
 from .._text import require_text
 from ..errors import InvalidInput
+
+if TYPE_CHECKING:
+    from ._writes import RequestApproval
 
 TIMEOUT_DECIDER = "system:timeout"
 """Who decided an approval that nobody decided before its deadline."""
@@ -86,7 +89,8 @@ APPROVAL_COLUMNS = (
     "requested_at, decided_at, decided_by, note, reason, edited_args_json, deadline, on_timeout, "
     "escalated_at, args_schema_json"
 )
-"""The approval row's columns, in :class:`ApprovalRecord`'s field order."""
+"""The approval row's columns, in :class:`ApprovalRecord`'s field order (the same in every
+backend's schema)."""
 
 _JSON_COLUMNS = (6, 13, 17)
 
@@ -100,33 +104,11 @@ def approval_from_row(row: tuple[Any, ...]) -> ApprovalRecord:
     return ApprovalRecord(*values)
 
 
-_REQUEST_INSERT = (
-    "INSERT OR IGNORE INTO approvals (approval_id, execution_id, call_key, call_id, agent, "
-    "tool_name, args_json, status, requested_at, deadline, on_timeout, args_schema_json) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
-)
+def request_op(record: ApprovalRecord) -> RequestApproval:
+    """The write that stores a new pending request (a call already asked about is kept)."""
+    from ._writes import RequestApproval
 
-
-def request_op(
-    record: ApprovalRecord,
-) -> tuple[str, tuple[Any, ...]]:
-    """The statement that stores a new pending request (a call already asked about is kept)."""
-    return (
-        _REQUEST_INSERT,
-        (
-            record.approval_id,
-            record.execution_id,
-            record.call_key,
-            record.call_id,
-            record.agent,
-            record.tool_name,
-            json.dumps(record.args),
-            record.requested_at,
-            record.deadline,
-            record.on_timeout,
-            None if record.args_schema is None else json.dumps(record.args_schema),
-        ),
-    )
+    return RequestApproval(record)
 
 
 def timeout_reason(record: ApprovalRecord) -> str:

@@ -2,35 +2,23 @@
 
 A person approves (as asked, or with edited arguments) or rejects a pending request
 (:func:`decide`). A request whose tool has an approval timeout carries its deadline on its
-row; any process that finds it past the deadline (:func:`due_approvals`, through the
-``approvals_due`` index) rejects it as ``system:timeout`` or escalates it
-(:func:`expire`). Every decision re-reads the request inside one ``BEGIN IMMEDIATE``
-transaction, so however many processes race, a request is decided once, and a refused
-decision changes nothing.
+row; any process that finds it past the deadline (:meth:`Store.due_approvals`) rejects it as
+``system:timeout`` or escalates it (:func:`expire`). Every decision re-reads the request inside
+one :class:`~._base.StoreTransaction`, so however many processes race, a request is decided
+once, and a refused decision changes nothing. Written once for every backend.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ApprovalAlreadyDecided, ApprovalNotFound, RunNotWaiting
 from ..events import encode_payload
-from ._approvals import (
-    APPROVAL_COLUMNS,
-    TIMEOUT_DECIDER,
-    ApprovalRecord,
-    approval_from_row,
-    edited_arguments,
-    timeout_reason,
-)
-from ._store import Store, _Transaction, event_insert
+from ._approvals import TIMEOUT_DECIDER, ApprovalRecord, edited_arguments, timeout_reason
+from ._writes import DecideApproval, EscalateApproval, ResumeRun, event_insert
 
-_DUE = (
-    f"SELECT {APPROVAL_COLUMNS} FROM approvals INDEXED BY approvals_due "
-    "WHERE status = 'pending' AND deadline IS NOT NULL AND escalated_at IS NULL "
-    "AND deadline <= ? ORDER BY deadline LIMIT ?"
-)
+if TYPE_CHECKING:
+    from ._base import Store, StoreTransaction
 
 
 def decide(
@@ -66,12 +54,8 @@ def decide(
             edited=edited,
             now=now,
         )
-    return _reread(store, record), runnable
-
-
-def due_approvals(store: Store, now: float, limit: int = 100) -> list[ApprovalRecord]:
-    """Pending requests past their deadline that were not escalated yet, earliest first."""
-    return [approval_from_row(r) for r in store.query(_DUE, (now, limit))]
+        decided = _reread(tx, record)
+    return decided, runnable
 
 
 def expire(store: Store, approval_id: str, now: float) -> tuple[ApprovalRecord, bool] | None:
@@ -81,12 +65,10 @@ def expire(store: Store, approval_id: str, now: float) -> tuple[ApprovalRecord, 
     nothing to do: another process decided or escalated it first, or it is not due.
     """
     with store.transaction() as tx:
-        rows = tx.query(
-            f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE approval_id = ?", (approval_id,)
-        )
-        if not rows:
+        found = tx.approval(approval_id)
+        if found is None:
             return None
-        record = approval_from_row(rows[0])
+        record = found
         if (
             record.status != "pending"
             or record.escalated_at is not None
@@ -111,35 +93,36 @@ def expire(store: Store, approval_id: str, now: float) -> tuple[ApprovalRecord, 
                 now=now,
                 timed_out=True,
             )
-    return _reread(store, record), runnable
+        decided = _reread(tx, record)
+    return decided, runnable
 
 
-def _escalate(tx: _Transaction, record: ApprovalRecord, now: float) -> None:
-    tx.execute(
-        "UPDATE approvals SET escalated_at = ? WHERE approval_id = ?", (now, record.approval_id)
-    )
-    tx.execute(
-        *event_insert(
-            record.execution_id,
-            f"approval_escalated:{record.call_key}",
-            "approval_escalated",
-            record.agent,
-            encode_payload(
-                tool_name=record.tool_name,
-                call_id=record.call_id,
-                args=record.args,
-                approval_id=record.approval_id,
-                timeout=str(record.timeout),
-                deadline=record.deadline,
-                note=f"nobody decided within {record.timeout}; the request stays pending",
+def _escalate(tx: StoreTransaction, record: ApprovalRecord, now: float) -> None:
+    tx.write(
+        [
+            EscalateApproval(record.approval_id, now),
+            event_insert(
+                record.execution_id,
+                f"approval_escalated:{record.call_key}",
+                "approval_escalated",
+                record.agent,
+                encode_payload(
+                    tool_name=record.tool_name,
+                    call_id=record.call_id,
+                    args=record.args,
+                    approval_id=record.approval_id,
+                    timeout=str(record.timeout),
+                    deadline=record.deadline,
+                    note=f"nobody decided within {record.timeout}; the request stays pending",
+                ),
+                at=now,
             ),
-            at=now,
-        )
+        ]
     )
 
 
 def _record(
-    tx: _Transaction,
+    tx: StoreTransaction,
     record: ApprovalRecord,
     status: str,
     *,
@@ -151,64 +134,44 @@ def _record(
     timed_out: bool = False,
 ) -> bool:
     """Write the decision and its event; make the run runnable once nothing is pending."""
-    tx.execute(
-        "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, note = ?, "
-        "reason = ?, edited_args_json = ? WHERE approval_id = ?",
-        (
-            status,
-            now,
-            by,
-            note,
-            reason,
-            None if edited is None else json.dumps(edited),
-            record.approval_id,
-        ),
+    decision = DecideApproval(
+        record.approval_id, status, now, by, note=note, reason=reason, edited_args=edited
     )
     extra: dict[str, Any] = {}
     if edited is not None:
         extra["edited_args"] = edited
     if timed_out:
         extra["timed_out"] = True
-    tx.execute(
-        *event_insert(
-            record.execution_id,
-            f"approval_decided:{record.call_key}",
-            "approval_decided",
-            record.agent,
-            encode_payload(
-                tool_name=record.tool_name,
-                call_id=record.call_id,
-                args=record.args,
-                approval_id=record.approval_id,
-                decision=status,
-                by=by,
-                note=note,
-                reason=reason,
-                **extra,
-            ),
-            at=now,
-        )
+    event = event_insert(
+        record.execution_id,
+        f"approval_decided:{record.call_key}",
+        "approval_decided",
+        record.agent,
+        encode_payload(
+            tool_name=record.tool_name,
+            call_id=record.call_id,
+            args=record.args,
+            approval_id=record.approval_id,
+            decision=status,
+            by=by,
+            note=note,
+            reason=reason,
+            **extra,
+        ),
+        at=now,
     )
-    pending = tx.query(
-        "SELECT COUNT(*) FROM approvals WHERE execution_id = ? AND status = 'pending'",
-        (record.execution_id,),
-    )[0][0]
-    if pending:
+    tx.write([decision, event])
+    if tx.pending_approvals(record.execution_id):
         return False
-    tx.execute(
-        "UPDATE runs SET status = 'running', lease_owner = NULL, lease_expires = NULL,"
-        " updated_at = ? WHERE execution_id = ?",
-        (now, record.execution_id),
-    )
+    tx.write([ResumeRun(record.execution_id, now)])
     return True
 
 
-def _run_status(tx: _Transaction, record: ApprovalRecord) -> str:
-    run = tx.query("SELECT status FROM runs WHERE execution_id = ?", (record.execution_id,))
-    return str(run[0][0]) if run else "missing"
+def _run_status(tx: StoreTransaction, record: ApprovalRecord) -> str:
+    return tx.run_status(record.execution_id) or "missing"
 
 
-def _require_pending(tx: _Transaction, record: ApprovalRecord) -> None:
+def _require_pending(tx: StoreTransaction, record: ApprovalRecord) -> None:
     if record.status == "cancelled":
         raise RunNotWaiting(
             f"run {record.execution_id} was cancelled; its approval "
@@ -226,19 +189,15 @@ def _require_pending(tx: _Transaction, record: ApprovalRecord) -> None:
         )
 
 
-def _find(tx: _Transaction, ident: str) -> ApprovalRecord:
-    rows = tx.query(f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE approval_id = ?", (ident,))
-    if rows:
-        return approval_from_row(rows[0])
-    rows = tx.query(
-        f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE execution_id = ? ORDER BY requested_at",
-        (ident,),
-    )
-    if not rows:
-        if not tx.query("SELECT 1 FROM runs WHERE execution_id = ?", (ident,)):
+def _find(tx: StoreTransaction, ident: str) -> ApprovalRecord:
+    found = tx.approval(ident)
+    if found is not None:
+        return found
+    records = tx.run_approvals(ident)
+    if not records:
+        if tx.run_status(ident) is None:
             raise ApprovalNotFound(f"no approval or run with id {ident!r}")
         raise RunNotWaiting(f"run {ident} has no approval request; nothing changed")
-    records = [approval_from_row(r) for r in rows]
     pending = [r for r in records if r.status == "pending"]
     if len(pending) > 1:
         ids = ", ".join(f"{r.approval_id} ({r.tool_name})" for r in pending)
@@ -248,8 +207,7 @@ def _find(tx: _Transaction, ident: str) -> ApprovalRecord:
     return pending[0] if pending else records[-1]
 
 
-def _reread(store: Store, record: ApprovalRecord) -> ApprovalRecord:
-    rows = store.query(
-        f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE approval_id = ?", (record.approval_id,)
-    )
-    return approval_from_row(rows[0])
+def _reread(tx: StoreTransaction, record: ApprovalRecord) -> ApprovalRecord:
+    decided = tx.approval(record.approval_id)
+    assert decided is not None  # written in this very transaction
+    return decided

@@ -12,10 +12,8 @@ response for the same step is refused even without a fence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from ..errors import FrontdeskError
+from ._writes import Fence
 
 
 class LeaseLost(FrontdeskError):
@@ -31,58 +29,34 @@ class StepAlreadyRecorded(FrontdeskError):
     """
 
 
-class Guarded(str):
-    """SQL whose every execution must match exactly one row, or the writer is refused.
-
-    ``what`` names the guard for the error: ``"lease"`` for a fence, ``"step"`` for a
-    journal write.
-    """
-
-    what: str
-
-    def __new__(cls, sql: str, what: str) -> Guarded:
-        guarded = super().__new__(cls, sql)
-        guarded.what = what
-        return guarded
+class RunAlreadyExists(FrontdeskError):
+    """A new run's id is taken (a caller-chosen id names an existing run): nothing of the
+    transaction that tried to insert it was written."""
 
 
-FENCE = Guarded(
-    "SELECT 1 FROM runs WHERE execution_id = ? AND lease_owner = ? AND lease_epoch = ? "
-    "AND status = 'running'",
-    "lease",
-)
-
-JOURNAL_WRITE = Guarded(
-    "INSERT INTO journal (execution_id, key, kind, state, agent, name, args_json, data_json, "
-    "context_json, attempts, started_at, finished_at, ordinal) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (execution_id, key) DO UPDATE SET kind = excluded.kind, "
-    "state = excluded.state, agent = excluded.agent, name = excluded.name, "
-    "args_json = excluded.args_json, data_json = excluded.data_json, "
-    "context_json = excluded.context_json, attempts = excluded.attempts, "
-    "started_at = excluded.started_at, finished_at = excluded.finished_at "
-    "WHERE journal.state <> 'done'",
-    "step",
-)
-"""Insert a journal row, or update one whose step has not completed; a done row is kept."""
-
-
-def fence(execution_id: str, owner: str, epoch: int) -> tuple[str, Sequence[Any]]:
-    """The statement that lets a transaction go on only while ``owner`` holds the lease at
+def fence(execution_id: str, owner: str, epoch: int) -> Fence:
+    """The write that lets a transaction go on only while ``owner`` holds the lease at
     ``epoch``; put it first in every transaction of the run's driver."""
-    return (FENCE, (execution_id, owner, epoch))
+    return Fence(execution_id, owner, epoch)
 
 
-def refusal(
-    guard: Guarded, params: Sequence[Any], status: str | None
-) -> LeaseLost | StepAlreadyRecorded:
-    """The error for a write that ``guard`` refused; ``status`` is the run's current one."""
-    execution_id = params[0]
-    if guard.what == "step":
-        return StepAlreadyRecorded(
-            f"step {params[1]} of run {execution_id} was already recorded; the first record "
-            "is kept and nothing of this transaction was written"
-        )
+def step_refused(execution_id: str, key: str) -> StepAlreadyRecorded:
+    """The error for a second result of a step the journal holds as done."""
+    return StepAlreadyRecorded(
+        f"step {key} of run {execution_id} was already recorded; the first record "
+        "is kept and nothing of this transaction was written"
+    )
+
+
+def run_exists(execution_id: str) -> RunAlreadyExists:
+    """The error for a new run whose id is taken."""
+    return RunAlreadyExists(f"a run with id {execution_id} already exists; nothing was written")
+
+
+def lease_refused(guard: Fence, status: str | None) -> LeaseLost:
+    """The error for a transaction ``guard`` refused; ``status`` is the run's current one
+    (None: the run is not in the store)."""
+    execution_id = guard.execution_id
     if status is None:
         return LeaseLost(f"run {execution_id} is not in the store; this driver stops")
     if status != "running":
@@ -92,5 +66,5 @@ def refusal(
         )
     return LeaseLost(
         f"run {execution_id} was taken over by another driver (this one held lease "
-        f"{params[2]}); this driver stops, nothing it wrote was kept"
+        f"{guard.epoch}); this driver stops, nothing it wrote was kept"
     )

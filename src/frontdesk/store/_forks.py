@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ._fence import JOURNAL_WRITE
-from ._store import ApprovalRecord, JournalRow, Op, RunRow, event_insert, run_insert
+from ._approvals import ApprovalRecord
+from ._records import JournalRow, RunRow
+from ._writes import CopyApproval, InsertRun, RecordStep, Write, event_insert
 
 
 @dataclass(frozen=True)
@@ -78,102 +79,21 @@ class Lineage:
     """The runs forked from it, oldest first."""
 
 
-def fork_ops(seed: ForkSeed, approval_columns: Sequence[str]) -> list[Op]:
-    """The statements that store ``seed``, given the columns of the approvals table; apply
-    them in one transaction."""
+def fork_writes(seed: ForkSeed) -> list[Write]:
+    """The writes that store ``seed``; apply them in one transaction."""
     fork_id = seed.row.execution_id
-    ops: list[Op] = [
-        run_insert(seed.row),
-        (
-            "UPDATE runs SET parent_id = ?, fork_step = ? WHERE execution_id = ?",
-            (seed.parent_id, seed.fork_step, fork_id),
-        ),
-    ]
-    ops.extend(
-        (
-            JOURNAL_WRITE,
-            (
-                fork_id,
-                s.key,
-                s.kind,
-                s.state,
-                s.agent,
-                s.name,
-                s.args_json,
-                s.data_json,
-                s.context_json,
-                s.attempts,
-                s.started_at,
-                s.finished_at,
-                s.ordinal,
-            ),
-        )
-        for s in seed.steps
-    )
+    writes: list[Write] = [InsertRun(seed.row, parent_id=seed.parent_id, fork_step=seed.fork_step)]
+    writes.extend(RecordStep(fork_id, step) for step in seed.steps)
     # Every column of the parent's approval is copied, whatever later versions add to them.
-    copied = ", ".join(c for c in approval_columns if c not in ("approval_id", "execution_id"))
-    ops.extend(
-        (
-            f"INSERT INTO approvals (approval_id, execution_id, {copied}) "
-            f"SELECT ?, ?, {copied} FROM approvals WHERE approval_id = ?",
-            (f"apv_{uuid.uuid4().hex[:16]}", fork_id, a.approval_id),
-        )
-        for a in seed.approvals
+    writes.extend(
+        CopyApproval(a.approval_id, f"apv_{uuid.uuid4().hex[:16]}", fork_id) for a in seed.approvals
     )
     at = seed.row.created_at
-    ops.extend(
+    writes.extend(
         event_insert(fork_id, e.key, e.type, e.agent, e.data_json, at=at, ref=e.ref)
         for e in seed.events
     )
-    return ops
+    return writes
 
 
-_LINK_COLUMNS = "execution_id, fork_step, status, created_at"
-
-
-def parent_query(execution_id: str) -> Op:
-    """The query for a run's parent link (no row for a run that is not a fork)."""
-    return (
-        "SELECT p.execution_id, r.fork_step, p.status, p.created_at FROM runs r "
-        "JOIN runs p ON p.execution_id = r.parent_id WHERE r.execution_id = ?",
-        (execution_id,),
-    )
-
-
-def forks_query(execution_id: str) -> Op:
-    """The query for the runs forked from a run, oldest first."""
-    return (
-        f"SELECT {_LINK_COLUMNS} FROM runs WHERE parent_id = ? ORDER BY created_at, rowid",
-        (execution_id,),
-    )
-
-
-def start_context_query(execution_id: str) -> Op:
-    """The query for the context a run started with, kept once completing replaced it:
-    ``(known, context_json)``, no row if it was never replaced."""
-    return (
-        "SELECT known, context_json FROM run_start_context WHERE execution_id = ?",
-        (execution_id,),
-    )
-
-
-def events_query(execution_id: str) -> Op:
-    """The query for a run's events as stored (see :class:`StoredEvent`)."""
-    return (
-        "SELECT seq, key, type, agent, data_json, ref FROM events WHERE execution_id = ? "
-        "ORDER BY seq",
-        (execution_id,),
-    )
-
-
-__all__ = [
-    "ForkLink",
-    "ForkSeed",
-    "Lineage",
-    "StoredEvent",
-    "events_query",
-    "fork_ops",
-    "forks_query",
-    "parent_query",
-    "start_context_query",
-]
+__all__ = ["ForkLink", "ForkSeed", "Lineage", "StoredEvent", "fork_writes"]

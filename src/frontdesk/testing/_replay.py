@@ -89,9 +89,10 @@ def load_recording(path_or_run: str | Path | Recording | RunResult) -> Recording
     if isinstance(path_or_run, RunResult):
         from ..debugging._export import recording_of
 
-        if path_or_run._store is None:
+        store = path_or_run.store
+        if store is None:
             raise InvalidInput(f"run {path_or_run.execution_id} has no store to read its steps")
-        return recording_of(path_or_run._store, path_or_run.execution_id)
+        return recording_of(store, path_or_run.execution_id)
     if isinstance(path_or_run, str | Path):
         return _load_file(Path(path_or_run))
     raise InvalidInput(

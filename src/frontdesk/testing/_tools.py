@@ -7,13 +7,17 @@ import functools
 import json
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from agents import FunctionTool
 from agents.tool_context import ToolContext
 
+from .._scope import driving_for
 from ..errors import InvalidInput
 from ..tools import ToolCall, _tool_call_scope
+
+if TYPE_CHECKING:
+    from ..runtime import AgentRuntime
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -44,6 +48,7 @@ async def call_tool(
     execution_id: str = "call-tool",
     call_id: str | None = None,
     attempt: int = 1,
+    runtime: AgentRuntime | None = None,
 ) -> Any:
     """Run ``tool`` once with ``args``, as the runtime does, and return what it returns.
 
@@ -54,6 +59,8 @@ async def call_tool(
     fresh call id and idempotency key unless given; pass the same ``idempotency_key`` again
     to test a retry after a crash. The tool runs as if approved (``needs_approval`` is not
     asked) and, like the runner, the SDK turns an exception into an error message result.
+    With ``runtime`` the tool runs as if that runtime drove it: :func:`frontdesk.current_runtime`
+    gives it.
     """
     if not isinstance(tool, FunctionTool):
         raise InvalidInput(
@@ -71,7 +78,7 @@ async def call_tool(
     tool_context = ToolContext(
         context, tool_name=tool.name, tool_call_id=call.call_id, tool_arguments=raw
     )
-    with _tool_call_scope(call):
+    with _tool_call_scope(call), driving_for(runtime):
         return await tool.on_invoke_tool(tool_context, raw)
 
 

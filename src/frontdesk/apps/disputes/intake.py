@@ -25,7 +25,6 @@ from agents import Agent
 from ..._text import items_text_length
 from ...errors import InvalidInput
 from ...runtime import AgentRuntime
-from ...store import Store
 from ._db import connect
 from .agents import triage_agent
 
@@ -177,17 +176,10 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def dispute_runs(home: Path) -> dict[str, str]:
-    """Every dispute with a run: dispute id -> execution id."""
-    store = Store(home)
-    try:
-        rows = store.query(
-            "SELECT execution_id FROM runs WHERE substr(execution_id, 1, ?) = ?",
-            (len(RUN_PREFIX), RUN_PREFIX),
-        )
-    finally:
-        store.close()
-    return {row[0][len(RUN_PREFIX) :]: row[0] for row in rows}
+def dispute_runs(runtime: AgentRuntime) -> dict[str, str]:
+    """Every dispute with a run in ``runtime``'s store: dispute id -> execution id."""
+    ids = runtime.store.run_ids(RUN_PREFIX)
+    return {execution_id[len(RUN_PREFIX) :]: execution_id for execution_id in ids}
 
 
 def webhook_events(home: Path) -> list[dict[str, Any]]:

@@ -158,7 +158,7 @@ def collect_disputes(
 ) -> list[DisputeSummary]:
     """Every dispute in Stripe (newest first, up to ``limit``), joined with its run and its
     submission request."""
-    runs = dispute_runs(runtime.home)
+    runs = dispute_runs(runtime)
     pages = client.v1.disputes.list(params={"limit": 100}).auto_paging_iter()
     summaries: list[DisputeSummary] = []
     for dispute in pages:

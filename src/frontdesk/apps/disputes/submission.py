@@ -21,14 +21,14 @@ from __future__ import annotations
 import contextvars
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import stripe
 from agents import Agent, FunctionToolResult, ModelSettings, RunContextWrapper, function_tool
 from agents.agent import ToolsToFinalOutputResult
 
-from ..._home import current_home
+from ..._scope import current_runtime
+from ...engine._types import RunSpec
 from ...errors import FrontdeskError, RunNotFound
 from ...models._select import RULES
 from ...runtime import AgentRuntime, RunResult
@@ -142,41 +142,45 @@ def request_submission(
     dispute_id: str,
     *,
     dispute_run: str | None = None,
-    home: str | Path | None = None,
+    runtime: AgentRuntime | None = None,
     wait: float = REQUEST_WAIT_SECONDS,
 ) -> SubmissionRequest:
     """Ask a person to approve submitting the evidence staged on ``dispute_id``.
 
-    Starts the submission run in ``home`` (else the current run's home) unless the dispute
-    has one, and returns once the run waits in the approvals inbox (or after ``wait``
-    seconds). Raises :class:`SubmissionNotPossible` when nothing is staged or the dispute is
-    closed or already submitted, and ``stripe.StripeError`` when Stripe cannot be asked.
+    Starts the submission run in ``runtime`` (else the runtime driving the current tool call,
+    see :func:`frontdesk.current_runtime`) unless the dispute has one, and returns once the
+    run waits in the approvals inbox (or after ``wait`` seconds). Raises
+    :class:`SubmissionNotPossible` when nothing is staged or the dispute is closed or already
+    submitted, and ``stripe.StripeError`` when Stripe cannot be asked.
     """
     dispute_id = dispute_id.strip()
-    where = Path(home) if home is not None else current_home()
-    # A fresh context: the request's own runtime must not see the caller's run or tool call.
-    return contextvars.Context().run(_request, dispute_id, dispute_run, where, wait)
+    runtime = runtime if runtime is not None else current_runtime()
+    # A fresh context: the submission run must not see the caller's run or tool call.
+    return contextvars.Context().run(_request, runtime, dispute_id, dispute_run, wait)
 
 
 def _request(
-    dispute_id: str, dispute_run: str | None, home: Path, wait: float
+    runtime: AgentRuntime, dispute_id: str, dispute_run: str | None, wait: float
 ) -> SubmissionRequest:
-    # A tool cannot reach the runtime that drives it, so the request opens a short-lived
-    # runtime on the same home; it drives the new run to its approval, then hands it over.
-    with AgentRuntime(home, model=RULES, recover=False) as runtime:
-        existing = find_submission(runtime, dispute_id)
-        if existing is not None:
-            return existing
-        _require_staged(dispute_id)
-        message = json.dumps({"dispute_id": dispute_id, "dispute_run": dispute_run})
-        handle = runtime.start(
-            submission_agent, message, execution_id=submission_execution_id(dispute_id)
-        )
-        try:
-            run = handle.wait(timeout=wait) if handle.created else handle.get()
-        except TimeoutError:
-            run = handle.get()  # it reaches the inbox once a process resumes it
-        return SubmissionRequest.of(run, created=handle.created)
+    existing = find_submission(runtime, dispute_id)
+    if existing is not None:
+        return existing
+    _require_staged(dispute_id)
+    message = json.dumps({"dispute_id": dispute_id, "dispute_run": dispute_run})
+    # On the rules model whatever the runtime's: the run's one decision is fixed.
+    spec = RunSpec(
+        agent=submission_agent,
+        agent_ref=runtime.registry.reference(submission_agent),
+        input=message,
+        execution_id=submission_execution_id(dispute_id),
+        model=RULES,
+    )
+    handle = runtime.start_spec(spec)
+    try:
+        run = handle.wait(timeout=wait) if handle.created else handle.get()
+    except TimeoutError:
+        run = handle.get()  # it reaches the inbox once a process resumes it
+    return SubmissionRequest.of(run, created=handle.created)
 
 
 def _require_staged(dispute_id: str) -> None:

@@ -1,10 +1,14 @@
-"""The embedded engine: drives runs on a background event loop, over the SQLite store.
+"""The embedded engine: drives runs on a background event loop, over any store.
 
 Each process that drives runs holds a lease on each of them and renews it; a run whose lease
 expired, or whose owner on this machine has died, is taken over by the next engine that can
 find its agent. Approvals, cancellation and retries from other processes arrive through the
 store. An engine that recovers runs also acts on approval requests past their deadline,
 however long every process was down: it rejects or escalates them as their tools say.
+
+The store is only ever called off the event loops that drive runs: commits go through the
+store's writer thread (:class:`~frontdesk.store.GroupCommitter`), reads and small writes through
+``asyncio.to_thread``; a slow disk or a network round trip stalls no other run.
 """
 
 from __future__ import annotations
@@ -14,11 +18,10 @@ import concurrent.futures
 import json
 import logging
 import signal
-import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +29,7 @@ from agents import Agent, RunConfig, Runner
 
 from ..._budget import BudgetMeter, BudgetPlan, BudgetStop, find_cause, model_names
 from ..._home import active_home
+from ..._scope import driving_for
 from ...errors import (
     AgentNotFound,
     FrontdeskError,
@@ -34,26 +38,28 @@ from ...errors import (
     RunNotFound,
     StoreError,
 )
-from ...events import encode_payload
 from ...models._select import ModelSelector, RetryPolicy, exports_traces
 from ...otel._setup import RunTracing
 from ...store import (
     TERMINAL_STATUSES,
     ApprovalRecord,
     GroupCommitter,
+    InsertRun,
     LeaseLost,
-    Op,
+    RequestCancel,
+    RetryRun,
+    RunAlreadyExists,
     RunRow,
+    SetNote,
     Store,
-    event_insert,
     fence,
     run_insert,
 )
-from ...store import _decisions as decisions
 from .._agents import AgentRegistry
 from .._context import dump_context, load_context
-from .._conversation import is_turn_input, release_ops, resolve_turn_input
+from .._conversation import runner_input, stored_turn
 from .._models import run_selector, unavailable_note
+from .._types import RunSpec, TokenFeed, new_execution_id
 from ._leases import Leases
 from ._outcomes import (
     Outcome,
@@ -63,9 +69,8 @@ from ._outcomes import (
     failed_ops,
     paused_ops,
 )
-from ._run import DurableRun, RunCancelled, _current
-from ._spec import RunSpec, new_execution_id
-from ._streaming import TokenFeed, TokenPublisher
+from ._run import DurableRun, RunCancelled, RunHistory, _current
+from ._streaming import TokenPublisher
 from ._waiting import _await_in_own_loop
 from ._wrap import EventHooks, GraphCache
 
@@ -93,8 +98,11 @@ class LocalEngine:
         compact_every: int = 50,
         stream_tokens: bool = False,
         tracing: RunTracing | None = None,
+        scope: Any = None,
     ) -> None:
         self.home = home
+        self.scope = scope
+        """What tools reach through :func:`frontdesk.current_runtime` (the runtime)."""
         self.store = store
         self.registry = registry
         self.selector = selector
@@ -112,9 +120,6 @@ class LocalEngine:
         """The token feeds of the runs driven here that stream their model calls."""
         self.leases = Leases(store, lease_ttl)
         self.owner = self.leases.owner
-        self.changed = threading.Condition()
-        self.waiters = 0
-        """Threads blocked on :attr:`changed` (updated by :func:`wait_for`)."""
         self._tasks: dict[str, asyncio.Task[RunRow]] = {}
         self._starting: set[str] = set()
         self._runs: dict[str, DurableRun] = {}
@@ -122,7 +127,7 @@ class LocalEngine:
         self._abandoned: dict[str, int] = {}
         """Leases (run id -> token) whose drivers stopped but could not hand them back yet."""
         self._loop = asyncio.new_event_loop()
-        self._committers: dict[asyncio.AbstractEventLoop, GroupCommitter] = {}
+        self._committer = GroupCommitter(store)
         self._graphs: dict[str | None, GraphCache] = {}
         """Graphs by the model override runs recorded (see :func:`run_selector`)."""
         self._callers = threading.local()
@@ -138,14 +143,8 @@ class LocalEngine:
     # -- loop plumbing ---------------------------------------------------------------------
 
     def committer(self) -> GroupCommitter:
-        """The group committer of the running loop (runs may be driven on the caller's loop)."""
-        loop = asyncio.get_running_loop()
-        committer = self._committers.get(loop)
-        if committer is None:
-            committer = self._committers[loop] = GroupCommitter(self.store)
-            for stale in [other for other in self._committers if other.is_closed()]:
-                del self._committers[stale]
-        return committer
+        """The group committer every run driven here commits through, on whichever loop."""
+        return self._committer
 
     def _serve(self) -> None:
         # Signals belong to the main thread: if this thread could take SIGINT, a main thread
@@ -203,6 +202,7 @@ class LocalEngine:
         loop: asyncio.AbstractEventLoop | None = getattr(self._callers, "loop", None)
         if loop is None or loop.is_closed():
             loop = asyncio.new_event_loop()
+            self._committer.own(loop)  # it drives only what run_here starts on it
             self._callers.loop = loop
             # The thread's locals go when the thread ends, and the loop is closed with them.
             self._callers.token = token = _LoopToken()
@@ -213,9 +213,23 @@ class LocalEngine:
 
     def notify(self) -> None:
         """Wake every thread waiting for news about runs."""
-        if self.waiters:
-            with self.changed:
-                self.changed.notify_all()
+        self.store.changes.notify()
+
+    def wait_until(
+        self, check: Callable[[], T | None], timeout: float | None, poll: float = 0.2
+    ) -> T | None:
+        """Block until ``check()`` returns non-None, re-checking on each store change or every
+        ``poll`` seconds; None after ``timeout``."""
+        return self.store.changes.wait_for(check, timeout, poll)
+
+    def driving(self, execution_id: str) -> bool:
+        """Whether a driver of this engine is driving the run right now."""
+        task = self._tasks.get(execution_id)
+        return (task is not None and not task.done()) or execution_id in self._starting
+
+    def token_feed(self, execution_id: str) -> TokenFeed | None:
+        """The live feed of a run driven here with streamed model calls, if any."""
+        return self.feeds.get(execution_id)
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the engine. Runs still in flight keep their journal and are resumed later."""
@@ -233,13 +247,14 @@ class LocalEngine:
             await asyncio.gather(*own, *self._background, return_exceptions=True)
             # Whatever was interrupted goes back to the pool for another process.
             try:
-                self.leases.release_all()
+                await asyncio.to_thread(self.leases.release_all)
             except StoreError as exc:
                 log.warning("could not hand back this process's leases; they expire: %s", exc)
 
         try:
             self.call(shutdown(), timeout + 10)
         finally:
+            self._committer.close()
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._loop.close()
@@ -261,6 +276,7 @@ class LocalEngine:
         """
         execution_id = spec.execution_id or new_execution_id()
         context_type, context_json = dump_context(spec.context)
+        selector = self.selector if spec.model is None else ModelSelector(spec.model)
         now = time.time()
         row = RunRow(
             execution_id=execution_id,
@@ -274,7 +290,7 @@ class LocalEngine:
             last_agent=None,
             error=None,
             note=None,
-            model_label=self.selector.label,
+            model_label=selector.label,
             requests=0,
             input_tokens=0,
             output_tokens=0,
@@ -289,7 +305,7 @@ class LocalEngine:
             attempt=1,
             conversation_id=spec.conversation_id,
             turn=spec.turn,
-            model_override=self.selector.persistable,
+            model_override=selector.persistable,
             lease_epoch=1,
             budget_json=spec.budget_json,
         )
@@ -302,7 +318,7 @@ class LocalEngine:
             try:
                 try:
                     await self.committer().commit([insert])
-                except sqlite3.IntegrityError:
+                except RunAlreadyExists:
                     return execution_id, False
                 self.notify()
                 if spec.feed is not None:
@@ -331,7 +347,7 @@ class LocalEngine:
                         raise  # the waiter is cancelled, not (only) the driver
             else:
                 await _await_in_own_loop(task)
-        return self.store.require_run(execution_id)
+        return await asyncio.to_thread(self.store.require_run, execution_id)
 
     def _spawn(
         self,
@@ -340,45 +356,70 @@ class LocalEngine:
         context: Any,
         *,
         row: RunRow | None = None,
-        insert: Op | None = None,
+        insert: InsertRun | None = None,
         epoch: int = 1,
     ) -> None:
         loop = asyncio.get_running_loop()
         task = loop.create_task(self._drive(execution_id, agent, context, row, insert, epoch))
         self._tasks[execution_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(execution_id, None))
+        task.add_done_callback(lambda done: self._forget(execution_id, done))
         # The caller of run() gets a driver's error; a run resumed in the background has none.
         task.add_done_callback(_retrieve)
 
+    def _forget(self, execution_id: str, task: asyncio.Task[RunRow]) -> None:
+        """Drop a finished driver (unless a newer one drives the run already)."""
+        if self._tasks.get(execution_id) is task:
+            del self._tasks[execution_id]
+
     async def resume(self, execution_id: str) -> bool:
-        """Claim and drive a runnable run if this process can. Returns whether it does."""
-        if execution_id in self._tasks or execution_id in self._starting:
+        """Claim and drive a runnable run if this process can. Returns whether it does.
+
+        A driver here that is still finishing the run's previous drive (the run just paused
+        for approval or failed, and is now approved or retried) is let finish first.
+        """
+        if execution_id in self._starting:
             return True
-        row = self.store.get_run(execution_id)
+        task = self._tasks.get(execution_id)
+        if task is not None and not task.done():
+            if task.get_loop() is asyncio.get_running_loop():
+                await asyncio.wait([task])
+            else:
+                await _await_in_own_loop(task)
+        current = self._tasks.get(execution_id)
+        if current is not None and current is not task:
+            return True  # another resume spawned a driver meanwhile
+        row = await asyncio.to_thread(self.store.get_run, execution_id)
         if row is None or row.status != "running":
             return False
         try:
             agent = self.registry.resolve(row.agent_ref)
         except AgentNotFound as exc:
-            self._note_pending(row, f"pending: waiting for a process that has its agent ({exc})")
+            note = f"pending: waiting for a process that has its agent ({exc})"
+            await asyncio.to_thread(self._note_pending, row, note)
             return False
         try:
             self._graph_cache(row.model_override).get(agent)
         except ModelNotConfigured as exc:
-            self._note_pending(row, unavailable_note(row.model_override, exc))
+            await asyncio.to_thread(
+                self._note_pending, row, unavailable_note(row.model_override, exc)
+            )
             return False
         except Exception:
             pass  # not about the model: driving the run fails it with this error
-        epoch = self.leases.claim(row)
-        if epoch is None:
-            return False
-        self._abandoned.pop(execution_id, None)
-        if row.note is not None and row.note.startswith("pending:"):
-            self._noted.pop(execution_id, None)
-            self.store.write(
-                [("UPDATE runs SET note = NULL WHERE execution_id = ?", (execution_id,))]
-            )
-        self._spawn(execution_id, agent, None, epoch=epoch)
+        if self.driving(execution_id):
+            return True  # another resume got here while this one read the store
+        self._starting.add(execution_id)
+        try:
+            epoch = await asyncio.to_thread(self.leases.claim, row)
+            if epoch is None:
+                return False
+            self._abandoned.pop(execution_id, None)
+            if row.note is not None and row.note.startswith("pending:"):
+                self._noted.pop(execution_id, None)
+                await asyncio.to_thread(self.store.write, [SetNote(execution_id, None)])
+            self._spawn(execution_id, agent, None, epoch=epoch)
+        finally:
+            self._starting.discard(execution_id)
         return True
 
     async def _drive(
@@ -387,7 +428,7 @@ class LocalEngine:
         agent: Agent[Any] | None,
         context: Any,
         row: RunRow | None,
-        insert: Op | None,
+        insert: InsertRun | None,
         epoch: int,
     ) -> RunRow:
         """Drive the run until it settles and return its row as the driver left it; a driver
@@ -398,7 +439,7 @@ class LocalEngine:
         except LeaseLost as exc:
             # Another driver holds the run now, or it ended: nothing of ours was written.
             log.info("run %s: %s", execution_id, exc)
-            return self.store.require_run(execution_id)
+            return await asyncio.to_thread(self.store.require_run, execution_id)
         except StoreError as exc:
             # Retried already: leave the run to whichever driver finds the store working.
             log.warning("run %s: its driver stops, the store failed: %s", execution_id, exc)
@@ -414,12 +455,17 @@ class LocalEngine:
         agent: Agent[Any] | None,
         context: Any,
         new_row: RunRow | None,
-        insert: Op | None,
+        insert: InsertRun | None,
         epoch: int,
     ) -> RunRow:
         # A new run comes with its row (``insert`` stores it); a resumed one is read.
         fresh = new_row is not None
-        row = new_row if new_row is not None else self.store.require_run(execution_id)
+        history: RunHistory | None = None
+        if new_row is not None:
+            row = new_row
+        else:
+            row = await asyncio.to_thread(self.store.require_run, execution_id)
+            history = await asyncio.to_thread(RunHistory.load, self.store, execution_id)
         if context is None:
             try:
                 context = load_context(row.context_type, row.context_json)
@@ -428,7 +474,7 @@ class LocalEngine:
         committer = self.committer()
         run = DurableRun(
             execution_id=execution_id,
-            store=None if fresh else self.store,
+            history=history,
             committer=committer,
             context=context,
             context_type=row.context_type,
@@ -455,20 +501,24 @@ class LocalEngine:
             feed = self.feeds[execution_id] = TokenFeed()
         if feed is not None:
             run.tokens = TokenPublisher(feed, self.store, execution_id, self.notify)
-        committer.drivers += 1
-        stored_input = json.loads(row.input)
         outcome: Outcome | None = None
-        runner_input = (
-            resolve_turn_input(self.store, stored_input)
-            if is_turn_input(stored_input)
-            else stored_input
-        )
+        turn = stored_turn(row)
+        try:
+            given = (
+                await asyncio.to_thread(runner_input, self.store, row)
+                if turn is not None
+                else json.loads(row.input)
+            )
+        except Exception as exc:
+            self._runs.pop(execution_id, None)
+            return await self._fail(row, run, exc, epoch)
+        committer.enter()
         token = _current.set(run)
         try:
-            with active_home(self.home):
+            with active_home(self.home), driving_for(self.scope):
                 result = await Runner.run(
                     graph,
-                    runner_input,
+                    given,
                     context=run.context,
                     hooks=EventHooks(),
                     max_turns=self.max_turns,
@@ -483,7 +533,7 @@ class LocalEngine:
         except (RunCancelled, asyncio.CancelledError) as exc:
             if run.cancelled:
                 outcome = cancelled_ops(run, row.conversation_id)
-                await run.commit(outcome.ops)
+                await self._settle(run, outcome)
             elif isinstance(exc, asyncio.CancelledError):
                 # Not a cancellation of the run: the engine or the caller's loop is going
                 # away. Hand the run back so another driver resumes it from the journal.
@@ -500,41 +550,55 @@ class LocalEngine:
             stop = find_cause(exc, BudgetStop)
             if run.cancelled and _caused_by(exc, RunCancelled):
                 outcome = cancelled_ops(run, row.conversation_id)
-                await run.commit(outcome.ops)
+                await self._settle(run, outcome)
             elif stop is not None:
                 # Stopped before a model call its budget forbids: the journal stays as it is.
                 outcome = budget_exceeded_ops(run, stop, row.attempt, row.conversation_id)
-                await run.commit(outcome.ops)
+                await self._settle(run, outcome)
             else:
                 return await self._fail(row, run, exc, epoch)
         else:
             if result.interruptions:
                 outcome = paused_ops(run, result)
-            else:
-                outcome = completed_ops(
-                    self.store, run, result, stored_input, row.conversation_id, self.compact_every
+            elif turn is not None:
+                # A turn reads its conversation to record itself: off the loop.
+                outcome = await asyncio.to_thread(
+                    completed_ops, self.store, run, result, row, self.compact_every
                 )
-            await run.commit(outcome.ops)
+            else:
+                outcome = completed_ops(self.store, run, result, row, self.compact_every)
+            await self._settle(run, outcome)
         finally:
             _current.reset(token)
             self._runs.pop(execution_id, None)
-            committer.drivers -= 1
+            committer.leave()
         if outcome is None:
-            return self.store.require_run(execution_id)
+            return await asyncio.to_thread(self.store.require_run, execution_id)
         # Committed behind the fence: the stored row is this one (save a cancel request that
         # arrived meanwhile, which no longer matters).
         return outcome.applied_to(row)
 
     # -- outcomes ---------------------------------------------------------------------------
 
+    async def _settle(self, run: DurableRun, outcome: Outcome) -> None:
+        """Commit the run's outcome. Its live feed is unregistered first: a stream that looks
+        for it once the outcome is visible reads the persisted events alone."""
+        self.feeds.pop(run.execution_id, None)
+        await run.commit(outcome.ops)
+
     async def _fail(
         self, row: RunRow, run: DurableRun | None, exc: BaseException, epoch: int
     ) -> RunRow:
         """Record that the run failed; returns its row as now stored."""
         execution_id = row.execution_id
-        outcome = failed_ops(self.store, execution_id, run, exc, row.attempt, row.conversation_id)
+        keys = (
+            run.event_keys
+            if run is not None
+            else await asyncio.to_thread(self.store.event_keys, execution_id)
+        )
+        outcome = failed_ops(keys, execution_id, run, exc, row.attempt, row.conversation_id)
         if run is not None:
-            await run.commit(outcome.ops)
+            await self._settle(run, outcome)
         else:
             fenced = [fence(execution_id, self.owner, epoch)]
             await self.committer().commit([*fenced, *(op for op in outcome.ops if op is not None)])
@@ -557,7 +621,7 @@ class LocalEngine:
 
     async def cancel(self, execution_id: str) -> RunRow:
         """Cancel a run: at once if idle or driven here, else at its owner's next heartbeat."""
-        row = self.store.require_run(execution_id)
+        row = await asyncio.to_thread(self.store.require_run, execution_id)
         if row.status in TERMINAL_STATUSES:
             raise InvalidRunState(f"run {execution_id} is already {row.status}; nothing changed")
         run = self._runs.get(execution_id)
@@ -570,44 +634,14 @@ class LocalEngine:
             else:
                 task.get_loop().call_soon_threadsafe(task.cancel)
                 await _await_in_own_loop(task)
-            return self.store.require_run(execution_id)
-        now = time.time()
+            return await asyncio.to_thread(self.store.require_run, execution_id)
         if self.leases.held_elsewhere(row):
-            self.store.write(
-                [("UPDATE runs SET cancel_requested = 1 WHERE execution_id = ?", (execution_id,))]
-            )
-            return self.store.require_run(execution_id)
-        with self.store.transaction() as tx:
-            # Re-read under the write lock: the run may have ended since.
-            status = tx.query("SELECT status FROM runs WHERE execution_id = ?", (execution_id,))
-            if status[0][0] in TERMINAL_STATUSES:
-                raise InvalidRunState(
-                    f"run {execution_id} is already {status[0][0]}; nothing changed"
-                )
-            tx.execute(
-                *event_insert(
-                    execution_id,
-                    "cancelled",
-                    "error",
-                    None,
-                    encode_payload(error="run cancelled", status="cancelled"),
-                    at=now,
-                )
-            )
-            tx.execute(
-                "UPDATE runs SET status = 'cancelled', cancel_requested = 1, finished_at = ?, "
-                "updated_at = ?, lease_owner = NULL, lease_expires = NULL WHERE execution_id = ?",
-                (now, now, execution_id),
-            )
-            tx.execute(
-                "UPDATE approvals SET status = 'cancelled' WHERE execution_id = ? "
-                "AND status = 'pending'",
-                (execution_id,),
-            )
-            for sql, params in release_ops(row.conversation_id or "", execution_id):
-                tx.execute(sql, params)
+            await asyncio.to_thread(self.store.write, [RequestCancel(execution_id)])
+            return await asyncio.to_thread(self.store.require_run, execution_id)
+        await asyncio.to_thread(self.store.cancel_run, execution_id, time.time())
         self.notify()
-        return self.tracing.settled(self.store.require_run(execution_id))
+        settled = await asyncio.to_thread(self.store.require_run, execution_id)
+        return self.tracing.settled(settled)
 
     def retry(self, execution_id: str, budget_json: str | None = None) -> RunRow:
         """Make a failed (or ``budget_exceeded``) run runnable again; completed steps are kept
@@ -620,18 +654,7 @@ class LocalEngine:
                 f"run {execution_id} is {row.status}; only failed runs can be retried, and "
                 "runs stopped by their budget (budget_exceeded)"
             )
-        now = time.time()
-        self.store.write(
-            [
-                (
-                    "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL, "
-                    "attempt = attempt + 1, lease_owner = NULL, lease_expires = NULL, "
-                    "budget_json = COALESCE(?, budget_json), updated_at = ? "
-                    "WHERE execution_id = ? AND status IN ('failed', 'budget_exceeded')",
-                    (budget_json, now, execution_id),
-                )
-            ]
-        )
+        self.store.write([RetryRun(execution_id, time.time(), budget_json)])
         return self.store.require_run(execution_id)
 
     # -- leases and recovery --------------------------------------------------------------------
@@ -649,9 +672,7 @@ class LocalEngine:
         if self._noted.get(row.execution_id) == note or row.note == note:
             return
         self._noted[row.execution_id] = note
-        self.store.write(
-            [("UPDATE runs SET note = ? WHERE execution_id = ?", (note, row.execution_id))]
-        )
+        self.store.write([SetNote(row.execution_id, note)])
         log.warning("run %s cannot resume here: %s", row.execution_id, note)
 
     async def _heartbeat(self) -> None:
@@ -659,7 +680,8 @@ class LocalEngine:
             await asyncio.sleep(max(0.05, self.lease_ttl / 3))
             try:
                 # Only the leases of live drivers: a run whose driver died becomes resumable.
-                for execution_id in self.leases.renew(self._tasks):
+                driving = list(self._tasks)
+                for execution_id in await asyncio.to_thread(self.leases.renew, driving):
                     if execution_id in self._tasks:
                         self._loop.create_task(self.cancel(execution_id))
             except FrontdeskError as exc:
@@ -668,7 +690,7 @@ class LocalEngine:
                 if execution_id in self._tasks:
                     continue
                 try:
-                    self.leases.release(execution_id, epoch)
+                    await asyncio.to_thread(self.leases.release, execution_id, epoch)
                 except FrontdeskError:
                     break  # the store still fails: try again at the next beat
                 self._abandoned.pop(execution_id, None)
@@ -686,8 +708,8 @@ class LocalEngine:
         call decided. Whichever process gets to a request first decides it, once."""
         now = time.time()
         decided = []
-        for request in decisions.due_approvals(self.store, now):
-            outcome = decisions.expire(self.store, request.approval_id, now)
+        for request in self.store.due_approvals(now):
+            outcome = self.store.expire(request.approval_id, now)
             if outcome is not None:
                 decided.append(outcome[0])
         if decided:
@@ -697,9 +719,9 @@ class LocalEngine:
     async def recover_now(self) -> list[str]:
         """Act on approvals past their deadline (a rejected call makes its run runnable),
         then take over every runnable run this process can drive. Returns their ids."""
-        self.expire_approvals()
+        await asyncio.to_thread(self.expire_approvals)
         taken = []
-        for row in self.leases.orphaned():
+        for row in await asyncio.to_thread(self.leases.orphaned):
             if row.execution_id in self._tasks or self._closing:
                 continue
             if await self.resume(row.execution_id):

@@ -39,7 +39,7 @@ from agents import (
     ToolOutputGuardrailTripwireTriggered,
 )
 
-from ...store._values import decode_value, encode_value, plain_value
+from ...store import decode_value, encode_value, plain_value
 from ._run import DurableRun, current_run
 
 GuardrailKind = Literal["input", "output", "tool_input", "tool_output"]

@@ -13,11 +13,10 @@ PID namespace, or recorded in the older owner format, keeps its lease until it e
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 
-from ...store import RunRow, Store
+from ...store import ReleaseLease, ReleaseLeases, RenewLeases, RunRow, Store
 from ._identity import OwnerId, provably_dead, this_process
 
 
@@ -59,50 +58,18 @@ class Leases:
 
         With ``epoch``, only the lease claimed with that token is given back.
         """
-        self.store.write(
-            [
-                (
-                    "UPDATE runs SET lease_owner = NULL, lease_expires = NULL "
-                    "WHERE execution_id = ? AND lease_owner = ? AND status = 'running' "
-                    "AND lease_epoch = COALESCE(?, lease_epoch)",
-                    (execution_id, self.owner, epoch),
-                )
-            ]
-        )
+        self.store.write([ReleaseLease(execution_id, self.owner, epoch)])
 
     def release_all(self) -> None:
         """Give back every lease this process holds (on shutdown)."""
-        self.store.write(
-            [
-                (
-                    "UPDATE runs SET lease_owner = NULL, lease_expires = NULL "
-                    "WHERE lease_owner = ? AND status = 'running'",
-                    (self.owner,),
-                )
-            ]
-        )
+        self.store.write([ReleaseLeases(self.owner)])
 
     def renew(self, driving: Iterable[str]) -> list[str]:
         """Extend the leases of the runs this process is ``driving``; returns the runs asked
         to cancel. A lease whose driver is gone is not renewed: it expires, and the run is
         taken over."""
-        ids = json.dumps(sorted(driving))
-        self.store.write(
-            [
-                (
-                    "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? "
-                    "AND status = 'running' AND execution_id IN (SELECT value FROM json_each(?))",
-                    (self.expiry(), self.owner, ids),
-                )
-            ]
-        )
-        return [
-            row[0]
-            for row in self.store.query(
-                "SELECT execution_id FROM runs WHERE lease_owner = ? AND cancel_requested = 1",
-                (self.owner,),
-            )
-        ]
+        self.store.write([RenewLeases(self.owner, sorted(driving), self.expiry())])
+        return self.store.cancel_requests(self.owner)
 
     def orphaned(self) -> list[RunRow]:
         """Running runs that nobody drives: lease free, expired, or held by a dead process."""

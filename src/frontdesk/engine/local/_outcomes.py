@@ -19,12 +19,20 @@ from agents import FunctionTool
 from ..._budget import BudgetStop
 from ...errors import FrontdeskError
 from ...events import Usage, encode_payload
-from ...store import TERMINAL_STATUSES, Op, RunRow, Store, event_insert
-from ...store._approvals import ApprovalRecord, request_op
-from ...store._values import plain_value
+from ...store import (
+    TERMINAL_STATUSES,
+    ApprovalRecord,
+    RunRow,
+    SettleRun,
+    Store,
+    Write,
+    event_insert,
+    plain_value,
+    request_op,
+)
 from ...tools import approval_timeout
 from .._context import dump_context
-from .._conversation import completion_ops, is_turn_input, release_ops
+from .._conversation import completion_ops, release_ops, stored_turn
 from ._guardrails import tripwire_message
 from ._run import DurableRun
 
@@ -33,7 +41,7 @@ from ._run import DurableRun
 class Outcome:
     """How a run settles: the statements that record it, and the columns they set."""
 
-    ops: list[Op | None]
+    ops: list[Write | None]
     """The statements, to commit behind the driver's fence."""
     columns: dict[str, Any]
     """The run's columns as the statements leave them (its lease released)."""
@@ -61,59 +69,40 @@ def settled_columns(status: str, usage: Usage | None, **columns: Any) -> dict[st
     return values
 
 
-def settle_op(execution_id: str, columns: dict[str, Any]) -> Op:
+def settle_op(execution_id: str, columns: dict[str, Any]) -> SettleRun:
     """Set a run's ``columns`` (see :func:`settled_columns`) unless the run already ended.
 
-    Commit it behind the driver's fence; a run that already ended keeps its outcome.
+    Commit it behind the driver's fence; a run that already ended keeps its outcome (a
+    terminal status is final: whatever happens later, it is never overwritten).
     """
-    assignments = ", ".join(f"{name} = ?" for name in columns)
-    # A terminal status is final: whatever happens later, it is never overwritten.
-    return (
-        f"UPDATE runs SET {assignments} WHERE execution_id = ? AND status NOT IN ({_TERMINAL})",
-        (*columns.values(), execution_id),
-    )
+    return SettleRun(execution_id, columns)
 
 
-_TERMINAL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
-
-
-def settle(execution_id: str, status: str, usage: Usage | None, **columns: Any) -> Op:
+def settle(execution_id: str, status: str, usage: Usage | None, **columns: Any) -> SettleRun:
     """Set the run's status (and ``columns``), release its lease, record its usage."""
     return settle_op(execution_id, settled_columns(status, usage, **columns))
 
 
-def _settled(execution_id: str, ops: list[Op | None], columns: dict[str, Any]) -> Outcome:
+def _settled(execution_id: str, ops: list[Write | None], columns: dict[str, Any]) -> Outcome:
     return Outcome([*ops, settle_op(execution_id, columns)], columns)
 
 
-def _released(conversation_id: str | None, execution_id: str) -> list[Op]:
+def _released(conversation_id: str | None, execution_id: str) -> list[Write]:
     return release_ops(conversation_id, execution_id) if conversation_id else []
 
 
 def completed_ops(
-    store: Store,
-    run: DurableRun,
-    result: Any,
-    stored_input: Any,
-    conversation_id: str | None,
-    compact_every: int,
+    store: Store, run: DurableRun, result: Any, row: RunRow, compact_every: int
 ) -> Outcome:
-    """The run's final output, context and usage; for a conversation turn, the turn too."""
+    """The run's final output, context and usage; for a conversation turn, the turn too
+    (reading the conversation: call it off the event loop for a turn)."""
     execution_id = run.execution_id
     last_agent = result.last_agent.name
     _, context_json = dump_context(run.context)
-    turn: list[Op] = []
-    if conversation_id is not None and is_turn_input(stored_input):
-        turn = completion_ops(
-            store,
-            conversation_id,
-            execution_id,
-            stored_input["message"],
-            stored_input["base_len"],
-            result,
-            context_json,
-            compact_every,
-        )
+    turn: list[Write] = []
+    reference = stored_turn(row)
+    if reference is not None:
+        turn = completion_ops(store, row, reference, result, context_json, compact_every)
     columns = settled_columns(
         "completed",
         run.usage,
@@ -131,7 +120,7 @@ def completed_ops(
 def paused_ops(run: DurableRun, result: Any) -> Outcome:
     """One approval request per interrupted tool call, and the run waiting for them."""
     now = time.time()
-    ops: list[Op | None] = []
+    ops: list[Write | None] = []
     for item in result.interruptions:
         raw = item.raw_item
         call_id = str(getattr(raw, "call_id", None) or getattr(raw, "id", None) or "")
@@ -197,7 +186,7 @@ def error_message(exc: BaseException) -> str:
 
 
 def failed_ops(
-    store: Store,
+    event_keys: set[str],
     execution_id: str,
     run: DurableRun | None,
     exc: BaseException,
@@ -206,17 +195,18 @@ def failed_ops(
 ) -> Outcome:
     """The error event and the failed status (a turn's conversation is freed for a retry).
 
-    ``run`` is None when the run failed before it could start (e.g. no model configured).
+    ``run`` is None when the run failed before it could start (e.g. no model configured);
+    ``event_keys`` are then the run's stored event keys (else the driver's are used).
     """
     message = error_message(exc)
     key = f"error:{attempt}"
-    event: Op | None
+    event: Write | None
     if run is not None:
         event = run.event_op(key, "error", None, error=message, error_type=type(exc).__name__)
     else:
         event = (
             None
-            if key in store.event_keys(execution_id)
+            if key in event_keys
             else event_insert(
                 execution_id,
                 key,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -29,17 +28,19 @@ from pydantic import TypeAdapter
 from ...errors import StoreError
 from ...events import Usage, encode_payload
 from ...store import (
-    JOURNAL_WRITE,
+    AppendEvent,
     ApprovalRecord,
     GroupCommitter,
+    InsertRun,
     JournalRow,
     LeaseLost,
-    Op,
+    RecordStep,
     Store,
+    Write,
     event_insert,
     fence,
+    output_text,
 )
-from ...store._values import output_text
 from .._context import dump_context, restore_into
 
 if TYPE_CHECKING:
@@ -51,13 +52,13 @@ class StepObserver(Protocol):
     """Told of the steps a run records live (never of those it replays), and of which of
     them are durable: how :mod:`frontdesk.otel` traces runs."""
 
-    def recorded(self, row: JournalRow, previous: JournalRow | None, op: Op) -> None:
+    def recorded(self, row: JournalRow, previous: JournalRow | None, op: Write) -> None:
         """``op`` will write the journal row ``row`` (replacing ``previous``, if any)."""
 
-    def event(self, key: str, type_: str, agent: str | None, at: float, op: Op) -> None:
+    def event(self, key: str, type_: str, agent: str | None, at: float, op: Write) -> None:
         """``op`` will write a new event."""
 
-    def committed(self, ops: list[Op]) -> None:
+    def committed(self, ops: list[Write]) -> None:
         """``ops`` are committed."""
 
 
@@ -98,10 +99,28 @@ def response_text(response: Any) -> str | None:
     return output_text(response.output)
 
 
-def idempotency_key(execution_id: str, call_key: str) -> str:
-    """The key a tool passes to external APIs; the same on every retry and recovery."""
-    digest = hashlib.sha256(f"{execution_id}/{call_key}".encode()).hexdigest()[:40]
-    return f"fd_{digest}"
+class RunHistory:
+    """What a resumed run's driver loads before it goes on: its journal, the decisions on
+    its tool calls and the keys of its events (read off the event loop)."""
+
+    def __init__(
+        self,
+        journal: list[JournalRow],
+        approvals: list[ApprovalRecord],
+        event_keys: set[str],
+    ) -> None:
+        self.journal = journal
+        self.approvals = approvals
+        self.event_keys = event_keys
+
+    @classmethod
+    def load(cls, store: Store, execution_id: str) -> RunHistory:
+        """The run's history as stored (blocking: call it off the event loop)."""
+        return cls(
+            store.journal(execution_id),
+            store.approvals(execution_id=execution_id, limit=2**31),
+            store.event_keys(execution_id),
+        )
 
 
 class RunCancelled(Exception):
@@ -115,7 +134,7 @@ class DurableRun:
         self,
         *,
         execution_id: str,
-        store: Store | None,
+        history: RunHistory | None,
         committer: GroupCommitter,
         context: Any,
         context_type: str | None,
@@ -123,7 +142,7 @@ class DurableRun:
         notify: Callable[[], None],
         owner: str,
         epoch: int,
-        insert: Op | None = None,
+        insert: InsertRun | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.context = context
@@ -134,16 +153,16 @@ class DurableRun:
         self._insert = insert
         self._inserting: asyncio.Future[None] | None = None
         self._failure: BaseException | None = None
-        # ``store`` is None for a run that was just created: nothing to load.
+        # ``history`` is None for a run that was just created: nothing to load.
         self.journal: dict[str, JournalRow] = (
-            {row.key: row for row in store.journal(execution_id)} if store else {}
+            {row.key: row for row in history.journal} if history else {}
         )
         self.decisions: dict[str, ApprovalRecord] = {
             a.call_key: a
-            for a in (store.approvals(execution_id=execution_id) if store else [])
+            for a in (history.approvals if history else [])
             if a.status in ("approved", "rejected")
         }
-        self.event_keys = store.event_keys(execution_id) if store else set()
+        self.event_keys = history.event_keys if history else set()
         self.ordinal = max((r.ordinal for r in self.journal.values()), default=0)
         self.context_type = context_type
         self.last_context_json = context_json
@@ -161,7 +180,7 @@ class DurableRun:
         """Set when this run's model calls stream their text (see :mod:`._streaming`)."""
         self.observer: StepObserver | None = None
         """Traces the run, when it is traced (see :mod:`frontdesk.otel`)."""
-        self._buffer: list[Op] = []
+        self._buffer: list[Write] = []
         self._flush_handle: asyncio.TimerHandle | None = None
 
     # -- bookkeeping ----------------------------------------------------------------------
@@ -178,7 +197,7 @@ class DurableRun:
         at: float | None = None,
         ref: str | None = None,
         **payload: Any,
-    ) -> Op | None:
+    ) -> AppendEvent | None:
         """An insert for a new event, or None if this run already recorded ``key``."""
         if key in self.event_keys:
             return None
@@ -191,7 +210,7 @@ class DurableRun:
             self.observer.event(key, type_, agent, at, op)
         return op
 
-    async def commit(self, ops: list[Op | None]) -> None:
+    async def commit(self, ops: list[Write | None]) -> None:
         """Make ``ops`` durable before the run goes on (with any buffered events).
 
         Raises :class:`LeaseLost`, with nothing written, once this driver no longer holds the
@@ -205,7 +224,8 @@ class DurableRun:
         real = self._take_buffered()
         real.extend(op for op in ops if op is not None)
         if real:
-            head, self._insert = self._insert or self._fence, None
+            head: Write = self._insert or self._fence
+            self._insert = None
             try:
                 await self._committer.commit([head, *real])
             except (LeaseLost, StoreError) as exc:
@@ -220,7 +240,7 @@ class DurableRun:
         """What stopped this driver's writes: :class:`LeaseLost` or the store's error."""
         return self._failure
 
-    def emit(self, ops: list[Op | None]) -> None:
+    def emit(self, ops: list[Write | None]) -> None:
         """Write ``ops`` with the next commit, or within 50 ms: for steps that replay safely.
 
         Buffering lets an ``agent_start`` or ``handoff`` ride along with the model call that
@@ -231,7 +251,7 @@ class DurableRun:
             loop = asyncio.get_running_loop()
             self._flush_handle = loop.call_later(0.05, self._flush_buffered)
 
-    def _take_buffered(self) -> list[Op]:
+    def _take_buffered(self) -> list[Write]:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -242,14 +262,15 @@ class DurableRun:
         self._flush_handle = None
         ops = self._take_buffered()
         if ops:
-            head, self._insert = self._insert or self._fence, None
+            head: Write = self._insert or self._fence
+            self._insert = None
             task = asyncio.ensure_future(self._committer.commit([head, *ops]))
             task.add_done_callback(lambda done: self._flushed(done, ops))
             if head is not self._fence:
                 # The run's row rides on this flush: later commits wait to know it landed.
                 self._inserting = task
 
-    def _flushed(self, task: asyncio.Future[None], ops: list[Op]) -> None:
+    def _flushed(self, task: asyncio.Future[None], ops: list[Write]) -> None:
         error = None if task.cancelled() else task.exception()
         if isinstance(error, LeaseLost | StoreError) and self._failure is None:
             # The buffered steps are lost: the driver must not go on as if they were stored.
@@ -292,7 +313,7 @@ class DurableRun:
         started_at: float,
         finished_at: float | None = None,
         attempts: int = 1,
-    ) -> Op:
+    ) -> RecordStep:
         existing = self.journal.get(key)
         ordinal = existing.ordinal if existing else self.next_ordinal()
         row = JournalRow(
@@ -310,8 +331,8 @@ class DurableRun:
             ordinal,
         )
         self.journal[key] = row
-        # Insert-once: a step that is done in the store is never replaced (see JOURNAL_WRITE).
-        op: Op = (JOURNAL_WRITE, (self.execution_id, *_row_values(row)))
+        # Insert-once: a step that is done in the store is never replaced (see RecordStep).
+        op = RecordStep(self.execution_id, row)
         if self.observer is not None:
             self.observer.recorded(row, existing, op)
         return op
@@ -335,23 +356,6 @@ class DurableRun:
     def call_key(self, call_id: str) -> str:
         """``"<model call>:<call id>"``: unique even if a model reuses call ids across turns."""
         return f"{self.call_steps.get(call_id, self.model_calls)}:{call_id}"
-
-
-def _row_values(row: JournalRow) -> tuple[Any, ...]:
-    return (
-        row.key,
-        row.kind,
-        row.state,
-        row.agent,
-        row.name,
-        row.args_json,
-        row.data_json,
-        row.context_json,
-        row.attempts,
-        row.started_at,
-        row.finished_at,
-        row.ordinal,
-    )
 
 
 async def durable_model_call(
@@ -381,7 +385,7 @@ async def durable_model_call(
         response.usage.output_tokens,
         response.usage.total_tokens,
     )
-    ops: list[Op | None] = [
+    ops: list[Write | None] = [
         run.journal_op(
             key,
             kind="model",

@@ -20,8 +20,8 @@ before the retry streams the call again: its text is to be discarded, not joined
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,7 @@ from openai.types.responses import (
 from ...events import Event, EventType
 from ...models._select import RetryPolicy, call_with_retries
 from ...store import Store
+from .._types import TokenFeed
 
 if TYPE_CHECKING:
     from ._run import DurableRun
@@ -57,29 +58,6 @@ if TYPE_CHECKING:
 TEXT_DELTA: EventType = "text_delta"
 _FAILED = frozenset({"response.failed", "response.incomplete"})
 _ERRORS = frozenset({"error", "response.error"})
-
-
-class TokenFeed:
-    """The ``text_delta`` events of one run's streamed model calls, for live consumers.
-
-    Thread-safe and append-only while a process drives the run. Each delta is kept with the
-    ``seq`` of the last persisted event before it, so a reader can put it in its place among
-    the persisted events (see :meth:`EventStream.__next__ <frontdesk.EventStream>`).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: list[tuple[int, Event]] = []
-
-    def publish(self, after_seq: int, event: Event) -> None:
-        """Append ``event``, which comes after the persisted event number ``after_seq``."""
-        with self._lock:
-            self._entries.append((after_seq, event))
-
-    def read(self, start: int) -> list[tuple[int, Event]]:
-        """The entries from position ``start`` on: ``(after_seq, event)`` pairs, in order."""
-        with self._lock:
-            return self._entries[start:]
 
 
 class TokenPublisher:
@@ -94,11 +72,7 @@ class TokenPublisher:
         self._notify = notify
 
     def _last_seq(self) -> int:
-        rows = self._store.query(
-            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = ?",
-            (self._execution_id,),
-        )
-        return int(rows[0][0])
+        return self._store.last_event_seq(self._execution_id)
 
     def _publish(self, after_seq: int, agent: str, **data: Any) -> None:
         event = Event(self._execution_id, 0, TEXT_DELTA, time.time(), agent=agent, data=data)
@@ -118,7 +92,7 @@ class TokenPublisher:
         k = run.model_calls  # durable_model_call numbers the call before making it
         # Events buffered for the next commit (agent_start, a handoff) come before the text.
         await run.commit([])
-        after = self._last_seq()
+        after = await asyncio.to_thread(self._last_seq)
         args, kwargs = _asking_for_usage(args, kwargs)
         settings = kwargs.get("model_settings", args[2] if len(args) > 2 else None)
         preserve_raw = getattr(settings, "preserve_raw_usage", None) is True

@@ -1,46 +1,38 @@
-"""Waiting for runs across threads and event loops."""
+"""Waiting for a run's driver that belongs to another thread's event loop."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._engine import LocalEngine
-
-T = TypeVar("T")
+_RECHECK = 0.1
+"""How often a waiter re-checks the driver itself, should its loop stop before telling."""
 
 
 async def _await_in_own_loop(task: asyncio.Task[Any]) -> None:
-    """Wait for a task that belongs to another thread's event loop."""
+    """Wait for a task that belongs to another thread's event loop.
 
-    async def settle() -> None:
-        await asyncio.gather(task, return_exceptions=True)
+    The task's loop is asked to tell this one when the task is done; if that loop stops first
+    (a caller's loop ends as soon as its own run does), the task's state is re-checked.
+    """
+    if task.done():
+        return
+    here = asyncio.get_running_loop()
+    told: asyncio.Future[None] = here.create_future()
 
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(settle(), task.get_loop()))
+    def settle() -> None:
+        if not told.done():
+            told.set_result(None)
 
+    def tell(_: asyncio.Task[Any]) -> None:
+        here.call_soon_threadsafe(settle)
 
-def wait_for(
-    engine: LocalEngine,
-    check: Callable[[], T | None],
-    timeout: float | None,
-    poll: float = 0.2,
-) -> T | None:
-    """Block until ``check()`` returns non-None, re-checking on each notify or ``poll`` s."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    condition = engine.changed
-    while True:
-        value = check()
-        if value is not None:
-            return value
-        remaining = poll if deadline is None else min(poll, deadline - time.monotonic())
-        if remaining <= 0:
-            return None
-        with condition:
-            engine.waiters += 1
-            try:
-                condition.wait(remaining)
-            finally:
-                engine.waiters -= 1
+    try:
+        task.get_loop().call_soon_threadsafe(task.add_done_callback, tell)
+    except RuntimeError:
+        return  # its loop is closed: the task will never run again
+    while not task.done():
+        try:
+            await asyncio.wait_for(asyncio.shield(told), _RECHECK)
+        except TimeoutError:
+            continue

@@ -16,14 +16,13 @@ from typing import Any
 from agents import Agent, FunctionTool, Model, RunContextWrapper, RunHooks
 
 from ...models._select import ModelSelector, RetryPolicy, call_with_retries
-from ...store import Op
-from ...store._approvals import TIMEOUT_DECIDER
-from ...store._values import decode_value, encode_value
+from ...store import TIMEOUT_DECIDER, AppendEvent, decode_value, encode_value
 from ...tools import ToolCall, _tool_call_scope, _with_timeout, approval_timeout
 from .._agents import iter_graph
 from .._graph import GraphCopy, HandoffInvoke
+from .._types import idempotency_key
 from ._guardrails import guarded, guardrail_ids
-from ._run import DurableRun, current_run, durable_model_call, idempotency_key
+from ._run import DurableRun, current_run, durable_model_call
 
 REJECTION_PREFIX = "Tool call rejected by a human reviewer"
 TIMEOUT_PREFIX = "Tool call rejected"
@@ -127,7 +126,7 @@ class _ToolStep:
         self.key = f"tool:{self.call_key}"
         self.args = _parse_args(self.args_json)
 
-    def _event(self, key: str, type_: str, **data: Any) -> Op | None:
+    def _event(self, key: str, type_: str, **data: Any) -> AppendEvent | None:
         if self.asked is not None:
             data["asked_args"] = self.asked
         return self.run.event_op(

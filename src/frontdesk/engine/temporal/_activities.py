@@ -38,7 +38,7 @@ from ...models._select import ModelSelector
 from ...tools import ToolCall, _tool_call_scope
 from .._agents import handoff_target
 from .._context import dump_context, load_context
-from ..local._run import idempotency_key
+from .._types import idempotency_key
 from ._extra import missing_extra
 from ._store import ItemsMissing, WorkerStore
 

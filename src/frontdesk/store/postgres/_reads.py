@@ -17,7 +17,7 @@ from typing import Any
 from .._approvals import APPROVAL_COLUMNS, ApprovalRecord, approval_from_row
 from .._listing import ConversationRow, Page, RunFilter, decode_cursor, encode_cursor, page_size
 from .._records import RunRow
-from .._usage import UsageRow
+from .._usage import UsageRow, summary_run_prefix
 from ._compile import RUN_COLUMNS
 from ._schema import DOCUMENT_FUNCTION, parsed_json, search_query
 
@@ -228,8 +228,11 @@ def run_usage(query: Query, execution_ids: Sequence[str]) -> list[UsageRow]:
 
 
 def conversation_usage(query: Query, conversation_id: str) -> list[UsageRow]:
-    """The model usage of every turn of a conversation so far."""
-    return _usage_rows(query, "r.conversation_id = %s", [conversation_id])
+    """The model usage of a conversation so far: every turn, and every run that summarised
+    turns of it for its memory policy."""
+    prefix = summary_run_prefix(conversation_id)
+    where = "(r.conversation_id = %s OR left(r.execution_id, %s) = %s)"
+    return _usage_rows(query, where, [conversation_id, len(prefix), prefix])
 
 
 def window_usage(query: Query, since: float | None, until: float | None) -> list[UsageRow]:

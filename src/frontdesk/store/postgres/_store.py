@@ -16,8 +16,7 @@ A :class:`~._notify.Listener` wakes :attr:`changes` when another process commits
 waiters care about (a run settled, an approval decided, a run became claimable); polling
 stays the fallback.
 
-The store interface it implements (``_base``, ``_records``, ``_writes`` and the guards' errors
-in ``_fence``) comes with the store seam; until that is merged, no module imports this one.
+:func:`frontdesk.store.open_store` opens it for a ``postgresql://`` URL.
 """
 
 from __future__ import annotations

@@ -7,16 +7,16 @@ so a store is never rewritten or dropped by an upgrade.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from ..errors import SchemaTooNew, StoreCorrupt, StoreError, StoreLocked
+from ...errors import SchemaTooNew, StoreError
+from ._errors import BUSY_TIMEOUT_MS, rollback, translate
 
 STORE_FILENAME = "frontdesk.db"
-BUSY_TIMEOUT_MS = 10_000
+"""The store's file name inside a frontdesk home."""
 
 # Each entry migrates the schema from version N to N+1.
 MIGRATIONS: list[str] = [
@@ -308,7 +308,10 @@ def connect(
             )
         if version < SCHEMA_VERSION:
             if not migrate:
-                raise StoreError(f"the store at {path} needs migrating to {SCHEMA_VERSION}")
+                raise StoreError(
+                    f"the store at {path} has schema version {version} and needs migrating to "
+                    f"{SCHEMA_VERSION}: run `frontdesk db migrate`"
+                )
             _migrate(conn, path)
     except sqlite3.DatabaseError as exc:
         conn.close()
@@ -317,6 +320,18 @@ def connect(
         conn.close()
         raise
     return conn
+
+
+def read_version(path: Path) -> int:
+    """The schema version of the store at ``path`` (0 if there is no file), read without
+    creating, migrating or locking anything."""
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def _switch_to_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> str:
@@ -366,110 +381,3 @@ def _statements(script: str) -> list[str]:
     if pending.strip(" \n\t;"):
         statements.append(pending.strip().removesuffix(";"))
     return statements
-
-
-def rollback(conn: sqlite3.Connection) -> None:
-    """Roll back the connection's open transaction, if SQLite has not already done so.
-
-    After some errors (a full disk, an I/O error) SQLite rolls the transaction back itself;
-    a second ``ROLLBACK`` would fail and hide the error that explains what happened.
-    """
-    if conn.in_transaction:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
-
-
-def translate(
-    exc: sqlite3.Error, path: Path | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS
-) -> StoreError:
-    """Turn a sqlite3 error into the frontdesk error that explains it."""
-    where = f" at {path}" if path else ""
-    text = str(exc).lower()
-    code = str(getattr(exc, "sqlite_errorname", "") or "")
-    if "locked" in text or "busy" in text:
-        return StoreLocked(
-            f"the store{where} is locked by another process (waited "
-            f"{busy_timeout_ms / 1000:g}s); nothing was changed, try again"
-        )
-    if code.startswith("SQLITE_FULL") or "disk is full" in text:
-        return StoreError(
-            f"the store{where} cannot grow: database or disk is full; nothing was changed. "
-            "Free some space on its file system and try again"
-        )
-    if code.startswith("SQLITE_READONLY") or "readonly" in text:
-        return StoreError(
-            f"the store{where} cannot be written: {_not_writable(path)} ({exc}); nothing was "
-            "changed"
-        )
-    if code.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
-        return StoreError(f"cannot open the store{where}: {_not_writable(path)} ({exc})")
-    damaged_log = _damaged_log(path, code)
-    if damaged_log is not None:
-        return StoreError(
-            f"the store{where} cannot be read consistently ({exc}): {damaged_log}. The "
-            "database file itself was left untouched. Stop every process that uses this home "
-            "(the last one to close writes back the log it still holds), then try again"
-        )
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
-        if path is not None and _passes_integrity_check(path):
-            return StoreError(
-                f"the store{where} could not be read ({exc}), but the database passes "
-                "integrity_check: another process may have replaced or removed its files "
-                "while it was open. Nothing was changed; stop every process that uses this "
-                "home and try again"
-            )
-        return StoreCorrupt(
-            f"the store{where} is not a readable frontdesk database ({exc}); it was left "
-            "untouched: restore it from a backup or point FRONTDESK_HOME elsewhere"
-        )
-    return StoreError(f"store error{where}: {exc}")
-
-
-def _not_writable(path: Path | None) -> str:
-    if path is None:
-        return "it is not writable by this process"
-    directory = path.parent
-    if not directory.is_dir():
-        return f"its home directory {directory} does not exist"
-    if not os.access(directory, os.W_OK):
-        return (
-            f"its home directory {directory} is read-only for this process (a read-only file "
-            "system or missing permissions); make it writable or point FRONTDESK_HOME elsewhere"
-        )
-    if path.exists() and not os.access(path, os.W_OK):
-        return f"the file {path} is read-only for this process; make it writable"
-    return "the file or its directory is not writable by this process"
-
-
-def _damaged_log(path: Path | None, code: str) -> str | None:
-    """What is wrong with the store's write-ahead log, if that explains an I/O error."""
-    if path is None:
-        return None
-    wal = path.with_name(path.name + "-wal")
-    shm = path.with_name(path.name + "-shm")
-    if shm.exists() and not wal.exists():
-        return (
-            f"its write-ahead log {wal.name} was deleted while a process had the store open "
-            f"(its index {shm.name} is still there)"
-        )
-    if code == "SQLITE_IOERR_SHORT_READ" and wal.exists():
-        return (
-            f"its write-ahead log {wal.name} is shorter than its index {shm.name} says: it was "
-            "deleted, truncated or replaced while a process had the store open"
-        )
-    return None
-
-
-def _passes_integrity_check(path: Path) -> bool:
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
-    except sqlite3.Error:
-        return False
-    try:
-        return bool(conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)])
-    except sqlite3.Error:
-        return False
-    finally:
-        conn.close()
