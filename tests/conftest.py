@@ -23,7 +23,10 @@ import pytest
 
 from frontdesk import AgentRuntime
 from frontdesk.store import store_path
+from frontdesk.store.postgres._cluster import LocalPostgres
 from parking import PARENT_ENV
+from pgcluster import throwaway_cluster
+from pgdb import fresh_database
 
 TESTS_DIR = Path(__file__).parent
 PYTHON = sys.executable
@@ -46,9 +49,39 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+BACKENDS = ("sqlite", "postgres")
+"""The store backends a behavioural test runs against."""
+
+both_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+"""Runs a test (or, as ``pytestmark``, a module) once per store backend: on PostgreSQL the test
+and every child process it starts share a fresh database through $FRONTDESK_DATABASE_URL."""
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[LocalPostgres]:
+    """One throw-away PostgreSQL cluster for this test process (started on first use)."""
+    with throwaway_cluster() as cluster:
+        yield cluster
+
+
 @pytest.fixture
-def runtime(home: Path) -> Iterator[AgentRuntime]:
-    """A runtime on the test's home that does not scan for orphaned runs."""
+def backend(request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The store backend of the test: ``sqlite`` (the home's file) unless parametrised with
+    :data:`both_backends`; for ``postgres`` a fresh database, exported as
+    $FRONTDESK_DATABASE_URL and dropped afterwards."""
+    name = str(getattr(request, "param", "sqlite"))
+    if name == "postgres":
+        cluster = request.getfixturevalue("pg_cluster")
+        database = fresh_database(cluster)
+        url = database.__enter__()
+        request.addfinalizer(lambda: database.__exit__(None, None, None))
+        monkeypatch.setenv("FRONTDESK_DATABASE_URL", url)
+    return name
+
+
+@pytest.fixture
+def runtime(home: Path, backend: str) -> Iterator[AgentRuntime]:
+    """A runtime on the test's home (and backend) that does not scan for orphaned runs."""
     with AgentRuntime(home, recover=False) as rt:
         yield rt
 
