@@ -1,4 +1,5 @@
-"""The runtime's public API: run, start, stream, handles, history, approvals, cancel, retry."""
+"""The runtime's public API: run, start, stream, handles, history, approvals, cancel, retry;
+every behaviour on both store backends."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from frontdesk import (
 )
 from frontdesk.tools import NoToolCall
 
-from conftest import WAIT_SECONDS
+from conftest import WAIT_SECONDS, both_backends
 
 
 class Ticket(BaseModel):
@@ -101,6 +102,7 @@ def test_public_api_is_pinned() -> None:
         assert hasattr(frontdesk, name), name
 
 
+@both_backends
 def test_run_completes_with_trace_usage_and_context(runtime: AgentRuntime) -> None:
     agent = flow()
     result = runtime.run(agent, "charged twice", context=Ticket())
@@ -130,6 +132,7 @@ def test_run_completes_with_trace_usage_and_context(runtime: AgentRuntime) -> No
     assert result.events[-1].usage is not None and result.events[-1].usage.total_tokens == 15
 
 
+@both_backends
 def test_idempotency_key_is_stable_and_current_tool_call_outside_a_tool_raises(
     runtime: AgentRuntime,
 ) -> None:
@@ -140,6 +143,7 @@ def test_idempotency_key_is_stable_and_current_tool_call_outside_a_tool_raises(
         current_tool_call()
 
 
+@both_backends
 def test_unmodified_agent_still_works_with_plain_runner(runtime: AgentRuntime) -> None:
     agent = flow()
     runtime.run(agent, "first through frontdesk", context=Ticket())
@@ -148,6 +152,7 @@ def test_unmodified_agent_still_works_with_plain_runner(runtime: AgentRuntime) -
     assert plain.final_output == "All sorted."
 
 
+@both_backends
 def test_start_returns_at_once_and_handle_works_from_anywhere(
     runtime: AgentRuntime, home: Path
 ) -> None:
@@ -161,6 +166,7 @@ def test_start_returns_at_once_and_handle_works_from_anywhere(
         assert again.result(timeout=WAIT_SECONDS).output == "All sorted."
 
 
+@both_backends
 def test_stream_yields_events_live_and_resumes_from_a_sequence_number(
     runtime: AgentRuntime,
 ) -> None:
@@ -172,6 +178,7 @@ def test_stream_yields_events_live_and_resumes_from_a_sequence_number(
     assert resumed[0].seq == 4
 
 
+@both_backends
 def test_late_consumer_reads_backlog_then_live_events(runtime: AgentRuntime) -> None:
     release = threading.Event()
 
@@ -195,7 +202,8 @@ def test_late_consumer_reads_backlog_then_live_events(runtime: AgentRuntime) -> 
     assert stream.last_seq == 5
 
 
-def test_module_level_functions_use_a_default_runtime(home: Path) -> None:
+@both_backends
+def test_module_level_functions_use_a_default_runtime(home: Path, backend: str) -> None:
     result = frontdesk.run(flow(), "module level", context=Ticket())
     assert result.status == "completed"
     assert asyncio.run(frontdesk.run_async(flow(), "async", context=Ticket())).status == "completed"
@@ -205,6 +213,7 @@ def test_module_level_functions_use_a_default_runtime(home: Path) -> None:
     frontdesk.default_runtime().close()
 
 
+@both_backends
 def test_history_lists_and_filters_runs(runtime: AgentRuntime) -> None:
     for i in range(3):
         runtime.run(flow(), f"ticket {i}", context=Ticket())
@@ -222,6 +231,7 @@ def test_history_lists_and_filters_runs(runtime: AgentRuntime) -> None:
         runtime.handle("run_nope")
 
 
+@both_backends
 def test_approve_runs_exactly_the_recorded_call(runtime: AgentRuntime) -> None:
     agent = flow(approval=True)
     result = runtime.run(agent, "refund INV-1", context=Ticket())
@@ -246,6 +256,7 @@ def test_approve_runs_exactly_the_recorded_call(runtime: AgentRuntime) -> None:
     assert decided.data["decision"] == "approved" and decided.data["by"] == "alice"
 
 
+@both_backends
 def test_reject_never_runs_the_tool_and_tells_the_model_why(runtime: AgentRuntime) -> None:
     agent = flow(approval=True)
     result = runtime.run(agent, "refund INV-1", context=Ticket())
@@ -258,6 +269,7 @@ def test_reject_never_runs_the_tool_and_tells_the_model_why(runtime: AgentRuntim
     assert final.approvals[0].decided_by == "bob"
 
 
+@both_backends
 def test_deciding_twice_or_a_run_that_is_not_waiting_changes_nothing(runtime: AgentRuntime) -> None:
     result = runtime.run(flow(approval=True), "refund", context=Ticket())
     record = runtime.approve(result.execution_id)
@@ -278,6 +290,7 @@ def test_deciding_twice_or_a_run_that_is_not_waiting_changes_nothing(runtime: Ag
         runtime.reject(result.execution_id, "   ")
 
 
+@both_backends
 def test_cancel_a_waiting_run_and_refuse_to_cancel_a_finished_one(runtime: AgentRuntime) -> None:
     waiting = runtime.run(flow(approval=True), "refund", context=Ticket())
     cancelled = runtime.cancel(waiting.execution_id)
@@ -289,6 +302,7 @@ def test_cancel_a_waiting_run_and_refuse_to_cancel_a_finished_one(runtime: Agent
         runtime.approve(waiting.execution_id)
 
 
+@both_backends
 def test_cancel_a_running_run(runtime: AgentRuntime) -> None:
     started = threading.Event()
 
@@ -306,6 +320,7 @@ def test_cancel_a_running_run(runtime: AgentRuntime) -> None:
     assert handle.result(timeout=WAIT_SECONDS).status == "cancelled"
 
 
+@both_backends
 def test_failed_run_records_the_error_and_retry_resumes_from_the_journal(
     runtime: AgentRuntime,
 ) -> None:
@@ -350,6 +365,7 @@ def test_failed_run_records_the_error_and_retry_resumes_from_the_journal(
     assert calls == ["first 1", "2", "2"]  # the completed tool did not run again
 
 
+@both_backends
 def test_two_hundred_concurrent_runs_complete(runtime: AgentRuntime) -> None:
     handles = [runtime.start(flow(), f"ticket {i}", context=Ticket()) for i in range(200)]
     results = [h.result(timeout=120) for h in handles]
@@ -358,6 +374,7 @@ def test_two_hundred_concurrent_runs_complete(runtime: AgentRuntime) -> None:
     assert len(runtime.runs(status="completed", limit=500)) == 200
 
 
+@both_backends
 async def test_run_async_runs_on_the_callers_loop(runtime: AgentRuntime) -> None:
     loops: list[asyncio.AbstractEventLoop] = []
 
@@ -375,6 +392,7 @@ async def test_run_async_runs_on_the_callers_loop(runtime: AgentRuntime) -> None
     assert loops == [asyncio.get_running_loop()]
 
 
+@both_backends
 def test_parallel_tool_calls_are_keyed_by_call_id(runtime: AgentRuntime) -> None:
     @function_tool
     async def a() -> str:
@@ -401,12 +419,14 @@ def test_parallel_tool_calls_are_keyed_by_call_id(runtime: AgentRuntime) -> None
     assert results == {"ca": "A", "cb": "B"}
 
 
+@both_backends
 def test_local_engine_implements_the_engine_interface(runtime: AgentRuntime) -> None:
     from frontdesk.engine._base import Engine
 
     assert isinstance(runtime._engine, Engine)
 
 
+@both_backends
 def test_start_with_an_execution_id_is_idempotent(runtime: AgentRuntime, home: Path) -> None:
     agent = flow(approval=True)
     first = runtime.start(agent, "refund", context=Ticket(), execution_id="dispute:dp_123")
@@ -428,6 +448,7 @@ def test_start_with_an_execution_id_is_idempotent(runtime: AgentRuntime, home: P
     assert len(runtime.runs()) == 1
 
 
+@both_backends
 def test_handle_wait_returns_at_an_approval(runtime: AgentRuntime) -> None:
     handle = runtime.start(flow(approval=True), "refund", context=Ticket())
     assert handle.wait(timeout=WAIT_SECONDS).status == "waiting_approval"
