@@ -135,6 +135,13 @@ class Store(ABC):
     def close(self) -> None:
         """Release every connection (and background thread) this store holds."""
 
+    def app_connection(self, schema: str) -> AbstractContextManager[Any] | None:
+        """A DB-API connection to this store's database, in autocommit mode, whose tables are
+        those of the schema ``schema`` (a lowercase SQL identifier, e.g. an app's name): where
+        an app keeps its own data beside the store's. None when the backend has no room for
+        an app's tables (SQLite: each app keeps a file of its own in the runtime's home)."""
+        return None
+
     # -- writing -----------------------------------------------------------------------------------
 
     @abstractmethod

@@ -22,12 +22,15 @@ stays the fallback.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
 
 import psycopg
 
+from ...errors import InvalidInput
 from ...events import Event, decode_event
 from .._approvals import APPROVAL_COLUMNS, ApprovalRecord, approval_from_row
 from .._base import Store, StoreTransaction
@@ -39,7 +42,7 @@ from .._values import hydrate
 from .._writes import Write
 from . import _reads as reads
 from ._compile import RUN_COLUMNS, compile_writes
-from ._connect import CONNECT_TIMEOUT, POOL_TIMEOUT, PostgresPool
+from ._connect import CONNECT_TIMEOUT, POOL_TIMEOUT, PostgresPool, translate
 from ._notify import Listener, Notification
 from ._schema import SCHEMA_VERSION, migrate, schema_version
 from ._transaction import CONVERSATION_COLUMNS, PostgresTransaction, apply, lines, turn_start
@@ -48,6 +51,9 @@ _JOURNAL_COLUMNS = (
     "key, kind, state, agent, name, args_json, data_json, context_json, attempts, started_at, "
     "finished_at, ordinal"
 )
+_APP_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_APP_POOL_SIZE = 4
+"""Connections each app's pool holds at most: apps' tools hold one briefly per call."""
 _DUE = (
     f"SELECT {APPROVAL_COLUMNS} FROM approvals "
     "WHERE status = 'pending' AND deadline IS NOT NULL AND escalated_at IS NULL "
@@ -88,6 +94,8 @@ class PostgresStore(Store):
             autocommit=True,
         )
         self._pool.open()
+        self._app_pools: dict[str, PostgresPool] = {}
+        self._app_lock = threading.Lock()
         self.listener: Listener | None = None
         """The thread listening for other processes' changes, if ``listen``."""
         try:
@@ -112,7 +120,22 @@ class PostgresStore(Store):
         def read(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
             return conn.execute(sql, tuple(params)).fetchall()
 
+        if self._pool.closed:
+            return self._read_after_close(read)
         return self._pool.transaction(read, read_only=True)
+
+    def _read_after_close(
+        self, read: Callable[[psycopg.Connection[Any]], list[tuple[Any, ...]]]
+    ) -> list[tuple[Any, ...]]:
+        """A read once the store is closed (a result's events, loaded when first asked for):
+        on a connection of its own, closed straight after, as on SQLite."""
+        conn = self._pool.connect(autocommit=True, doing="reading from a closed store")
+        try:
+            return read(conn)
+        except psycopg.Error as exc:
+            raise translate(exc, self._pool.url) from exc
+        finally:
+            conn.close()
 
     # -- the database itself -----------------------------------------------------------------
 
@@ -138,7 +161,31 @@ class PostgresStore(Store):
         if self.listener is not None:
             self.listener.close()
             self.listener = None
+        with self._app_lock:
+            pools, self._app_pools = list(self._app_pools.values()), {}
+        for pool in pools:
+            pool.close()
         self._pool.close()
+
+    def app_connection(self, schema: str) -> AbstractContextManager[Any]:
+        """A pooled autocommit connection to this database with ``schema`` alone on its
+        search path (see :meth:`Store.app_connection`); each schema has a small pool of its
+        own, opened on first use, so apps never take the store's connections."""
+        if not isinstance(schema, str) or not _APP_SCHEMA.fullmatch(schema):
+            raise InvalidInput(f"schema name {schema!r} must be a lowercase SQL identifier")
+        with self._app_lock:
+            pool = self._app_pools.get(schema)
+            if pool is None:
+                pool = PostgresPool(
+                    self._pool.url,
+                    min_size=1,
+                    max_size=_APP_POOL_SIZE,
+                    search_path=schema,
+                    autocommit=True,
+                    name=f"frontdesk-{schema}",
+                ).open()
+                self._app_pools[schema] = pool
+        return pool.connection()
 
     # -- writing -----------------------------------------------------------------------------
 
