@@ -1,7 +1,8 @@
 """Crash matrix: SIGKILL a real child process at each step boundary, then recover.
 
 Every case must end exactly like an uninterrupted run: same output, last agent and context;
-each tool's external effect happened once; and no completed model call was sent again.
+each tool's external effect happened once; and no completed model call was sent again. The
+matrix runs on SQLite and on PostgreSQL (the child processes share the test's database).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -18,13 +18,15 @@ from typing import Any
 import pytest
 
 from frontdesk import AgentRuntime, RunResult
-from frontdesk.store import store_path
+from frontdesk.engine.local._identity import OwnerId
+from frontdesk.store import Store
 
 import crashflow
 from conftest import (
     PYTHON,
     WAIT_SECONDS,
     Children,
+    both_backends,
     child_env,
     kill_group,
     sigkill,
@@ -46,9 +48,13 @@ def make_dirs(root: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """The test's crashflow directory (``$CRASHFLOW_DIR`` here too) and frontdesk home."""
-    flow_dir, home = make_dirs(tmp_path)
+def dirs(
+    tmp_path: Path, home: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Path]:
+    """The test's crashflow directory (``$CRASHFLOW_DIR`` here too) and frontdesk home, whose
+    store is the test's backend (children inherit ``$FRONTDESK_DATABASE_URL``)."""
+    flow_dir = tmp_path / "flow"
+    flow_dir.mkdir()
     monkeypatch.setenv("CRASHFLOW_DIR", str(flow_dir))
     return flow_dir, home
 
@@ -116,12 +122,14 @@ def outcome(result: RunResult, flow_dir: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The uninterrupted run: a child runs to the approval, this process approves."""
+    """The uninterrupted run: a child runs to the approval, this process approves. Run once,
+    on SQLite: what a run ends with does not depend on where it is stored."""
     root = tmp_path_factory.mktemp("baseline")
     flow_dir, home = make_dirs(root)
-    with Children() as children:
-        run_to_approval(children, flow_dir, home)
     with pytest.MonkeyPatch.context() as env:
+        env.delenv("FRONTDESK_DATABASE_URL", raising=False)
+        with Children() as children:
+            run_to_approval(children, flow_dir, home)
         env.setenv("CRASHFLOW_DIR", str(flow_dir))
         with AgentRuntime(home, poll_interval=0.05) as runtime:
             result = finish(runtime, only_run(runtime))
@@ -151,6 +159,7 @@ def recover_and_compare(flow_dir: Path, home: Path, baseline: dict[str, Any]) ->
         "waiting_approval",
     ],
 )
+@both_backends
 def test_sigkill_then_recover_matches_uninterrupted_run(
     dirs: tuple[Path, Path], children: Children, baseline: dict[str, Any], crash_at: str
 ) -> None:
@@ -178,6 +187,7 @@ def test_sigkill_then_recover_matches_uninterrupted_run(
         assert {e.tool_name for e in retries} <= {"lookup_invoice", "lookup_account"}
 
 
+@both_backends
 def test_sigkill_inside_approved_tool_runs_it_once(
     dirs: tuple[Path, Path], children: Children, baseline: dict[str, Any]
 ) -> None:
@@ -199,6 +209,7 @@ def test_sigkill_inside_approved_tool_runs_it_once(
     assert len(refunds) == 2 and len({line.split()[1] for line in refunds}) == 1
 
 
+@both_backends
 def test_journal_stores_each_output_once(
     dirs: tuple[Path, Path], children: Children, baseline: dict[str, Any]
 ) -> None:
@@ -214,6 +225,7 @@ def test_journal_stores_each_output_once(
         assert crashflow.MESSAGE not in (step.data_json or "")
 
 
+@both_backends
 def test_frontdesk_worker_resumes_a_killed_run(
     dirs: tuple[Path, Path], children: Children, baseline: dict[str, Any]
 ) -> None:
@@ -247,16 +259,20 @@ def test_frontdesk_worker_resumes_a_killed_run(
     assert outcome(result, flow_dir) == baseline
 
 
-def lease_remote(home: Path, expires: float) -> None:
+REMOTE_OWNER = str(OwnerId("elsewhere", 4242, "abcd1234", "another-boot", "4026531836", 123456))
+"""A lease owner on another machine: another boot of another kernel, whose pid means
+nothing here."""
+
+
+def lease_remote(store: Store, execution_id: str, expires: float) -> None:
     """Pretend the run's driver lives on another host: its pid cannot be checked from here,
-    only its lease (valid until the epoch time ``expires``) tells."""
-    with sqlite3.connect(store_path(home)) as conn:
-        conn.execute(
-            "UPDATE runs SET lease_owner = 'elsewhere:4242:abcd', lease_expires = ?", (expires,)
-        )
-    conn.close()
+    only its lease (valid until the epoch time ``expires``) tells. Taken through the store's
+    own claim, from whoever holds the lease now."""
+    holder = store.require_run(execution_id).lease_owner
+    assert store.claim(execution_id, REMOTE_OWNER, expires, time.time(), steal_from=holder)
 
 
+@both_backends
 def test_expired_lease_of_a_remote_owner_is_taken_over(
     dirs: tuple[Path, Path], children: Children, baseline: dict[str, Any]
 ) -> None:
@@ -265,12 +281,12 @@ def test_expired_lease_of_a_remote_owner_is_taken_over(
     proc = spawn(children, flow_dir, home, "after_model:2")
     wait_parked(flow_dir, proc)
     sigkill(proc)
-    lease_remote(home, time.time() + 3600)
     with AgentRuntime(home, recover=False) as runtime:
         execution_id = only_run(runtime)
+        lease_remote(runtime.store, execution_id, time.time() + 3600)
         assert runtime.recover() == []  # lease still valid: hands off
         assert runtime.get(execution_id).status == "running"
-        lease_remote(home, time.time() + 1.0)
+        lease_remote(runtime.store, execution_id, time.time() + 1.0)
         taken = wait_until(runtime.recover, "the expired lease to be taken over")
         assert taken == [execution_id]
         result = finish(runtime, execution_id)

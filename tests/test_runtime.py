@@ -454,3 +454,12 @@ def test_handle_wait_returns_at_an_approval(runtime: AgentRuntime) -> None:
     assert handle.wait(timeout=WAIT_SECONDS).status == "waiting_approval"
     with pytest.raises(TimeoutError):
         handle.result(timeout=0.3)
+
+
+@both_backends
+def test_a_result_loads_its_history_after_its_runtime_closed(home: Path, backend: str) -> None:
+    with AgentRuntime(home, recover=False) as rt:
+        result = rt.run(flow(), "read me later", context=Ticket())
+    assert [e.type for e in result.events][-1] == "done"
+    assert result.steps[0].kind == "model"
+    assert result.approvals == []
