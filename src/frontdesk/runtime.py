@@ -37,7 +37,7 @@ from ._text import items_text_length, require_text, require_texts
 from .conversations import Conversation
 from .engine._agents import AgentRegistry
 from .engine._base import Engine
-from .engine._factory import DEFAULT_ENGINE, make_engine, require_engine
+from .engine._factory import TemporalSettings, engine_name, make_engine
 from .engine._memory import Memory, require_memory
 from .engine._models import run_selector
 from .engine._types import RunSpec, TokenFeed
@@ -81,29 +81,34 @@ def validate_execution_id(execution_id: str) -> None:
 
 class AgentRuntime:
     """Durable execution for OpenAI Agents SDK agents, backed by a store: SQLite under
-    ``home`` by default, or the database ``database_url`` (else ``$FRONTDESK_DATABASE_URL``)
-    names, e.g. ``postgresql://user:password@host/dbname`` (see :func:`frontdesk.store.open_store`).
+        ``home`` by default, or the database ``database_url`` (else ``$FRONTDESK_DATABASE_URL``)
+        names, e.g. ``postgresql://user:password@host/dbname`` (see :func:`frontdesk.store.open_store`).
 
-    ``home`` defaults to ``$FRONTDESK_HOME`` or ``./.frontdesk/``. ``engine`` names the engine
-    that drives runs (``"local"``, the embedded one). ``model`` (or
-    ``$FRONTDESK_MODEL``) overrides every agent's model; ``"rules"`` is the offline rules
-    baseline; a run keeps the model it started on, whichever process resumes it. A message
-    holds at most ``max_message_chars`` characters; input items, at most ``max_input_items``
-    items and ``max_message_chars`` characters of text. With ``recover=True`` the runtime
-    takes over, in the background, runs left behind by processes that died, whenever it can
-    find their agents. ``busy_timeout`` is how long a write waits for another process's lock
-    on the store before failing. With ``stream_tokens=True`` every model call this runtime
-    makes is requested as a stream and its text reaches the live event streams of its runs as
-    ``text_delta`` events (:meth:`stream` does so for its own run in any case).
+        ``home`` defaults to ``$FRONTDESK_HOME`` or ``./.frontdesk/``. ``engine`` names the engine
+        that drives runs: ``"local"``, the embedded one, or ``"temporal"``, workflows on the
+    Temporal server at ``temporal_address`` (``HOST:PORT``) in ``namespace``, served on
+    ``task_queue`` (else ``$FRONTDESK_ENGINE``, ``$FRONTDESK_TEMPORAL_ADDRESS``,
+    ``$FRONTDESK_TEMPORAL_NAMESPACE``, ``$FRONTDESK_TEMPORAL_TASK_QUEUE``; by default the local
+    engine, ``localhost:7233``, ``default`` and ``frontdesk``). On Temporal the runtime runs a
+    worker for the agents it knows unless ``worker=False`` (a client of a worker fleet). ``model`` (or
+        ``$FRONTDESK_MODEL``) overrides every agent's model; ``"rules"`` is the offline rules
+        baseline; a run keeps the model it started on, whichever process resumes it. A message
+        holds at most ``max_message_chars`` characters; input items, at most ``max_input_items``
+        items and ``max_message_chars`` characters of text. With ``recover=True`` the runtime
+        takes over, in the background, runs left behind by processes that died, whenever it can
+        find their agents. ``busy_timeout`` is how long a write waits for another process's lock
+        on the store before failing. With ``stream_tokens=True`` every model call this runtime
+        makes is requested as a stream and its text reaches the live event streams of its runs as
+        ``text_delta`` events (:meth:`stream` does so for its own run in any case).
 
-    ``budget`` is every run's :class:`Budget` unless the run (or its conversation) is given
-    its own; ``prices`` extends and overrides the per-model price table (:class:`Prices`) that
-    cost budgets and cost reports use.
+        ``budget`` is every run's :class:`Budget` unless the run (or its conversation) is given
+        its own; ``prices`` extends and overrides the per-model price table (:class:`Prices`) that
+        cost budgets and cost reports use.
 
-    Each run is one OpenTelemetry trace, through ``tracer_provider``, else the global tracer
-    provider, else the OTLP exporter ``OTEL_EXPORTER_OTLP_ENDPOINT`` names (see
-    :mod:`frontdesk.otel`). Customer text stays out of its spans unless ``trace_content`` (or
-    ``$FRONTDESK_OTEL_CAPTURE_CONTENT=1``).
+        Each run is one OpenTelemetry trace, through ``tracer_provider``, else the global tracer
+        provider, else the OTLP exporter ``OTEL_EXPORTER_OTLP_ENDPOINT`` names (see
+        :mod:`frontdesk.otel`). Customer text stays out of its spans unless ``trace_content`` (or
+        ``$FRONTDESK_OTEL_CAPTURE_CONTENT=1``).
     """
 
     def __init__(
@@ -129,9 +134,18 @@ class AgentRuntime:
         tracer_provider: TracerProvider | None = None,
         trace_content: bool | None = None,
         database_url: str | None = None,
-        engine: str = DEFAULT_ENGINE,
+        engine: str | None = None,
+        temporal_address: str | None = None,
+        namespace: str | None = None,
+        task_queue: str | None = None,
+        worker: bool = True,
     ) -> None:
-        require_engine(engine)
+        engine = engine_name(engine)
+        temporal = (
+            TemporalSettings.resolve(temporal_address, namespace, task_queue, worker)
+            if engine == "temporal"
+            else None
+        )
         self.budget = require_budget(budget)
         """The budget of runs and conversations not given their own."""
         self.prices = Prices.of(prices)
@@ -153,22 +167,29 @@ class AgentRuntime:
         items = agents.items() if isinstance(agents, dict) else ((None, a) for a in agents)
         for name, agent in items:
             self.registry.register(agent, name)
-        self._engine: Engine = make_engine(
-            engine,
-            home=self.home,
-            store=self.store,
-            registry=self.registry,
-            scope=self,
-            selector=self.selector,
-            policy=self.policy,
-            lease_ttl=lease_ttl,
-            poll_interval=poll_interval,
-            recover=recover,
-            max_turns=max_turns,
-            compact_every=compact_every,
-            stream_tokens=stream_tokens,
-            tracing=self._tracing,
-        )
+        try:
+            self._engine: Engine = make_engine(
+                engine,
+                home=self.home,
+                store=self.store,
+                registry=self.registry,
+                scope=self,
+                temporal=temporal,
+                selector=self.selector,
+                policy=self.policy,
+                lease_ttl=lease_ttl,
+                poll_interval=poll_interval,
+                recover=recover,
+                max_turns=max_turns,
+                compact_every=compact_every,
+                stream_tokens=stream_tokens,
+                tracing=self._tracing,
+            )
+        except BaseException:
+            # An engine that cannot start (an unreachable Temporal server) leaves nothing open.
+            self._tracing.close()
+            self.store.close()
+            raise
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------

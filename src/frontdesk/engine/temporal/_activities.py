@@ -202,6 +202,52 @@ class _OneModel(ModelProvider):
         return self._model
 
 
+async def invoke_tool_once(
+    store: WorkerStore,
+    home: Any,
+    tool: FunctionTool,
+    *,
+    workflow_id: str,
+    call_id: str,
+    key: str,
+    agent_name: str,
+    args_json: str,
+    context_type: str | None,
+    context_json: str | None,
+) -> ToolCallOutput:
+    """Run ``tool`` for one call under the idempotency ``key``, in a tool-call scope, with the
+    context given as data; a call the journal holds as done returns what it returned."""
+    record = await asyncio.to_thread(
+        lambda: store.start_tool_call(
+            idempotency_key=key,
+            workflow_id=workflow_id,
+            call_id=call_id,
+            agent_name=agent_name,
+            tool_name=tool.name,
+            args_json=args_json,
+        )
+    )
+    if record.state == "done":
+        return ToolCallOutput(record.output, record.context_type, record.context_json)
+    context = load_context(context_type, context_json)
+    tool_context = ToolContext(
+        context, tool_name=tool.name, tool_call_id=call_id, tool_arguments=args_json
+    )
+    scope = ToolCall(
+        execution_id=workflow_id,
+        call_id=call_id,
+        tool_name=tool.name,
+        idempotency_key=key,
+        attempt=record.attempts,
+    )
+    with active_home(home), _tool_call_scope(scope):
+        output = await tool.on_invoke_tool(tool_context, args_json)
+    data = to_jsonable_python(output, fallback=str)
+    new_type, new_json = dump_context(tool_context.context)
+    await asyncio.to_thread(store.finish_tool_call, key, data, new_type, new_json)
+    return ToolCallOutput(data, new_type, new_json)
+
+
 class FrontdeskActivities:
     """The activities of a frontdesk Temporal worker (register :meth:`all` on the worker)."""
 
@@ -273,40 +319,18 @@ class FrontdeskActivities:
     @activity.defn(name=TOOL_ACTIVITY)
     async def tool(self, call: ToolCallInput) -> ToolCallOutput:
         """Run a function tool once for this call (a finished call returns its result)."""
-        tool = self.agents.tool(call.agent_name, call.tool_name)
-        key = idempotency_key(call.workflow_id, call.call_id)
-        record = await asyncio.to_thread(
-            lambda: self.store.start_tool_call(
-                idempotency_key=key,
-                workflow_id=call.workflow_id,
-                call_id=call.call_id,
-                agent_name=call.agent_name,
-                tool_name=call.tool_name,
-                args_json=call.args_json,
-            )
-        )
-        if record.state == "done":
-            return ToolCallOutput(record.output, record.context_type, record.context_json)
-        context = load_context(call.context_type, call.context_json)
-        tool_context = ToolContext(
-            context,
-            tool_name=call.tool_name,
-            tool_call_id=call.call_id,
-            tool_arguments=call.args_json,
-        )
-        scope = ToolCall(
-            execution_id=call.workflow_id,
+        return await invoke_tool_once(
+            self.store,
+            self.home,
+            self.agents.tool(call.agent_name, call.tool_name),
+            workflow_id=call.workflow_id,
             call_id=call.call_id,
-            tool_name=call.tool_name,
-            idempotency_key=key,
-            attempt=record.attempts,
+            key=idempotency_key(call.workflow_id, call.call_id),
+            agent_name=call.agent_name,
+            args_json=call.args_json,
+            context_type=call.context_type,
+            context_json=call.context_json,
         )
-        with active_home(self.home), _tool_call_scope(scope):
-            output = await tool.on_invoke_tool(tool_context, call.args_json)
-        data = to_jsonable_python(output, fallback=str)
-        context_type, context_json = dump_context(tool_context.context)
-        await asyncio.to_thread(self.store.finish_tool_call, key, data, context_type, context_json)
-        return ToolCallOutput(data, context_type, context_json)
 
     @activity.defn(name=HANDOFF_ACTIVITY)
     async def handoff(self, call: HandoffCallInput) -> HandoffCallOutput:
@@ -333,4 +357,5 @@ __all__ = [
     "ToolCallInput",
     "ToolCallOutput",
     "WorkerAgents",
+    "invoke_tool_once",
 ]

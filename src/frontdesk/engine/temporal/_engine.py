@@ -1,0 +1,431 @@
+"""The Temporal engine: ``AgentRuntime(engine="temporal")``.
+
+:class:`TemporalEngine` implements the runtime's :class:`~frontdesk.engine._base.Engine` seam
+on a Temporal server. Starting a run stores it, as on the embedded engine, and starts one
+:class:`~._run_workflow.RunWorkflow` whose id is the run's execution id; the workflow reports
+what the run does to the same store through its activities, so history, events, approvals and
+streams read the same whichever engine drove a run. An approval's decision and a retry reach
+the workflow as its ``resume`` update (:meth:`TemporalEngine.resume`, which the runtime calls
+after recording them); a cancel records the outcome and cancels the workflow.
+
+Unless built with ``worker=False`` (a client of a worker fleet), the engine runs a worker in
+this process for the agents the runtime knows, on the engine's own event loop and thread.
+A server that does not answer is :class:`~._client.TemporalUnreachable` within the connect
+timeout, and nothing is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agents import set_trace_processors
+
+from ...errors import InvalidRunState, RunNotFound
+from ...events import encode_payload
+from ...models._select import ModelSelector, exports_traces
+from ...store import (
+    SETTLED_STATUSES,
+    TERMINAL_STATUSES,
+    ApprovalRecord,
+    RetryRun,
+    RunAlreadyExists,
+    RunRow,
+    SettleRun,
+    Store,
+    event_insert,
+    run_insert,
+)
+from .._agents import AgentRegistry
+from .._context import dump_context
+from .._conversation import release_ops, runner_input, stored_turn
+from .._factory import TemporalSettings
+from .._types import RunSpec, TokenFeed, new_execution_id
+from ._activities import WorkerAgents
+from ._client import CONNECT_TIMEOUT, check_workflow_id, connect
+from ._extra import missing_extra
+from ._models import SelectedModelProvider
+from ._plugin import model_params
+from ._run_activities import (
+    TEMPORAL_LEASE_EXPIRES,
+    TEMPORAL_OWNER,
+    RunActivities,
+    RunModelProvider,
+)
+from ._run_data import Decision, ResumeInput, RunInput
+from ._run_registry import attach, detach, pin, unpin
+from ._run_workflow import RunWorkflow
+
+try:
+    from temporalio.client import Client, WorkflowUpdateFailedError
+    from temporalio.openai_agents import OpenAIAgentsPlugin
+    from temporalio.service import RPCError
+    from temporalio.worker import Worker
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+except ImportError as _exc:  # pragma: no cover - the temporal extra is missing
+    raise missing_extra(_exc) from _exc
+
+T = TypeVar("T")
+RETRYABLE = frozenset({"failed", "budget_exceeded"})
+"""Statuses :meth:`TemporalEngine.retry` makes runnable again."""
+
+
+class TemporalEngine:
+    """Drives runs as Temporal workflows; records them in the runtime's store."""
+
+    def __init__(
+        self,
+        *,
+        home: Path,
+        store: Store,
+        registry: AgentRegistry,
+        settings: TemporalSettings,
+        selector: ModelSelector,
+        max_turns: int = 10,
+        poll_interval: float = 1.0,
+        scope: Any = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self.home = home
+        self.store = store
+        """The store the runs are recorded in."""
+        self.registry = registry
+        self.settings = settings
+        """Where the runs go: server, namespace, task queue, and whether a worker runs here."""
+        self.selector = selector
+        self.max_turns = max_turns
+        self.poll_interval = poll_interval
+        self.scope = scope
+        self._closing = False
+        self._worker: Worker | None = None
+        self._worker_task: asyncio.Task[None] | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="frontdesk-temporal", daemon=True
+        )
+        self._thread.start()
+        try:
+            self.client: Client = self.call(self._connect(connect_timeout), connect_timeout + 30)
+            if settings.worker:
+                self.call(self._start_worker(), 60)
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    # -- the client and the worker ----------------------------------------------------------------
+
+    def _plugin(self) -> OpenAIAgentsPlugin:
+        fallback = SelectedModelProvider(self.selector, WorkerAgents([]))
+        return OpenAIAgentsPlugin(
+            model_params=model_params(),
+            model_provider=RunModelProvider(self.registry, self.selector, fallback),
+        )
+
+    async def _connect(self, seconds: float) -> Client:
+        return await connect(
+            self.settings.address,
+            self.settings.namespace,
+            plugins=[self._plugin()],
+            connect_timeout=seconds,
+        )
+
+    async def _start_worker(self) -> None:
+        if not exports_traces():
+            set_trace_processors([])
+        activities = RunActivities(
+            store=self.store, registry=self.registry, home=self.home, notify=self.notify
+        )
+        restrictions = SandboxRestrictions.default.with_passthrough_all_modules()
+        self._worker = Worker(
+            self.client,
+            task_queue=self.settings.task_queue,
+            workflows=[RunWorkflow],
+            activities=activities.all(),
+            workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
+        )
+        attach(self.settings.task_queue, self.registry)
+        self._worker_task = asyncio.ensure_future(self._worker.run())
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        if not self._loop.is_running():
+            self._loop.close()
+
+    # -- loops -------------------------------------------------------------------------------------
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coro`` on the engine's loop."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the engine's loop and wait for it."""
+        return self.submit(coro).result(timeout)
+
+    def run_here(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` to completion on the calling thread (the run itself is driven by a
+        worker; this only waits for it); on the engine's loop from async code."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coro)
+        return self.call(coro)
+
+    async def _on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on the engine's loop, where the client lives, from any loop."""
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - always called from a coroutine
+            here = None
+        if here is self._loop:
+            return await coro
+        return await asyncio.wrap_future(self.submit(coro))
+
+    def notify(self) -> None:
+        """Wake the threads waiting for news about runs."""
+        self.store.changes.notify()
+
+    def wait_until(
+        self, check: Callable[[], T | None], timeout: float | None, poll: float = 0.2
+    ) -> T | None:
+        """Block until ``check()`` returns non-None, re-checking on each store change or every
+        ``poll`` seconds; None after ``timeout``."""
+        return self.store.changes.wait_for(check, timeout, poll)
+
+    def driving(self, execution_id: str) -> bool:
+        """Whether this engine drives the run right now: a Temporal run is driven by whichever
+        worker has its task, never by this object, so False."""
+        return False
+
+    def token_feed(self, execution_id: str) -> TokenFeed | None:
+        """None: model calls run in activities, whose text is not streamed."""
+        return None
+
+    # -- runs --------------------------------------------------------------------------------------
+
+    async def start(self, spec: RunSpec, *, acknowledge: bool = True) -> tuple[str, bool]:
+        """Store a new run and start its workflow; returns its id and whether it was created."""
+        return await self._on_loop(self._start(spec))
+
+    async def _start(self, spec: RunSpec) -> tuple[str, bool]:
+        execution_id = spec.execution_id or new_execution_id()
+        check_workflow_id(execution_id, "the execution id")
+        context_type, context_json = dump_context(spec.context)
+        selector = self.selector if spec.model is None else ModelSelector(spec.model)
+        now = time.time()
+        row = RunRow(
+            execution_id=execution_id,
+            agent_ref=spec.agent_ref,
+            agent_name=spec.agent.name,
+            status="running",
+            input=json.dumps(spec.input),
+            context_type=context_type,
+            context_json=context_json,
+            output_json=None,
+            last_agent=None,
+            error=None,
+            note=None,
+            model_label=selector.label,
+            requests=0,
+            input_tokens=0,
+            output_tokens=0,
+            total_tokens=0,
+            created_at=now,
+            started_at=now,
+            finished_at=None,
+            updated_at=now,
+            lease_owner=TEMPORAL_OWNER,
+            lease_expires=TEMPORAL_LEASE_EXPIRES,
+            cancel_requested=0,
+            attempt=1,
+            conversation_id=spec.conversation_id,
+            turn=spec.turn,
+            model_override=selector.persistable,
+            lease_epoch=1,
+            budget_json=spec.budget_json,
+        )
+        try:
+            await asyncio.to_thread(self.store.write, [run_insert(row)])
+        except RunAlreadyExists:
+            return execution_id, False
+        pin(execution_id, spec.agent)
+        self.notify()
+        try:
+            run = await asyncio.to_thread(self._run_input, row)
+            await self.client.start_workflow(
+                RunWorkflow.run,
+                run,
+                id=execution_id,
+                task_queue=self.settings.task_queue,
+            )
+        except Exception as exc:
+            await asyncio.to_thread(self._fail_unstarted, row, exc)
+            raise
+        return execution_id, True
+
+    def _run_input(self, row: RunRow) -> RunInput:
+        turn = stored_turn(row)
+        return RunInput(
+            execution_id=row.execution_id,
+            agent_ref=row.agent_ref,
+            input=runner_input(self.store, row),
+            context_type=row.context_type,
+            context_json=row.context_json,
+            model_override=row.model_override,
+            max_turns=self.max_turns,
+            attempt=row.attempt,
+            trace=exports_traces(),
+            conversation_id=row.conversation_id,
+            turn_base=turn.base_len if turn is not None else 0,
+            turn_message=turn.message if turn is not None else None,
+        )
+
+    def _fail_unstarted(self, row: RunRow, exc: BaseException) -> None:
+        """Record that a run's workflow could not be started: its error, and ``failed``."""
+        now = time.time()
+        message = f"the run's workflow could not be started: {type(exc).__name__}: {exc}"
+        writes: list[Any] = [
+            event_insert(
+                row.execution_id,
+                "error:1",
+                "error",
+                None,
+                encode_payload(error=message, error_type=type(exc).__name__),
+                at=now,
+            ),
+            SettleRun(
+                row.execution_id,
+                {
+                    "status": "failed",
+                    "error": message,
+                    "updated_at": now,
+                    "finished_at": now,
+                    "lease_owner": None,
+                    "lease_expires": None,
+                },
+            ),
+        ]
+        if row.conversation_id is not None:
+            writes.extend(release_ops(row.conversation_id, row.execution_id))
+        self.store.write(writes)
+        self.notify()
+
+    async def wait_settled(self, execution_id: str) -> RunRow:
+        """Wait until the run completes, fails, is cancelled or waits for approval."""
+        delay = 0.01
+        while True:
+            row = await asyncio.to_thread(self.store.require_run, execution_id)
+            if row.status in SETTLED_STATUSES or self._closing:
+                if row.status in TERMINAL_STATUSES and row.status != "failed":
+                    unpin(execution_id)
+                return row
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def resume(self, execution_id: str) -> bool:
+        """Send a runnable run's workflow its decisions and attempt (the ``resume`` update);
+        returns whether the workflow took them."""
+        return await self._on_loop(self._resume(execution_id))
+
+    async def _resume(self, execution_id: str) -> bool:
+        row = await asyncio.to_thread(self.store.get_run, execution_id)
+        if row is None or row.status != "running":
+            return False
+        approvals = await asyncio.to_thread(
+            lambda: self.store.approvals(execution_id=execution_id, limit=2**31)
+        )
+        decisions = [
+            Decision(a.call_key, a.status, a.reason, a.decided_by, a.edited_args)
+            for a in approvals
+            if a.status in ("approved", "rejected")
+        ]
+        # A run made runnable has no lease: mark it Temporal's, so no embedded engine takes it.
+        await asyncio.to_thread(
+            self.store.write,
+            [
+                SettleRun(
+                    execution_id,
+                    {"lease_owner": TEMPORAL_OWNER, "lease_expires": TEMPORAL_LEASE_EXPIRES},
+                )
+            ],
+        )
+        handle = self.client.get_workflow_handle(execution_id)
+        try:
+            await handle.execute_update(RunWorkflow.resume, ResumeInput(decisions, row.attempt))
+        except (RPCError, WorkflowUpdateFailedError):
+            return False
+        return True
+
+    async def cancel(self, execution_id: str) -> RunRow:
+        """Record the run as cancelled and cancel its workflow."""
+        return await self._on_loop(self._cancel(execution_id))
+
+    async def _cancel(self, execution_id: str) -> RunRow:
+        row = await asyncio.to_thread(self.store.require_run, execution_id)
+        if row.status in TERMINAL_STATUSES:
+            raise InvalidRunState(f"run {execution_id} is already {row.status}; nothing changed")
+        await asyncio.to_thread(self.store.cancel_run, execution_id, time.time())
+        self.notify()
+        try:
+            await self.client.get_workflow_handle(execution_id).cancel()
+        except RPCError:
+            pass  # the workflow is gone already: the store says cancelled
+        return await asyncio.to_thread(self.store.require_run, execution_id)
+
+    def retry(self, execution_id: str, budget_json: str | None = None) -> RunRow:
+        """Make a failed run runnable again (the next attempt); :meth:`resume` sends it."""
+        row = self.store.get_run(execution_id)
+        if row is None:
+            raise RunNotFound(execution_id)
+        if row.status not in RETRYABLE:
+            raise InvalidRunState(
+                f"run {execution_id} is {row.status}; only failed runs can be retried, and "
+                "runs stopped by their budget (budget_exceeded)"
+            )
+        self.store.write([RetryRun(execution_id, time.time(), budget_json)])
+        return self.store.require_run(execution_id)
+
+    async def recover_now(self) -> list[str]:
+        """Nothing: Temporal moves a dead worker's runs to another worker by itself."""
+        return []
+
+    def expire_approvals(self) -> list[ApprovalRecord]:
+        """Reject or escalate every approval request past its deadline; returns those this
+        call decided (the runtime then resumes their runs)."""
+        now = time.time()
+        decided = []
+        for request in self.store.due_approvals(now):
+            outcome = self.store.expire(request.approval_id, now)
+            if outcome is not None:
+                decided.append(outcome[0])
+        if decided:
+            self.notify()
+        return decided
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the worker (runs go on on other workers, or when one starts again)."""
+        if self._closing:
+            return
+        self._closing = True
+
+        async def shutdown() -> None:
+            if self._worker is not None:
+                detach(self.settings.task_queue, self.registry)
+                await self._worker.shutdown()
+            if self._worker_task is not None:
+                await asyncio.gather(self._worker_task, return_exceptions=True)
+
+        try:
+            self.call(shutdown(), timeout + 10)
+        finally:
+            self._stop_loop()
+            self.notify()
+
+
+__all__ = ["TemporalEngine"]
