@@ -1,6 +1,8 @@
-"""The airline's flights, seat maps and bookings, kept in SQLite beside the runtime's data.
+"""The airline's flights, seat maps and bookings, kept beside the runtime's data.
 
-The database lives at ``current_home() / "airline.db"``. It is created and seeded from the JSON
+The database lives where the runtime's store says (see :mod:`frontdesk.apps._appdb`):
+``<home>/airline.db`` beside a SQLite store, the ``airline`` schema of a PostgreSQL store's
+database. It is created and seeded from the JSON
 fixtures in ``data/`` the first time anything reads it. Every flight uses the layout in
 ``data/seat_layout.json``: 120 seats, 22 business (rows 1-4) and 98 economy (rows 5-21), three
 and three (A-C, D-F); the exit rows 4 and 16 and the last row 21 have no middle seats (B, E);
@@ -14,14 +16,16 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from frontdesk.errors import InvalidInput
 
-from .._sqlite import AppDatabase, read_fixture, write_transaction
+from .._appdb import AppConnection, AppDatabase, read_fixture
+
+if TYPE_CHECKING:
+    from ...runtime import AgentRuntime
 
 DB_FILENAME = "airline.db"
 SCHEMA_VERSION = 1
@@ -143,16 +147,25 @@ def _nearby_sentence(free_nearby: list[str]) -> str:
 
 
 def db_path(home: str | os.PathLike[str] | None = None) -> Path:
-    """Where the airline database is: in ``home`` if given, else in ``current_home()``."""
+    """Where the airline database's SQLite file is: in ``home`` if given, else in the
+    runtime's home; on a PostgreSQL store the data is in the ``airline`` schema instead."""
     return DATABASE.path(home)
 
 
-def init_db(home: str | os.PathLike[str] | None = None, reset: bool = False) -> Path:
-    """Create and seed the airline database if it is missing; return its path.
+def init_db(
+    home: str | os.PathLike[str] | None = None,
+    reset: bool = False,
+    *,
+    runtime: AgentRuntime | None = None,
+) -> Path | str:
+    """Create and seed the airline database if it is missing; return where it is (the SQLite
+    file's path, or the PostgreSQL schema and URL).
 
     With ``reset=True`` every flight, seat and booking is replaced by the fixtures.
+    ``runtime``: the runtime whose store holds the data, when this does not run inside one of
+    its runs (else that runtime's, else the store ``$FRONTDESK_DATABASE_URL`` names).
     """
-    return DATABASE.init(home, reset=reset)
+    return DATABASE.init(home, reset=reset, runtime=runtime)
 
 
 def normalize_seat(seat: str) -> str | None:
@@ -191,7 +204,7 @@ def change_seat(
     if seat is None:
         raise MalformedSeat(new_seat)
     confirmation_number = _normalize_confirmation(confirmation_number)
-    with DATABASE.connect(home) as conn, write_transaction(conn):
+    with DATABASE.connect(home) as conn, conn.transaction():
         booking = _fetch_booking(conn, confirmation_number)
         if booking is None:
             raise BookingNotFound(confirmation_number)
@@ -226,7 +239,7 @@ def _free_nearby(seats: list[Seat], seat: str) -> list[str]:
     return [s.seat for s in free[:NEARBY_LIMIT]]
 
 
-def _fetch_booking(conn: sqlite3.Connection, confirmation_number: str) -> Booking | None:
+def _fetch_booking(conn: AppConnection, confirmation_number: str) -> Booking | None:
     row = conn.execute(
         "SELECT confirmation_number, passenger_name, flight_number, seat"
         " FROM bookings WHERE confirmation_number = ?",
@@ -235,7 +248,7 @@ def _fetch_booking(conn: sqlite3.Connection, confirmation_number: str) -> Bookin
     return None if row is None else Booking(*row)
 
 
-def _fetch_seat_map(conn: sqlite3.Connection, flight_number: str) -> list[Seat]:
+def _fetch_seat_map(conn: AppConnection, flight_number: str) -> list[Seat]:
     rows = conn.execute(
         """
         SELECT s.seat, s.row, s.letter, s.cabin, s.economy_plus, s.exit_row,
@@ -261,7 +274,7 @@ def _fetch_seat_map(conn: sqlite3.Connection, flight_number: str) -> list[Seat]:
     ]
 
 
-def _seed(conn: sqlite3.Connection) -> None:
+def _seed(conn: AppConnection) -> None:
     flights = read_fixture(__package__, "flights.json")
     layout = read_fixture(__package__, "seat_layout.json")["row_groups"]
     conn.executemany(
@@ -277,8 +290,8 @@ def _seed(conn: sqlite3.Connection) -> None:
                 row,
                 letter,
                 group["cabin"],
-                group.get("economy_plus", False),
-                group.get("exit_row", False),
+                int(group.get("economy_plus", False)),
+                int(group.get("exit_row", False)),
             )
             for flight in flights
             for group in layout
@@ -300,5 +313,4 @@ DATABASE = AppDatabase(
     tables=_TABLES_DROP_ORDER,
     seed=_seed,
     version=SCHEMA_VERSION,
-    rows_as_dicts=False,
 )

@@ -7,8 +7,6 @@ import asyncio
 from agents import RunContextWrapper, function_tool
 from pydantic import BaseModel
 
-from frontdesk._home import current_home
-
 from ._db import Booking, SeatChangeRefused, change_seat, get_booking
 
 SEAT_NOT_CHANGED = "The seat was not changed."
@@ -58,9 +56,7 @@ async def update_seat(
         new_seat: The seat the customer wants, e.g. 14C.
     """
     try:
-        booking = await asyncio.to_thread(
-            change_seat, confirmation_number, new_seat, current_home()
-        )
+        booking = await asyncio.to_thread(change_seat, confirmation_number, new_seat)
     except SeatChangeRefused as refused:
         return f"{refused} {SEAT_NOT_CHANGED}"
     _remember_booking(context.context, booking)
@@ -78,7 +74,7 @@ async def on_seat_booking_handoff(context: RunContextWrapper[AirlineAgentContext
     confirmation_number = context.context.confirmation_number
     if confirmation_number is None:
         return
-    booking = await asyncio.to_thread(get_booking, confirmation_number, current_home())
+    booking = await asyncio.to_thread(get_booking, confirmation_number)
     if booking is not None:
         _remember_booking(context.context, booking)
 

@@ -1,9 +1,10 @@
-"""The merchant's orders, emails and phone logs, plus the intake's bookkeeping, in SQLite.
+"""The merchant's orders, emails and phone logs, plus the intake's bookkeeping.
 
-The database lives at ``<home>/disputes.db`` (the home of the runtime driving the run, see
-:func:`frontdesk._home.current_home`). It is created and seeded from the JSON fixtures in
-``data/`` the first time anything opens it; a process that loses the race to seed waits for
-the winner's transaction and then finds the data there.
+The database lives where the runtime's store says (see :mod:`frontdesk.apps._appdb`):
+``<home>/disputes.db`` beside a SQLite store, the ``disputes`` schema of a PostgreSQL store's
+database. It is created and seeded from the JSON fixtures in ``data/`` the first time anything
+opens it; a process that loses the race to seed waits for the winner's transaction and then
+finds the data there.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from .._sqlite import AppDatabase
+from .._appdb import AppConnection, AppDatabase, Row
+
+if TYPE_CHECKING:
+    from ...runtime import AgentRuntime
 
 DB_FILENAME = "disputes.db"
 SCHEMA_VERSION = 1
@@ -46,15 +49,15 @@ _SCHEMA = (
     """,
     """
     CREATE TABLE emails (
-        id INTEGER PRIMARY KEY,
-        email TEXT NOT NULL COLLATE NOCASE,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        email TEXT NOT NULL,
         subject TEXT NOT NULL,
         body TEXT NOT NULL
     )
     """,
     """
     CREATE TABLE phone_logs (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         phone_number TEXT NOT NULL,
         timestamp TEXT NOT NULL,
         duration_minutes INTEGER NOT NULL,
@@ -62,7 +65,7 @@ _SCHEMA = (
         order_id INTEGER REFERENCES orders (order_id)
     )
     """,
-    "CREATE INDEX emails_by_address ON emails (email)",
+    "CREATE INDEX emails_by_address ON emails (lower(email))",
     "CREATE INDEX phone_logs_by_number ON phone_logs (phone_number, timestamp)",
     """
     CREATE TABLE webhook_events (
@@ -142,24 +145,33 @@ class PhoneLog(BaseModel):
 
 
 def db_path(home: str | os.PathLike[str] | None = None) -> Path:
-    """Where the disputes database is: in ``home`` if given, else in ``current_home()``."""
+    """Where the disputes database's SQLite file is: in ``home`` if given, else in the
+    runtime's home; on a PostgreSQL store the data is in the ``disputes`` schema instead."""
     return DATABASE.path(home)
 
 
-def init_db(home: str | os.PathLike[str] | None = None, reset: bool = False) -> Path:
-    """Create and seed the database if it is missing and return its path.
+def init_db(
+    home: str | os.PathLike[str] | None = None,
+    reset: bool = False,
+    *,
+    runtime: AgentRuntime | None = None,
+) -> Path | str:
+    """Create and seed the database if it is missing and return where it is (the SQLite
+    file's path, or the PostgreSQL schema and URL).
 
     ``reset=True`` replaces every order, email and phone log with the fixtures and forgets
-    which runs handle which disputes.
+    which runs handle which disputes. ``runtime``: the runtime whose store holds the data,
+    when this does not run inside one of its runs.
     """
-    return DATABASE.init(home, reset=reset)
+    return DATABASE.init(home, reset=reset, runtime=runtime)
 
 
 def connect(
-    home: str | os.PathLike[str] | None = None,
-) -> AbstractContextManager[sqlite3.Connection]:
-    """An autocommit connection to the seeded database."""
-    return DATABASE.connect(home)
+    home: str | os.PathLike[str] | None = None, *, runtime: AgentRuntime | None = None
+) -> AbstractContextManager[AppConnection]:
+    """An autocommit connection to the seeded database: in the app data of ``runtime``, else
+    of the runtime driving the code, else of the store ``$FRONTDESK_DATABASE_URL`` names."""
+    return DATABASE.connect(home, runtime=runtime)
 
 
 def normalize_phone(phone_number: str) -> str:
@@ -178,7 +190,8 @@ def emails_from(email: str, home: str | os.PathLike[str] | None = None) -> list[
     """Every email from this address (any case), oldest first."""
     with connect(home) as conn:
         rows = conn.execute(
-            "SELECT email, subject, body FROM emails WHERE email = ? ORDER BY id", (email.strip(),)
+            "SELECT email, subject, body FROM emails WHERE lower(email) = lower(?) ORDER BY id",
+            (email.strip(),),
         ).fetchall()
     return [Email(**dict(row)) for row in rows]
 
@@ -194,7 +207,7 @@ def phone_logs_for(phone_number: str, home: str | os.PathLike[str] | None = None
     return [PhoneLog(**dict(row)) for row in rows]
 
 
-def _order_from_row(row: sqlite3.Row) -> Order:
+def _order_from_row(row: Row) -> Order:
     tracking = (
         TrackingInfo(
             carrier=row["carrier"],
@@ -226,7 +239,7 @@ def _order_from_row(row: sqlite3.Row) -> Order:
     )
 
 
-def _seed(conn: sqlite3.Connection) -> None:
+def _seed(conn: AppConnection) -> None:
     for order in (Order.model_validate(o) for o in _fixture("orders.json")):
         tracking, tos = order.tracking_info, order.tos_acceptance
         conn.execute(

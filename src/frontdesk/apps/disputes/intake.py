@@ -126,7 +126,7 @@ def handle_event(runtime: AgentRuntime, event: Any) -> IntakeResult:
         run = start_dispute_run(runtime, relevant_data(obj))
         execution_id = run.execution_id
         action = "started" if run.started else "duplicate"
-    _record_event(runtime.home, event_id, event_type, obj.get("id"), action, execution_id)
+    _record_event(runtime, event_id, event_type, obj.get("id"), action, execution_id)
     return IntakeResult(event_id, event_type, action, execution_id)
 
 
@@ -182,9 +182,12 @@ def dispute_runs(runtime: AgentRuntime) -> dict[str, str]:
     return {execution_id[len(RUN_PREFIX) :]: execution_id for execution_id in ids}
 
 
-def webhook_events(home: Path) -> list[dict[str, Any]]:
-    """Every webhook event received, in the order first received."""
-    with connect(home) as conn:
+def webhook_events(
+    home: Path | None = None, *, runtime: AgentRuntime | None = None
+) -> list[dict[str, Any]]:
+    """Every webhook event received, in the order first received (in ``runtime``'s app data
+    when given, see :func:`~._db.connect`)."""
+    with connect(home, runtime=runtime) as conn:
         rows = conn.execute(
             "SELECT * FROM webhook_events ORDER BY first_received_at, event_id"
         ).fetchall()
@@ -192,7 +195,7 @@ def webhook_events(home: Path) -> list[dict[str, Any]]:
 
 
 def _record_event(
-    home: Path,
+    runtime: AgentRuntime,
     event_id: str,
     event_type: str,
     object_id: Any,
@@ -200,12 +203,12 @@ def _record_event(
     execution_id: str | None,
 ) -> None:
     now = time.time()
-    with connect(home) as conn:
+    with connect(runtime=runtime) as conn:
         # A redelivery counts as one more delivery and keeps the first outcome.
         conn.execute(
             "INSERT INTO webhook_events VALUES (?, ?, ?, ?, ?, 1, ?, ?)"
-            " ON CONFLICT (event_id) DO UPDATE SET deliveries = deliveries + 1,"
+            " ON CONFLICT (event_id) DO UPDATE SET deliveries = webhook_events.deliveries + 1,"
             " last_received_at = excluded.last_received_at,"
-            " execution_id = COALESCE(execution_id, excluded.execution_id)",
+            " execution_id = COALESCE(webhook_events.execution_id, excluded.execution_id)",
             (event_id, event_type, object_id, action, execution_id, now, now),
         )

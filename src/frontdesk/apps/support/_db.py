@@ -1,17 +1,23 @@
-"""The support desk's SQLite database: schema, seeding from ``data/`` and connections."""
+"""The support desk's database: schema, seeding from ``data/`` and connections.
+
+It lives where the runtime's store says (see :mod:`frontdesk.apps._appdb`): ``support.db`` in
+the home beside a SQLite store, the ``support`` schema of a PostgreSQL store's database.
+"""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from .._sqlite import AppDatabase, read_fixture
+from .._appdb import AppConnection, AppDatabase, read_fixture
+
+if TYPE_CHECKING:
+    from ...runtime import AgentRuntime
 
 DB_FILENAME = "support.db"
 SEED_VERSION = "1"
@@ -189,7 +195,7 @@ def _fixture(name: str, model: type[BaseModel]) -> list[Any]:
     return [model.model_validate(row) for row in read_fixture(__package__, name)]
 
 
-def _seed(conn: sqlite3.Connection) -> None:
+def _seed(conn: AppConnection) -> None:
     for c in _fixture("customers.json", _Customer):
         conn.execute(
             "INSERT INTO customers VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -258,21 +264,30 @@ DATABASE = AppDatabase(
 
 
 def db_path(home: Path | None = None) -> Path:
-    """Where the support database lives: ``<home>/support.db`` (home defaults to the runtime's)."""
+    """Where the support database's SQLite file is: ``<home>/support.db`` (home defaults to
+    the runtime's); on a PostgreSQL store the data is in the ``support`` schema instead."""
     return DATABASE.path(home)
 
 
-def init_db(home: Path | None = None, reset: bool = False) -> Path:
+def init_db(
+    home: Path | None = None, reset: bool = False, *, runtime: AgentRuntime | None = None
+) -> Path | str:
     """Create and seed the support database if missing; ``reset`` wipes and reseeds it.
 
-    Returns the database path.
+    Returns where it is: the SQLite file's path, or the PostgreSQL schema and URL.
+    ``runtime``: the runtime whose store holds the data, when this does not run inside one
+    of its runs.
     """
-    return DATABASE.init(home, reset=reset)
+    return DATABASE.init(home, reset=reset, runtime=runtime)
 
 
-def connect(home: Path | None = None) -> AbstractContextManager[sqlite3.Connection]:
-    """An autocommit connection to the seeded support database."""
-    return DATABASE.connect(home)
+def connect(
+    home: Path | None = None, *, runtime: AgentRuntime | None = None
+) -> AbstractContextManager[AppConnection]:
+    """An autocommit connection to the seeded support database: in the app data of
+    ``runtime``, else of the runtime driving the code, else of the store
+    ``$FRONTDESK_DATABASE_URL`` names."""
+    return DATABASE.connect(home, runtime=runtime)
 
 
 def now() -> str:
@@ -280,9 +295,11 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def list_escalations(home: Path | None = None) -> list[dict[str, Any]]:
-    """The human escalation queue, oldest first."""
-    with connect(home) as conn:
+def list_escalations(
+    home: Path | None = None, *, runtime: AgentRuntime | None = None
+) -> list[dict[str, Any]]:
+    """The human escalation queue, oldest first (``runtime`` as for :func:`connect`)."""
+    with connect(home, runtime=runtime) as conn:
         rows = conn.execute(
             "SELECT escalation_id, ticket_id, customer_id, reason, priority, status, created_at"
             " FROM escalations ORDER BY id"

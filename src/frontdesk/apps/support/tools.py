@@ -1,4 +1,5 @@
-"""The support desk's tools. Each reads and writes the SQLite database in the runtime home.
+"""The support desk's tools. Each reads and writes the support database of the runtime
+driving it (see :mod:`._db`).
 
 Bad input (an unknown invoice, customer or region, a bad priority) comes back as a result
 with an ``error`` key, so the agent can tell the customer instead of the run failing.
@@ -8,13 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from typing import Any
 
 from agents import function_tool
 
 from ...tools import current_tool_call_or_none, tool
-from .._sqlite import write_transaction as transaction
+from .._appdb import AppConnection, Row
 from ._db import connect, now
 
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -39,7 +39,7 @@ def _error(message: str, **extra: Any) -> dict[str, Any]:
     return {"error": message, **extra}
 
 
-def _customer_row(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row | None:
+def _customer_row(conn: AppConnection, customer_id: str) -> Row | None:
     return conn.execute("SELECT * FROM customers WHERE customer_id = ?", (customer_id,)).fetchone()
 
 
@@ -49,16 +49,16 @@ def _call_identity() -> tuple[str | None, str | None]:
     return (call.idempotency_key, call.execution_id) if call is not None else (None, None)
 
 
-def _replayed(conn: sqlite3.Connection, table: str, key: str | None) -> sqlite3.Row | None:
+def _replayed(conn: AppConnection, table: str, key: str | None) -> Row | None:
     """The row an earlier attempt of this same tool call wrote (same idempotency key)."""
     if key is None:
         return None
     return conn.execute(f"SELECT * FROM {table} WHERE idempotency_key = ?", (key,)).fetchone()
 
 
-def _next_number(conn: sqlite3.Connection, table: str) -> int:
-    # Safe inside the BEGIN IMMEDIATE transaction: no other writer can take the same number.
-    row = conn.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()
+def _next_number(conn: AppConnection, table: str) -> int:
+    # Safe inside a write transaction: no other writer can take the same number meanwhile.
+    row = conn.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").one()
     return int(row[0])
 
 
@@ -67,7 +67,7 @@ def _mask_email(email: str) -> str:
     return f"{user[:1]}{'*' * max(len(user) - 1, 1)}@{domain}"
 
 
-def _invoice(conn: sqlite3.Connection, invoice_id: str) -> dict[str, Any] | None:
+def _invoice(conn: AppConnection, invoice_id: str) -> dict[str, Any] | None:
     row = conn.execute("SELECT * FROM invoices WHERE invoice_id = ?", (invoice_id,)).fetchone()
     if row is None:
         return None
@@ -146,7 +146,7 @@ def get_invoice(invoice_id: str) -> dict[str, Any]:
     return invoice if invoice is not None else _error(f"invoice {iid or invoice_id!r} not found")
 
 
-def _refund_result(row: sqlite3.Row, invoice: dict[str, Any]) -> dict[str, Any]:
+def _refund_result(row: Row, invoice: dict[str, Any]) -> dict[str, Any]:
     return {
         "refund_id": row["refund_id"],
         "invoice_id": row["invoice_id"],
@@ -177,7 +177,7 @@ def process_refund(invoice_id: str, reason: str, amount: float | None = None) ->
     if amount is not None and not amount > 0:
         return _error(f"a refund amount must be more than zero, got {amount}", refunded=False)
     key, execution_id = _call_identity()
-    with connect() as conn, transaction(conn):
+    with connect() as conn, conn.transaction():
         invoice = _invoice(conn, iid)
         if invoice is None:
             return _error(f"invoice {iid or invoice_id!r} not found")
@@ -227,7 +227,7 @@ def process_refund(invoice_id: str, reason: str, amount: float | None = None) ->
             (refund_id, iid, refund, reason, now(), key, execution_id),
         )
         conn.execute("UPDATE invoices SET status = 'refunded' WHERE invoice_id = ?", (iid,))
-        row = conn.execute("SELECT * FROM refunds WHERE refund_id = ?", (refund_id,)).fetchone()
+        row = conn.execute("SELECT * FROM refunds WHERE refund_id = ?", (refund_id,)).one()
     return _refund_result(row, invoice)
 
 
@@ -251,7 +251,7 @@ def reset_password(customer_id: str) -> dict[str, Any]:
     """Send a password reset email to the customer."""
     cid = normalize_id(customer_id, "CUST")
     key, _ = _call_identity()
-    with connect() as conn, transaction(conn):
+    with connect() as conn, conn.transaction():
         customer = _customer_row(conn, cid)
         if customer is None:
             return _error(f"customer {cid or customer_id!r} not found")
@@ -265,7 +265,7 @@ def reset_password(customer_id: str) -> dict[str, Any]:
             )
             row = conn.execute(
                 "SELECT * FROM password_resets WHERE reset_id = ?", (reset_id,)
-            ).fetchone()
+            ).one()
     return {
         "reset_id": row["reset_id"],
         "customer_id": cid,
@@ -306,7 +306,7 @@ def escalate_to_human(ticket_id: str, reason: str, priority: str) -> dict[str, A
     if level not in PRIORITIES:
         return _error(f"priority {priority!r} is not one of {', '.join(PRIORITIES)}")
     key, execution_id = _call_identity()
-    with connect() as conn, transaction(conn):
+    with connect() as conn, conn.transaction():
         row = _replayed(conn, "escalations", key)
         if row is None:
             known = conn.execute(
@@ -336,7 +336,7 @@ def escalate_to_human(ticket_id: str, reason: str, priority: str) -> dict[str, A
                 )
             row = conn.execute(
                 "SELECT * FROM escalations WHERE escalation_id = ?", (escalation_id,)
-            ).fetchone()
+            ).one()
     return {
         "escalation_id": row["escalation_id"],
         "ticket_id": row["ticket_id"],
