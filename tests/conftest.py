@@ -276,3 +276,41 @@ def sigkill(proc: subprocess.Popen[Any]) -> None:
     kill_group(proc.pid)
     proc.wait(WAIT_SECONDS)
     assert proc.returncode == -signal.SIGKILL, proc.returncode
+
+
+# Engines -------------------------------------------------------------------------------------
+
+ENGINES = ("local", "temporal")
+"""The engines a behavioural test runs on."""
+
+both_engines = pytest.mark.parametrize("engine", ENGINES, indirect=True)
+"""Runs a test (or, as ``pytestmark``, a module) once per engine: on Temporal every runtime the
+test (or a child process) opens drives its runs as workflows on this test process's dev
+server, on a task queue of the test's own."""
+
+
+@pytest.fixture(scope="session")
+def temporal_server() -> Iterator[Any]:
+    """One Temporal dev server for this test process (started on first use)."""
+    from temporalserver import dev_server
+
+    with dev_server() as server:
+        yield server
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The engine of the test: ``local`` unless parametrised with :data:`both_engines`; for
+    ``temporal`` the session's dev server and a fresh task queue, exported as
+    $FRONTDESK_ENGINE, $FRONTDESK_TEMPORAL_ADDRESS and $FRONTDESK_TEMPORAL_TASK_QUEUE."""
+    name = str(getattr(request, "param", "local"))
+    if name == "temporal":
+        import uuid
+
+        server = request.getfixturevalue("temporal_server")
+        monkeypatch.setenv("FRONTDESK_ENGINE", "temporal")
+        monkeypatch.setenv("FRONTDESK_TEMPORAL_ADDRESS", server.address)
+        monkeypatch.setenv("FRONTDESK_TEMPORAL_TASK_QUEUE", f"test-{uuid.uuid4().hex[:12]}")
+    else:
+        monkeypatch.delenv("FRONTDESK_ENGINE", raising=False)
+    return name

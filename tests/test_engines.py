@@ -1,0 +1,97 @@
+"""The core's behavioural tests on every engine: the runtime's API (run, start, stream,
+handles, history, approvals, cancel, retry) re-run from their own module, once on the
+embedded engine and once on Temporal, not copied (on the SQLite store: their own module runs
+them on each store backend)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import test_runtime as api
+from frontdesk import AgentRuntime
+
+from conftest import both_engines
+
+pytestmark = both_engines
+
+
+@pytest.fixture(autouse=True)
+def on_engine(engine: str) -> str:
+    """Every test here runs on the engine it is parametrised with, whatever its fixtures."""
+    return engine
+
+
+@pytest.fixture
+def runtime(home: Path, backend: str, engine: str) -> Iterator[AgentRuntime]:
+    """A runtime on the test's home, store and engine that does not scan for orphaned runs."""
+    with AgentRuntime(home, recover=False) as rt:
+        yield rt
+
+
+def on_each_engine(check: Callable[..., Any]) -> Callable[..., Any]:
+    """``check`` as a test of this module: same fixtures, this module's marks (its own module
+    parametrises it by store backend; here it is parametrised by engine)."""
+
+    @functools.wraps(check)
+    def test(*args: Any, **kwargs: Any) -> Any:
+        return check(*args, **kwargs)
+
+    test.__dict__.pop("pytestmark", None)
+    return test
+
+
+test_run_completes_with_trace_usage_and_context = on_each_engine(
+    api.test_run_completes_with_trace_usage_and_context
+)
+test_idempotency_key_is_stable = on_each_engine(
+    api.test_idempotency_key_is_stable_and_current_tool_call_outside_a_tool_raises
+)
+test_unmodified_agent_still_works_with_plain_runner = on_each_engine(
+    api.test_unmodified_agent_still_works_with_plain_runner
+)
+test_start_returns_at_once_and_handle_works_from_anywhere = on_each_engine(
+    api.test_start_returns_at_once_and_handle_works_from_anywhere
+)
+test_stream_yields_events_live_and_resumes_from_a_sequence_number = on_each_engine(
+    api.test_stream_yields_events_live_and_resumes_from_a_sequence_number
+)
+test_late_consumer_reads_backlog_then_live_events = on_each_engine(
+    api.test_late_consumer_reads_backlog_then_live_events
+)
+test_module_level_functions_use_a_default_runtime = on_each_engine(
+    api.test_module_level_functions_use_a_default_runtime
+)
+test_history_lists_and_filters_runs = on_each_engine(api.test_history_lists_and_filters_runs)
+test_approve_runs_exactly_the_recorded_call = on_each_engine(
+    api.test_approve_runs_exactly_the_recorded_call
+)
+test_reject_never_runs_the_tool_and_tells_the_model_why = on_each_engine(
+    api.test_reject_never_runs_the_tool_and_tells_the_model_why
+)
+test_deciding_twice_or_a_run_that_is_not_waiting_changes_nothing = on_each_engine(
+    api.test_deciding_twice_or_a_run_that_is_not_waiting_changes_nothing
+)
+test_cancel_a_waiting_run_and_refuse_to_cancel_a_finished_one = on_each_engine(
+    api.test_cancel_a_waiting_run_and_refuse_to_cancel_a_finished_one
+)
+test_cancel_a_running_run = on_each_engine(api.test_cancel_a_running_run)
+test_failed_run_records_the_error_and_retry_resumes_from_the_journal = on_each_engine(
+    api.test_failed_run_records_the_error_and_retry_resumes_from_the_journal
+)
+test_parallel_tool_calls_are_keyed_by_call_id = on_each_engine(
+    api.test_parallel_tool_calls_are_keyed_by_call_id
+)
+test_engine_implements_the_engine_interface = on_each_engine(
+    api.test_local_engine_implements_the_engine_interface
+)
+test_start_with_an_execution_id_is_idempotent = on_each_engine(
+    api.test_start_with_an_execution_id_is_idempotent
+)
+test_handle_wait_returns_at_an_approval = on_each_engine(
+    api.test_handle_wait_returns_at_an_approval
+)
