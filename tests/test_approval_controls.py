@@ -9,13 +9,15 @@ Deadlines: a child process drives a run to an approval with a short timeout and 
 before the deadline; once the deadline passed with no process up, a new runtime on the home
 rejects the call (the model is told) or escalates it. Two runtimes racing on due approvals
 decide each exactly once.
+
+What crosses processes or runtimes runs on SQLite and on PostgreSQL; the console's tests share
+one console on SQLite (the API's own tests are about the API, not the store).
 """
 
 from __future__ import annotations
 
 import getpass
 import json
-import sqlite3
 import subprocess
 import threading
 import time
@@ -31,8 +33,9 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 from frontdesk import AgentRuntime, ApprovalAlreadyDecided, InvalidInput, RunResult, tool
 from frontdesk.apps.support import init_db
 from frontdesk.apps.support import triage_agent as support_triage
+from frontdesk.apps.support._db import connect as support_db
 from frontdesk.server._present import Presenter
-from frontdesk.store import SQLiteStore
+from frontdesk.store import open_store
 from test_api import Console, login, running_console
 from test_support_e2e import SEED
 
@@ -40,6 +43,7 @@ from conftest import (
     PYTHON,
     WAIT_SECONDS,
     Children,
+    both_backends,
     child_env,
     sigkill,
     wait_for_marker,
@@ -50,8 +54,9 @@ from conftest import (
 
 
 @pytest.fixture
-def desk(home: Path) -> Any:
-    """A runtime on the support desk (offline rules model) with its data seeded."""
+def desk(home: Path, backend: str) -> Any:
+    """A runtime on the support desk (offline rules model) with its data seeded, on the
+    test's store backend."""
     init_db(home)
     with AgentRuntime(home, model="rules", recover=False) as runtime:
         yield runtime
@@ -59,9 +64,9 @@ def desk(home: Path) -> Any:
 
 def refunds(home: Path) -> list[tuple[str, float]]:
     """The refunds of the seed message's invoice, in the support desk's database."""
-    with closing(sqlite3.connect(home / "support.db")) as conn:
+    with support_db(home) as conn:
         sql = "SELECT invoice_id, amount FROM refunds WHERE invoice_id = 'INV-8821'"
-        return conn.execute(sql).fetchall()
+        return [(row[0], row[1]) for row in conn.execute(sql).fetchall()]
 
 
 def waiting_refund(runtime: AgentRuntime) -> RunResult:
@@ -70,6 +75,7 @@ def waiting_refund(runtime: AgentRuntime) -> RunResult:
     return paused
 
 
+@both_backends
 def test_edited_arguments_run_the_tool_and_both_are_kept(desk: AgentRuntime, home: Path) -> None:
     paused = waiting_refund(desk)
     [asked] = paused.approvals
@@ -127,6 +133,7 @@ def test_edited_arguments_run_the_tool_and_both_are_kept(desk: AgentRuntime, hom
         ({"amount": float("nan")}, "are not JSON"),
     ],
 )
+@both_backends
 def test_edits_that_do_not_fit_the_schema_change_nothing(
     desk: AgentRuntime, edits: Any, why: str
 ) -> None:
@@ -142,6 +149,7 @@ def test_edits_that_do_not_fit_the_schema_change_nothing(
     assert [e.type for e in after.events] == [e.type for e in paused.events]
 
 
+@both_backends
 def test_edits_only_go_with_a_pending_approval(desk: AgentRuntime) -> None:
     paused = waiting_refund(desk)
     desk.approve(paused.execution_id, by="ann")
@@ -187,6 +195,7 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@both_backends
 def test_cli_approves_with_edited_arguments_and_records_who(desk: AgentRuntime, home: Path) -> None:
     paused = waiting_refund(desk)
     ident = paused.execution_id
@@ -274,7 +283,7 @@ def test_console_inbox_approves_with_edited_arguments(console: Console) -> None:
 def _pending_past_deadline(home: Path, execution_id: str) -> Any:
     """Wait, with no process up, until the run's approval is past its deadline; it must still
     be pending then: nothing decides while every process is down."""
-    store = SQLiteStore(home)
+    store = open_store(home=home)
     try:
         [approval] = [a for a in store.approvals(execution_id=execution_id)]
         assert approval.deadline is not None and approval.on_timeout is not None
@@ -312,8 +321,9 @@ def effects(flow_dir: Path) -> list[str]:
 
 
 @pytest.mark.e2e
+@both_backends
 def test_a_deadline_passed_while_every_process_was_down_rejects_the_call(
-    children: Children, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    children: Children, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
     flow_dir, home, execution_id = killed_before_the_deadline(
         children, tmp_path, monkeypatch, "reject"
@@ -334,8 +344,9 @@ def test_a_deadline_passed_while_every_process_was_down_rejects_the_call(
 
 
 @pytest.mark.e2e
+@both_backends
 def test_a_deadline_passed_while_every_process_was_down_escalates_the_request(
-    children: Children, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    children: Children, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
     flow_dir, home, execution_id = killed_before_the_deadline(
         children, tmp_path, monkeypatch, "escalate"
@@ -383,7 +394,8 @@ def _due_flow(count: int) -> Agent[Any]:
     return Agent(name="treasurer", model=model, tools=[wire])
 
 
-def test_racing_runtimes_decide_each_due_approval_once(home: Path) -> None:
+@both_backends
+def test_racing_runtimes_decide_each_due_approval_once(home: Path, backend: str) -> None:
     agent = _due_flow(count=6)
     with (
         AgentRuntime(home, agents=[agent], recover=False) as first,
