@@ -123,9 +123,39 @@ class RunModelProvider(ModelProvider):
         override, agent_ref, agent_name, execution_id = parsed
         agent = find_agent(self.registry, agent_ref, agent_name, execution_id)
         try:
-            return run_selector(override, self.selector).resolve(agent)
+            return _PlainInput(run_selector(override, self.selector).resolve(agent))
         except FrontdeskError as exc:
             raise ApplicationError(str(exc), type=MODEL_UNAVAILABLE, non_retryable=True) from exc
+
+
+def plain(value: Any) -> Any:
+    """``value`` with the lazy iterators the data converter leaves in input items (for
+    ``Iterable`` fields) made lists, so a model may read (or copy) them more than once."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if type(value).__name__ == "ValidatorIterator":
+        return [plain(item) for item in value]
+    return value
+
+
+class _PlainInput(Model):
+    """A model whose input items are plain data (see :func:`plain`)."""
+
+    def __init__(self, inner: Model) -> None:
+        self.inner = inner
+
+    async def get_response(
+        self, system_instructions: Any, input: Any, *args: Any, **kw: Any
+    ) -> Any:
+        return await self.inner.get_response(system_instructions, plain(input), *args, **kw)
+
+    def stream_response(self, system_instructions: Any, input: Any, *args: Any, **kw: Any) -> Any:
+        return self.inner.stream_response(system_instructions, plain(input), *args, **kw)
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 class RunActivities:

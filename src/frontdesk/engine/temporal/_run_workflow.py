@@ -283,7 +283,9 @@ class RunWorkflow:
         call_key = self.counters.call_key(call_id)
         asked: dict[str, Any] | None = None
         if await _needs_approval(needs, ctx, args_json, call_id):
-            decision = await self._decision(agent_name, tool.name, call_id, call_key, args_json)
+            decision = await self._decision(
+                agent_name, tool.name, call_id, call_key, args_json, ctx.context
+            )
             if decision.status == "rejected":
                 return await self._rejected(agent_name, tool.name, call_id, call_key, decision)
             if decision.edited_args is not None:
@@ -364,7 +366,13 @@ class RunWorkflow:
         return output
 
     async def _decision(
-        self, agent_name: str, tool_name: str, call_id: str, call_key: str, args_json: str
+        self,
+        agent_name: str,
+        tool_name: str,
+        call_id: str,
+        call_key: str,
+        args_json: str,
+        context: Any,
     ) -> Decision:
         decision = self.decisions.get(call_key)
         if decision is not None:
@@ -397,7 +405,11 @@ class RunWorkflow:
             RecordOp(
                 "settle",
                 type="waiting_approval",
-                data={"last_agent": agent_name, "usage": self.counters.usage},
+                data={
+                    "last_agent": agent_name,
+                    "context_json": dump_context(context)[1],
+                    "usage": self.counters.usage,
+                },
             ),
         )
         await self.flush()
