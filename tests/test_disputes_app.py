@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +31,7 @@ from frontdesk.apps.disputes import (
     submission_execution_id,
     triage_agent,
 )
+from frontdesk.apps.disputes._db import connect
 from frontdesk.apps.disputes.agents import (
     ACCEPT_INSTRUCTIONS,
     INVESTIGATOR_INSTRUCTIONS,
@@ -49,7 +49,10 @@ from frontdesk.apps.disputes.tools import (
 from frontdesk.sandbox.stripe import SandboxServer, running_sandbox
 from frontdesk.testing import call_tool
 
-from conftest import wait_until  # noqa: F401 (the e2e tests import it from here)
+from conftest import (
+    both_backends,
+    wait_until,  # noqa: F401 (the e2e tests import it from here)
+)
 
 NOT_RECEIVED = "pm_card_createDisputeProductNotReceived"
 SEED_ORDERS = {
@@ -82,7 +85,7 @@ def client_fixture(sandbox: SandboxServer) -> stripe.StripeClient:
 
 
 @pytest.fixture(name="rules")
-def rules_fixture(home: Path) -> Iterator[AgentRuntime]:
+def rules_fixture(home: Path, backend: str) -> Iterator[AgentRuntime]:
     """A runtime on the offline rules model."""
     with AgentRuntime(home, model="rules", recover=False) as runtime:
         yield runtime
@@ -125,6 +128,13 @@ async def invoke(
     )
 
 
+def count(home: Path, table: str, where: str = "1 = 1") -> int:
+    """Rows of ``table`` matching ``where``, read through the app's database layer (the home's
+    disputes.db, or the disputes schema of the PostgreSQL store)."""
+    with connect(home) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table} WHERE {where}").one()[0])
+
+
 def stripe_message(result: dict[str, Any]) -> str:
     message: str = result["error"]["message"]
     return message
@@ -141,16 +151,16 @@ async def triage(runtime: AgentRuntime, data: dict[str, Any]) -> RunResult:
 # The merchant's records --------------------------------------------------------------------
 
 
-async def test_first_use_creates_and_seeds_the_db_in_frontdesk_home(home: Path) -> None:
+@both_backends
+async def test_first_use_creates_and_seeds_the_db_in_frontdesk_home(
+    backend: str, home: Path
+) -> None:
     assert not (home / "disputes.db").exists()
 
     assert await invoke(get_order, order_id=1234) == SEED_ORDERS[1234]
 
-    with sqlite3.connect(home / "disputes.db") as conn:
-        counts = [
-            conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("orders", "emails", "phone_logs")
-        ]
+    assert (home / "disputes.db").exists() == (backend == "sqlite")
+    counts = [count(home, table) for table in ("orders", "emails", "phone_logs")]
     fixtures = [
         len(json.loads((Path(disputes.__file__).parent / "data" / f"{name}.json").read_text()))
         for name in ("orders", "emails", "phone_logs")
@@ -158,14 +168,16 @@ async def test_first_use_creates_and_seeds_the_db_in_frontdesk_home(home: Path) 
     assert counts == fixtures
 
 
+@both_backends
 @pytest.mark.parametrize("order_id", sorted(SEED_ORDERS))
-async def test_seed_orders_are_the_given_records(home: Path, order_id: int) -> None:
+async def test_seed_orders_are_the_given_records(backend: str, home: Path, order_id: int) -> None:
     assert await invoke(get_order, order_id=order_id) == SEED_ORDERS[order_id]
     # The metadata carries the id as a string.
     assert await invoke(get_order, order_id=str(order_id)) == SEED_ORDERS[order_id]
 
 
-async def test_seed_emails_and_phone_logs(home: Path) -> None:
+@both_backends
+async def test_seed_emails_and_phone_logs(backend: str, home: Path) -> None:
     assert await invoke(get_emails, email="customer1@example.com") == [
         {"email": "customer1@example.com", "subject": "Order #1121", "body": SNEAKERS}
     ]
@@ -176,18 +188,21 @@ async def test_seed_emails_and_phone_logs(home: Path) -> None:
     assert [e["subject"] for e in laptop] == ["Feedback on recent purchase"]
 
 
-async def test_lookups_of_unknown_records(home: Path) -> None:
+@both_backends
+async def test_lookups_of_unknown_records(backend: str, home: Path) -> None:
     assert await invoke(get_order, order_id=4040) == "No order found"
     assert await invoke(get_emails, email="nobody@example.com") == []
     assert await invoke(get_phone_logs, phone_number="+15550000000") == []
 
 
-async def test_lookups_accept_formatted_numbers_and_any_case(home: Path) -> None:
+@both_backends
+async def test_lookups_accept_formatted_numbers_and_any_case(backend: str, home: Path) -> None:
     assert await invoke(get_phone_logs, phone_number="+1 (555) 123-4567") == SEED_CALLS
     assert len(await invoke(get_emails, email=" Customer1@Example.com ")) == 1
 
 
-async def test_the_data_is_more_than_the_demo_cases(home: Path) -> None:
+@both_backends
+async def test_the_data_is_more_than_the_demo_cases(backend: str, home: Path) -> None:
     orders = json.loads((Path(disputes.__file__).parent / "data" / "orders.json").read_text())
     extra = [o for o in orders if o["order_id"] not in SEED_ORDERS]
     assert len(extra) >= 5
@@ -199,26 +214,26 @@ async def test_the_data_is_more_than_the_demo_cases(home: Path) -> None:
     assert call["order_id"] == 1422
 
 
-def test_init_db_reset_restores_the_fixtures(home: Path) -> None:
-    path = init_db(home)
-    with sqlite3.connect(path) as conn:
+@both_backends
+def test_init_db_reset_restores_the_fixtures(backend: str, home: Path) -> None:
+    where = init_db(home)
+    assert where == home / "disputes.db" if backend == "sqlite" else "schema disputes" in where
+    with connect(home) as conn:
         conn.execute("DELETE FROM emails")
     init_db(home)
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM emails").fetchone()[0] == 0
-    init_db(home, reset=True)
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM emails").fetchone()[0] == 7
+    assert count(home, "emails") == 0
+    assert init_db(home, reset=True) == where
+    assert count(home, "emails") == 7
 
 
-def test_threads_racing_to_first_use_seed_once(home: Path) -> None:
+@both_backends
+def test_threads_racing_to_first_use_seed_once(backend: str, home: Path) -> None:
     from frontdesk.apps.disputes._db import find_order
 
     with ThreadPoolExecutor(8) as pool:
         found = list(pool.map(lambda _: find_order(1121, home), range(16)))
     assert {o.record()["customer_email"] if o else None for o in found} == {"customer1@example.com"}
-    with sqlite3.connect(home / "disputes.db") as conn:
-        assert conn.execute("SELECT count(*) FROM orders WHERE order_id = 1121").fetchone()[0] == 1
+    assert count(home, "orders", "order_id = 1121") == 1
 
 
 # Agents ------------------------------------------------------------------------------------
@@ -387,8 +402,9 @@ async def test_relevant_data_has_the_seven_fields(client: stripe.StripeClient) -
     }
 
 
+@both_backends
 async def test_shipped_order_without_contacts_is_investigated_on_tracking(
-    client: stripe.StripeClient, rules: AgentRuntime
+    backend: str, client: stripe.StripeClient, rules: AgentRuntime
 ) -> None:
     data = data_for(client, pay(client, "9101").id)
 
@@ -407,8 +423,9 @@ async def test_shipped_order_without_contacts_is_investigated_on_tracking(
     assert request is not None and request.waiting
 
 
+@both_backends
 async def test_a_rejected_submission_leaves_the_evidence_staged(
-    client: stripe.StripeClient, rules: AgentRuntime
+    backend: str, client: stripe.StripeClient, rules: AgentRuntime
 ) -> None:
     data = data_for(client, pay(client, "1305").id)
     report = await triage(rules, data)
@@ -481,6 +498,7 @@ async def test_the_request_tool_starts_one_submission_run_linked_to_the_disputes
     assert [a.approval_id for a in rules.approvals()] == [first["approval_id"]]
 
 
+@both_backends
 @pytest.mark.parametrize(
     ("order_id", "says"),
     [
@@ -489,7 +507,7 @@ async def test_the_request_tool_starts_one_submission_run_linked_to_the_disputes
     ],
 )
 async def test_triage_without_an_order_asks_for_a_person(
-    client: stripe.StripeClient, rules: AgentRuntime, order_id: str | None, says: str
+    backend: str, client: stripe.StripeClient, rules: AgentRuntime, order_id: str | None, says: str
 ) -> None:
     data = data_for(client, pay(client, order_id).id)
 
