@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import psycopg
 import pytest
 
 from frontdesk import AgentRuntime
@@ -314,3 +315,15 @@ def engine(request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.Monke
     else:
         monkeypatch.delenv("FRONTDESK_ENGINE", raising=False)
     return name
+
+
+def store_rows(home: Path, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Rows of a query run straight on the test's store, whichever backend it is: the
+    database ``$FRONTDESK_DATABASE_URL`` names (in frontdesk's schema), else the SQLite file
+    of ``home``. Written with ``?`` placeholders; to look at what the store keeps beneath its
+    interface (how much, not what it means)."""
+    url = os.environ.get("FRONTDESK_DATABASE_URL")
+    if not url:
+        return sql_rows(home, query, params)
+    with psycopg.connect(url, autocommit=True, options="-c search_path=frontdesk") as conn:
+        return conn.execute(query.replace("?", "%s"), tuple(params)).fetchall()

@@ -1,5 +1,5 @@
 """Durable multi-turn conversations: persistence across processes, crashes, validation,
-concurrency and compaction."""
+concurrency and compaction; each on SQLite and on PostgreSQL (children share the database)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,19 @@ import pytest
 
 import convflow
 from frontdesk import AgentRuntime, EmptyMessage, MessageTooLong, StaleConversation
-from frontdesk.store import store_path
 
-from conftest import PYTHON, WAIT_SECONDS, Children, child_env, sigkill, wait_for_marker
+from conftest import (
+    PYTHON,
+    WAIT_SECONDS,
+    Children,
+    both_backends,
+    child_env,
+    sigkill,
+    store_rows,
+    wait_for_marker,
+)
+
+pytestmark = both_backends
 
 SCRIPT = ["hello", "I want to change my seat", "14c please", "what time is it", "seat 2a", "thanks"]
 
@@ -65,10 +75,12 @@ def test_lines_follow_the_history_format_and_state_persists(runtime: AgentRuntim
     assert [e.type for e in runtime.get(turns[0].execution_id).events][-1] == "done"
 
 
-def test_reopened_in_new_processes_between_turns(home: Path, children: Children) -> None:
+def test_reopened_in_new_processes_between_turns(
+    home: Path, backend: str, children: Children
+) -> None:
     expected: list[str] = []
-    with AgentRuntime(home / "reference", recover=False) as reference:
-        conv = open_conv(reference)
+    with AgentRuntime(home, recover=False) as reference:
+        conv = open_conv(reference, "reference")
         for message in SCRIPT:
             expected += conv.send(message)
     for message in SCRIPT:
@@ -82,7 +94,11 @@ def test_reopened_in_new_processes_between_turns(home: Path, children: Children)
 
 
 def test_sigkill_mid_turn_is_completed_exactly_once_on_reopen(
-    home: Path, tmp_path: Path, children: Children, monkeypatch: pytest.MonkeyPatch
+    home: Path,
+    backend: str,
+    tmp_path: Path,
+    children: Children,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     flow_dir = tmp_path / "flow"
     flow_dir.mkdir()
@@ -166,7 +182,9 @@ def test_concurrent_sends_from_threads_one_wins(runtime: AgentRuntime) -> None:
     assert len(history) == 4 and history[2] == winners[0][0]
 
 
-def test_concurrent_sends_from_processes_one_wins(home: Path, children: Children) -> None:
+def test_concurrent_sends_from_processes_one_wins(
+    home: Path, backend: str, children: Children
+) -> None:
     with AgentRuntime(home, recover=False) as runtime:
         open_conv(runtime).send("hello", 0)
     procs = [send_in_child(children, home, "c1", f"from process {i}", 2) for i in range(3)]
@@ -180,25 +198,29 @@ def test_concurrent_sends_from_processes_one_wins(home: Path, children: Children
     assert len(history) == 4 and history[2] == winners[0].splitlines()[0]
 
 
-def test_compaction_keeps_answers_identical_and_storage_bounded(home: Path) -> None:
+def test_compaction_keeps_answers_identical_and_storage_bounded(home: Path, backend: str) -> None:
     script = SCRIPT * 4
     histories = {}
+    inputs = []
     for every in (0, 3):
-        with AgentRuntime(home / f"every{every}", recover=False, compact_every=every) as runtime:
-            conv = open_conv(runtime)
+        with AgentRuntime(home, recover=False, compact_every=every) as runtime:
+            conv = open_conv(runtime, f"every{every}")
             for message in script:
                 conv.send(message, len(conv.history()))
             histories[every] = (conv.history(), conv.input_items(), conv.context, conv.compactions)
+            inputs += [
+                json.loads(runtime.store.require_run(r.execution_id).input) for r in conv.runs()
+            ]
+            [(logged,)] = store_rows(
+                home,
+                "SELECT COUNT(*) FROM conversation_items WHERE conversation_id = ?",
+                (f"every{every}",),
+            )
     plain, compacted = histories[0], histories[3]
     assert compacted[0] == plain[0]
     assert compacted[1] == plain[1]
     assert compacted[2] == plain[2]
     assert plain[3] == 0 and compacted[3] == len(script) // 3
-    import sqlite3
-
-    conn = sqlite3.connect(store_path(home / "every3"))
-    logged = conn.execute("SELECT COUNT(*) FROM conversation_items").fetchone()[0]
-    inputs = [json.loads(r[0]) for r in conn.execute("SELECT input FROM runs")]
-    conn.close()
     assert logged < len(plain[1]) / 2  # most items live in the compacted snapshot
+    assert len(inputs) == 2 * len(script)
     assert all(set(i) == {"base_len", "message"} for i in inputs)
