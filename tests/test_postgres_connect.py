@@ -1,14 +1,16 @@
 """Connecting to PostgreSQL: checked URLs, and a clear frontdesk error for every failure.
 
 Against a real throw-away cluster: refused and silent addresses, wrong credentials, a missing
-database, connections the server ends in the middle of a transaction or while it commits, and
-a server that stops and comes back.
+database, connections the server ends in the middle of a transaction or while it commits, a
+server that stops and comes back, and one that takes connections and stops answering.
 """
 
 from __future__ import annotations
 
+import select
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -30,11 +32,13 @@ from frontdesk.store.postgres._connect import (
     hide_password,
     is_postgres_url,
     parse_url,
+    translate,
 )
+from frontdesk.store.postgres._store import PostgresStore
 from pgcluster import throwaway_cluster
 from pgdb import fresh_database, superuser
 
-from conftest import wait_until
+from conftest import WAIT_SECONDS, wait_until
 
 SECRET = "s3cret-Pa55"
 
@@ -342,3 +346,157 @@ def test_a_lock_held_too_long_is_store_locked(db_url: str) -> None:
             with pytest.raises(StoreLocked, match="try again"):
                 pool.transaction(lambda conn: conn.execute("UPDATE t SET n = 2"))
         pool.transaction(lambda conn: conn.execute("UPDATE t SET n = 2"))
+
+
+# -- a server that takes connections and stops answering ------------------------------------------
+
+
+class FreezingProxy:
+    """A loopback TCP proxy to the cluster that can freeze: it keeps every connection open
+    and stops passing anything on, as a hung server or a silent network path does."""
+
+    def __init__(self, port: int) -> None:
+        self.upstream = port
+        self.frozen = threading.Event()
+        self.closing = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = [self.listener]
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self) -> None:
+        while not self.closing.is_set():
+            ready, _, _ = select.select([self.listener], [], [], 0.05)
+            if not ready:
+                continue
+            client, _ = self.listener.accept()
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            self.sockets += [client, server]
+            for src, dst in ((client, server), (server, client)):
+                pump = threading.Thread(target=self._pump, args=(src, dst), daemon=True)
+                self.threads.append(pump)
+                pump.start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        while not self.closing.is_set():
+            if self.frozen.is_set():
+                self.closing.wait(0.05)
+                continue
+            ready, _, _ = select.select([src], [], [], 0.05)
+            if not ready or self.frozen.is_set():  # frozen while the data was on its way
+                continue
+            try:
+                data = src.recv(65536)
+                if not data:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def url(self, cluster_url: str) -> str:
+        return cluster_url.replace(f":{self.upstream}/", f":{self.port}/")
+
+    def close(self) -> None:
+        self.closing.set()
+        for thread in self.threads:
+            thread.join()
+        for sock in self.sockets:
+            sock.close()
+
+
+@pytest.fixture
+def proxy(cluster: LocalPostgres) -> Iterator[FreezingProxy]:
+    started = FreezingProxy(cluster.port)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def bounded(call: Callable[[], Any]) -> BaseException:
+    """What ``call`` raised, failing the test if it was still waiting after a generous
+    deadline (it must give up by itself long before)."""
+    caught: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(WAIT_SECONDS)
+    assert not thread.is_alive(), "the call still waits for a server that never answers"
+    assert caught, "the call returned although the server never answered"
+    return caught[0]
+
+
+def test_a_server_that_stops_answering_is_store_unavailable_not_a_hang(
+    db_url: str, proxy: FreezingProxy
+) -> None:
+    url = proxy.url(db_url)
+    with PostgresPool(url, search_path=None, answer_timeout=2) as pool:
+        pool.transaction(lambda conn: conn.execute("CREATE TABLE t (n int)"))
+        proxy.frozen.set()
+        error = bounded(lambda: pool.transaction(lambda c: c.execute("INSERT INTO t VALUES (1)")))
+        assert isinstance(error, StoreUnavailable) and not isinstance(error, CommitUnknown)
+        assert "did not answer" in str(error) and "stopped answering" in str(error)
+        assert SECRET not in str(error) and "answer timeout" in str(error)
+        proxy.frozen.clear()
+
+        def works() -> bool:
+            try:
+                return count(pool) == 0  # the insert never reached the server
+            except StoreUnavailable:
+                return False
+
+        wait_until(works, "the pool to work again once the server answers")
+
+
+def test_a_commit_the_server_never_answers_is_commit_unknown(
+    db_url: str, proxy: FreezingProxy
+) -> None:
+    url = proxy.url(db_url)
+    with PostgresPool(url, search_path=None, answer_timeout=2) as pool:
+        pool.transaction(lambda conn: conn.execute("CREATE TABLE t (n int)"))
+
+        def insert_then_freeze(conn: psycopg.Connection[Any]) -> None:
+            conn.execute("INSERT INTO t VALUES (1)")
+            proxy.frozen.set()
+
+        error = bounded(lambda: pool.transaction(insert_then_freeze))
+        assert isinstance(error, CommitUnknown), error
+
+
+def test_a_store_opened_on_a_server_that_accepts_and_never_answers_fails_in_time(
+    db_url: str, proxy: FreezingProxy
+) -> None:
+    proxy.frozen.set()  # connections are accepted; nothing ever comes back
+    error = bounded(lambda: PostgresStore(proxy.url(db_url), connect_timeout=2))
+    assert isinstance(error, StoreUnavailable) and "did not answer" in str(error), error
+
+
+def test_a_store_whose_server_stops_answering_says_so(db_url: str, proxy: FreezingProxy) -> None:
+    store = PostgresStore(proxy.url(db_url), answer_timeout=2)
+    try:
+        assert store.get_run("nothing") is None
+        proxy.frozen.set()
+        error = bounded(lambda: store.get_run("nothing"))
+        assert isinstance(error, StoreUnavailable) and "did not answer" in str(error), error
+    finally:
+        proxy.frozen.clear()
+        store.close()
+
+
+def test_a_server_starting_up_is_store_unavailable_saying_so() -> None:
+    url = parse_url(f"postgresql://app:{SECRET}@127.0.0.1:5/app")
+    starting = psycopg.OperationalError(
+        'connection failed: connection to server at "127.0.0.1", port 5 failed: '
+        "FATAL:  the database system is starting up"
+    )
+    error = translate(starting, url, doing="opening the store")
+    assert isinstance(error, StoreUnavailable)
+    assert "is starting up" in str(error) and "try again in a moment" in str(error)

@@ -1,54 +1,55 @@
-"""Connecting to PostgreSQL: database URLs, a bounded connection pool, and clear errors.
+"""Connecting to PostgreSQL: a bounded connection pool whose every failure is frontdesk's error.
 
-:func:`parse_url` checks a ``postgresql://`` URL before anything connects, and
-:attr:`DatabaseURL.shown` is the URL with its password hidden, for messages and
-``frontdesk db info``. :class:`PostgresPool` is a ``psycopg_pool.ConnectionPool`` opened from
-such a URL with every wait bounded, so each failure is one of frontdesk's errors within a
-bounded time, never psycopg's:
+:class:`PostgresPool` is a ``psycopg_pool.ConnectionPool`` opened from a checked database URL
+(:mod:`._dburl`) with every wait bounded, so each failure is one of frontdesk's errors
+(:mod:`._errors`) within a bounded time, never psycopg's:
 
 - the server refuses connections, or does not answer within ``connect_timeout``:
   :class:`~frontdesk.errors.StoreUnavailable`;
 - it refuses the credentials: :class:`~frontdesk.errors.StoreAuthFailed`;
 - the database does not exist: :class:`~frontdesk.errors.StoreError`;
+- the server takes a statement and does not answer within ``answer_timeout`` (a hung server,
+  a frozen network path): the connection is closed and the caller gets a
+  ``StoreUnavailable`` at once, without a retry that would wait as long again;
 - the connection is lost in the middle of a transaction: :meth:`PostgresPool.transaction`
   runs the transaction once more on a fresh connection, since nothing of it was committed; a
   connection lost while committing, or lost again, is a ``StoreUnavailable`` (the caller
   retries later: the work is not lost, only not done yet).
 
 Connections carry TCP keepalives and a TCP user timeout, so a server that vanishes from the
-network is noticed within about half a minute rather than the operating system's hours.
+network is noticed within about half a minute rather than the operating system's hours, and
+a server-side ``statement_timeout`` ends a statement that runs too long before the client
+gives up on the server.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, urlsplit
 
 import psycopg
 import psycopg_pool
-from psycopg import conninfo as _conninfo
 
-from ...errors import (
-    InvalidDatabaseURL,
-    StoreAuthFailed,
-    StoreError,
-    StoreLocked,
-    StoreUnavailable,
+from ...errors import StoreError
+from ._dburl import SCHEMES, DatabaseURL, hide_password, is_postgres_url, parse_url
+from ._errors import (
+    RETRY_STATES,
+    AnswerTimeout,
+    CommitUnknown,
+    is_connection_lost,
+    server_says,
+    translate,
 )
 
 log = logging.getLogger("frontdesk.store.postgres")
 
 T = TypeVar("T")
 
-SCHEMES = ("postgresql", "postgres")
-"""The URL schemes of a PostgreSQL database."""
 CONNECT_TIMEOUT = 10
 """Seconds a new connection may take before the server counts as not answering."""
 POOL_TIMEOUT = 30.0
@@ -70,232 +71,53 @@ setting given in the URL wins."""
 LOCK_TIMEOUT = 10
 """Seconds a statement waits for a row another transaction locked before the store counts as
 locked (:class:`~frontdesk.errors.StoreLocked`, as SQLite's busy timeout)."""
-RETRY_STATES = frozenset({"40001", "40P01"})
-"""SQLSTATEs of a transaction the server rolled back to break a conflict (serialization
-failure, deadlock): running it again is safe."""
-_LOST = (
-    "server closed the connection",
-    "terminating connection",
-    "connection not open",
-    "the connection is closed",
-    "the connection is lost",
-    "consuming input failed",
-    "could not receive data",
-    "could not send data",
-    "no connection to the server",
-    "ssl syscall",
-    "ssl connection has been closed",
-    "connection timed out",
-    "broken pipe",
-    "connection reset",
-)
-_AUTH = (
-    "password authentication failed",
-    "authentication failed",
-    "no password supplied",
-    "no pg_hba.conf entry",
-    "pg_hba.conf rejects",
-)
-_ROLE = re.compile(r'role "[^"]*" does not exist')
-_DATABASE = re.compile(r'database "[^"]*" does not exist')
-_SERVER_LINE = re.compile(r"^(?:.*?failed: )?(?:FATAL|ERROR):\s+", re.IGNORECASE)
+ANSWER_TIMEOUT = 30.0
+"""Seconds the server may take to answer a statement or a commit before the connection counts
+as lost (a server that accepts and never answers, a network path that went silent)."""
+STATEMENT_TIMEOUT = 20
+"""Seconds the server lets one statement run before it cancels it itself (below
+:data:`ANSWER_TIMEOUT`, so a slow statement is told apart from a hung server)."""
 
 
-@dataclass(frozen=True)
-class DatabaseURL:
-    """A checked ``postgresql://`` URL and the libpq parameters it holds."""
+class BoundedConnection(psycopg.Connection[Any]):
+    """A connection that waits at most :attr:`answer_timeout` for each answer of the server,
+    then closes itself and raises :class:`~._errors.AnswerTimeout`."""
 
-    url: str = field(repr=False)
-    """The URL as given, with its password."""
-    params: dict[str, str] = field(repr=False)
-    """libpq's connection parameters parsed from it (host, port, dbname, user, ...)."""
+    answer_timeout: float = ANSWER_TIMEOUT
+    """Seconds to wait for an answer (set per connection by the pool that opens it)."""
 
-    @property
-    def shown(self) -> str:
-        """The URL with its password hidden, for messages and ``db info``."""
-        return hide_password(self.url)
-
-    @property
-    def database(self) -> str:
-        """The database's name (libpq's default, the user's name, when the URL has none)."""
-        return self.params.get("dbname") or self.params.get("user") or "(default)"
-
-    def conninfo(self, **settings: str | int) -> str:
-        """A libpq connection string for this URL, with ``settings`` added where the URL
-        does not set them itself (``options`` always comes from ``settings`` when given)."""
-        params: dict[str, Any] = {**settings, **self.params}
-        if "options" in settings:
-            params["options"] = settings["options"]
-        return _conninfo.make_conninfo("", **params)
-
-    def __str__(self) -> str:
-        return self.shown
-
-    def __repr__(self) -> str:
-        return f"DatabaseURL({self.shown!r})"
+    def wait(
+        self,
+        gen: Generator[Any, Any, Any],
+        interval: float = 0.1,
+        timeout: float | None = None,
+    ) -> Any:
+        """psycopg's wait, bounded by :attr:`answer_timeout` when no timeout is given."""
+        limit = self.answer_timeout if timeout is None else timeout
+        started = time.monotonic()
+        try:
+            return super().wait(gen, interval, limit)
+        except psycopg.OperationalError as exc:
+            waited = time.monotonic() - started
+            if exc.sqlstate is not None or timeout is not None or waited < limit:
+                raise
+            self.close()  # what the server does with this connection now is unknown
+            raise AnswerTimeout(
+                f"the server did not answer within {limit:g}s (answer timeout)"
+            ) from None
 
 
-def is_postgres_url(url: str) -> bool:
-    """Whether ``url`` names a PostgreSQL database (by its scheme alone)."""
-    return url.strip().lower().startswith(tuple(f"{s}://" for s in SCHEMES))
+def bounded(answer_timeout: float) -> Callable[[psycopg.Connection[Any]], None]:
+    """A pool's ``configure`` callback that sets each new connection's answer timeout."""
 
+    def configure(conn: psycopg.Connection[Any]) -> None:
+        if isinstance(conn, BoundedConnection):
+            conn.answer_timeout = answer_timeout
 
-def parse_url(url: str) -> DatabaseURL:
-    """Check a database URL; :class:`InvalidDatabaseURL` says what is wrong with it.
-
-    Nothing connects: a well-formed URL may still name a server that is down.
-    """
-    if not isinstance(url, str):
-        raise InvalidDatabaseURL(f"a database URL must be a string, got {type(url).__name__}")
-    text = url.strip()
-    scheme, sep, _rest = text.partition("://")
-    if not sep or not scheme:
-        raise InvalidDatabaseURL(
-            f"{hide_password(text)!r} is not a database URL: expected "
-            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
-        )
-    if scheme.lower() not in SCHEMES:
-        raise InvalidDatabaseURL(
-            f"unknown database URL scheme {scheme + '://'!r} in {hide_password(text)!r}: "
-            "frontdesk stores runs in PostgreSQL (postgresql://USER:PASSWORD@HOST:PORT/DATABASE) "
-            "or, without a URL, in SQLite under FRONTDESK_HOME"
-        )
-    try:
-        params = {k: str(v) for k, v in _conninfo.conninfo_to_dict(text).items() if v is not None}
-    except psycopg.Error as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        detail = detail.replace(text, hide_password(text))
-        raise InvalidDatabaseURL(
-            f"malformed database URL {hide_password(text)!r}: {detail}"
-        ) from None
-    for port in params.get("port", "").split(","):
-        if port and not (port.isdigit() and 0 < int(port) < 65536):
-            raise InvalidDatabaseURL(
-                f"malformed database URL {hide_password(text)!r}: port {port!r} is not a "
-                "number between 1 and 65535"
-            )
-    return DatabaseURL(text, params)
-
-
-def hide_password(url: str) -> str:
-    """``url`` with the password in its user part and in its query replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"(://[^/@:]*:)[^@/]*@", r"\1***@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hosts = netloc.rpartition("@")
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        netloc = f"{userinfo}@{hosts}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = "&".join(
-            f"{quote(k, safe='')}={'***' if k == 'password' else quote(v, safe='')}"
-            for k, v in pairs
-        )
-    shown = f"{parts.scheme}://{netloc}{parts.path}"
-    return shown + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
-
-
-# -- errors ------------------------------------------------------------------------------------
-
-
-def _server_says(exc: BaseException) -> str:
-    """The most telling line of a psycopg error, without libpq's connection preamble."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    first = lines[0]
-    for line in lines:
-        if _SERVER_LINE.match(line):
-            return _SERVER_LINE.sub("", line)
-    return first
-
-
-def is_connection_lost(exc: BaseException, conn: psycopg.Connection[Any] | None = None) -> bool:
-    """Whether ``exc`` means the connection to the server is gone (not a refused statement)."""
-    if conn is not None and conn.broken:
-        return True
-    if not isinstance(exc, psycopg.OperationalError):
-        return False
-    state = getattr(exc, "sqlstate", None) or ""
-    if state.startswith(("08", "57P")):
-        return True
-    text = str(exc).lower()
-    return any(marker in text for marker in _LOST)
-
-
-def translate(exc: BaseException, url: DatabaseURL, *, doing: str = "") -> StoreError:
-    """The frontdesk error that explains a psycopg (or pool) error met talking to ``url``."""
-    where = f"the store's PostgreSQL database at {url.shown}"
-    what = f" while {doing}" if doing else ""
-    said = _server_says(exc)
-    text = str(exc).lower()
-    if isinstance(exc, psycopg.errors.ConnectionTimeout) or "timeout expired" in text:
-        return StoreUnavailable(
-            f"{where} did not answer{what} (no connection within the connect timeout): the "
-            "host may be down or a firewall drops the traffic; nothing was changed, try again "
-            "once it answers"
-        )
-    if isinstance(exc, psycopg_pool.PoolTimeout):
-        return StoreUnavailable(
-            f"no connection to {where} came free{what} ({exc}): every connection of the pool "
-            "is busy or the server stopped answering; nothing was changed, try again"
-        )
-    if any(marker in text for marker in _AUTH) or _ROLE.search(str(exc)):
-        user = url.params.get("user", "(default user)")
-        return StoreAuthFailed(
-            f"{where} refused the credentials of user {user!r}: {said}; check the user and "
-            "password in the database URL (FRONTDESK_DATABASE_URL)"
-        )
-    if _DATABASE.search(str(exc)):
-        return StoreError(
-            f"{where}: {said}; create it (createdb {url.database}) or name an existing "
-            "database in the URL"
-        )
-    if "connection refused" in text:
-        return StoreUnavailable(
-            f"{where} refused the connection{what}: is PostgreSQL running there and "
-            "accepting TCP connections? Nothing was changed, try again once it is up"
-        )
-    if "resolve host" in text or "translate host name" in text:
-        return StoreUnavailable(
-            f"{where}: the host name could not be resolved ({said}); check the URL's host"
-        )
-    if "too many clients" in text or getattr(exc, "sqlstate", None) == "53300":
-        return StoreUnavailable(
-            f"{where} has no connection slot left ({said}); nothing was changed, try again or "
-            "raise the server's max_connections"
-        )
-    state = getattr(exc, "sqlstate", None) or ""
-    if state in RETRY_STATES or state == "55P03":
-        return StoreLocked(
-            f"{where} is busy: {said} (rows this needs stayed locked by another transaction); "
-            "nothing was changed, try again"
-        )
-    if state in ("42P01", "3F000"):
-        return StoreError(
-            f"{where} does not hold frontdesk's tables ({said}): run frontdesk db migrate"
-        )
-    if isinstance(exc, psycopg.OperationalError) and (
-        is_connection_lost(exc) or "connection" in text
-    ):
-        return StoreUnavailable(
-            f"the connection to {where} was lost{what} ({said}); nothing was changed, "
-            "try again once the server is back"
-        )
-    return StoreError(f"store error at {url.shown}{what}: {said}")
+    return configure
 
 
 # -- the pool -----------------------------------------------------------------------------------
-
-
-class CommitUnknown(StoreUnavailable):
-    """The connection was lost while a transaction committed: it committed whole or not at
-    all, and the server cannot say which until it is back."""
 
 
 class PostgresPool:
@@ -317,6 +139,8 @@ class PostgresPool:
         reconnect_timeout: float = RECONNECT_TIMEOUT,
         search_path: str | None = SEARCH_PATH,
         lock_timeout: float = LOCK_TIMEOUT,
+        answer_timeout: float = ANSWER_TIMEOUT,
+        statement_timeout: float = STATEMENT_TIMEOUT,
         autocommit: bool = False,
         name: str = "frontdesk",
     ) -> None:
@@ -326,17 +150,22 @@ class PostgresPool:
         needs several then begins its transaction itself, with ``BEGIN``)."""
         self.connect_timeout = max(1, int(connect_timeout))
         self.pool_timeout = pool_timeout
+        self.answer_timeout = answer_timeout
+        """Seconds each connection waits for an answer of the server (see
+        :class:`BoundedConnection`)."""
         settings: dict[str, str | int] = {
             "connect_timeout": self.connect_timeout,
             "application_name": name,
             **TCP_SETTINGS,
         }
-        # The URL's own options are kept, with the search path and lock timeout added.
+        # The URL's own options are kept, with the search path and timeouts added.
         options = [self.url.params.get("options", "")]
         if search_path:
             options.append(f"-c search_path={search_path}")
         if lock_timeout:
             options.append(f"-c lock_timeout={int(lock_timeout * 1000)}")
+        if statement_timeout:
+            options.append(f"-c statement_timeout={int(statement_timeout * 1000)}")
         if any(options):
             settings["options"] = " ".join(o for o in options if o)
         self.conninfo = self.url.conninfo(**settings)
@@ -349,6 +178,8 @@ class PostgresPool:
                 timeout=pool_timeout,
                 reconnect_timeout=reconnect_timeout,
                 kwargs={"autocommit": autocommit},
+                connection_class=BoundedConnection,
+                configure=bounded(answer_timeout),
                 name=name,
             )
         )
@@ -394,11 +225,19 @@ class PostgresPool:
         self.close()
 
     def connect(self, *, autocommit: bool = False, doing: str = "") -> psycopg.Connection[Any]:
-        """A new connection of its own, outside the pool (to listen, or to migrate)."""
+        """A new connection of its own, outside the pool (to listen, or to migrate), its
+        answers bounded as the pool's are."""
         try:
-            return psycopg.connect(self.conninfo, autocommit=autocommit)
+            return self.connect_raw(self.conninfo, autocommit=autocommit)
         except psycopg.Error as exc:
             raise translate(exc, self.url, doing=doing) from None
+
+    def connect_raw(self, conninfo: str, *, autocommit: bool = False) -> BoundedConnection:
+        """A connection to ``conninfo`` with this pool's answer timeout; psycopg's errors
+        are the caller's to translate."""
+        conn = BoundedConnection.connect(conninfo, autocommit=autocommit)
+        conn.answer_timeout = self.answer_timeout
+        return conn
 
     # -- work ---------------------------------------------------------------------------------
 
@@ -432,7 +271,8 @@ class PostgresPool:
                 break
             except psycopg.Error as exc:
                 self._pool.putconn(conn)
-                if attempt == 2 or not is_connection_lost(exc, conn):
+                hung = isinstance(exc, AnswerTimeout)  # another wait would be as long
+                if attempt == 2 or hung or not is_connection_lost(exc, conn):
                     raise translate(exc, self.url, doing="beginning a transaction") from exc
                 self._check_idle()
         committing = False
@@ -454,7 +294,7 @@ class PostgresPool:
     def _commit_unknown(self, exc: BaseException) -> CommitUnknown:
         return CommitUnknown(
             f"the connection to the store's PostgreSQL database at {self.url.shown} was "
-            f"lost while a transaction committed ({_server_says(exc)}): it committed "
+            f"lost while a transaction committed ({server_says(exc)}): it committed "
             "whole or not at all; try again once the server is back"
         )
 
@@ -500,6 +340,8 @@ class PostgresPool:
             lost = is_connection_lost(exc, conn)
             if lost and committing and not read_only:
                 raise self._commit_unknown(exc) from None
+            if isinstance(exc, AnswerTimeout):
+                raise translate(exc, self.url, doing="running a transaction") from None
             if lost or state in RETRY_STATES:
                 raise _Retry(translate(exc, self.url, doing="running a transaction"), exc) from None
             raise translate(exc, self.url) from exc
@@ -528,7 +370,7 @@ class PostgresPool:
     def _diagnose(self, exc: psycopg_pool.PoolTimeout, doing: str) -> StoreError:
         """Why no connection came: one direct attempt says whether the server is there."""
         try:
-            psycopg.connect(self.conninfo).close()
+            self.connect_raw(self.conninfo).close()
         except psycopg.Error as direct:
             return translate(direct, self.url, doing=doing)
         return translate(exc, self.url, doing=doing)
@@ -557,13 +399,17 @@ class _Retry(Exception):
 
 
 __all__ = [
+    "ANSWER_TIMEOUT",
     "CONNECT_TIMEOUT",
     "POOL_TIMEOUT",
     "SCHEMES",
     "SEARCH_PATH",
+    "STATEMENT_TIMEOUT",
+    "BoundedConnection",
     "CommitUnknown",
     "DatabaseURL",
     "PostgresPool",
+    "bounded",
     "hide_password",
     "is_connection_lost",
     "is_postgres_url",

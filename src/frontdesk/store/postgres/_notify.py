@@ -159,6 +159,7 @@ class Listener:
         self.health_interval = health_interval
         self.reconnect_delays = reconnect_delays
         self._url = pool.url
+        self._pool = pool
         self._conninfo = psycopg.conninfo.make_conninfo(
             pool.conninfo, application_name=APPLICATION_NAME
         )
@@ -281,7 +282,7 @@ class Listener:
         failures = 0
         while not self._closing.is_set():
             try:
-                conn = psycopg.connect(self._conninfo, autocommit=True)
+                conn = self._pool.connect_raw(self._conninfo, autocommit=True)
             except psycopg.Error as exc:
                 delay = self.reconnect_delays[min(failures, len(self.reconnect_delays) - 1)]
                 failures += 1

@@ -42,7 +42,7 @@ from .._values import hydrate
 from .._writes import Write
 from . import _reads as reads
 from ._compile import RUN_COLUMNS, compile_writes
-from ._connect import CONNECT_TIMEOUT, POOL_TIMEOUT, PostgresPool, translate
+from ._connect import ANSWER_TIMEOUT, CONNECT_TIMEOUT, POOL_TIMEOUT, PostgresPool, translate
 from ._notify import Listener, Notification
 from ._schema import SCHEMA_VERSION, migrate, schema_version
 from ._transaction import CONVERSATION_COLUMNS, PostgresTransaction, apply, lines, turn_start
@@ -65,8 +65,9 @@ class PostgresStore(Store):
     """A frontdesk database on PostgreSQL, safe to share between threads and processes.
 
     ``url`` is a ``postgresql://`` URL. The pool holds ``min_size`` to ``max_size``
-    connections; ``connect_timeout`` and ``pool_timeout`` bound how long a call waits for the
-    server (then :class:`~frontdesk.errors.StoreUnavailable`). Without ``migrate`` the schema
+    connections; ``connect_timeout``, ``pool_timeout`` and ``answer_timeout`` bound how long
+    a call waits for the server to connect, for a free connection and for each answer (then
+    :class:`~frontdesk.errors.StoreUnavailable`). Without ``migrate`` the schema
     is not created or upgraded (``frontdesk db info`` reads it as it is); with ``listen``, a
     thread listens for other processes' notifications.
     """
@@ -83,6 +84,7 @@ class PostgresStore(Store):
         max_size: int = 10,
         connect_timeout: int = CONNECT_TIMEOUT,
         pool_timeout: float = POOL_TIMEOUT,
+        answer_timeout: float = ANSWER_TIMEOUT,
     ) -> None:
         super().__init__()
         self._pool = PostgresPool(
@@ -91,6 +93,7 @@ class PostgresStore(Store):
             max_size=max_size,
             connect_timeout=connect_timeout,
             pool_timeout=pool_timeout,
+            answer_timeout=answer_timeout,
             autocommit=True,
         )
         self._pool.open()
