@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from frontdesk.store import store_path
 
 from conftest import PYTHON, WAIT_SECONDS, Children, child_env, wait_for_marker, wait_until
@@ -67,17 +69,29 @@ def stop_between_writes(proc: subprocess.Popen[bytes], home: Path) -> None:
 
     A child stopped inside a write transaction (its heartbeat renewing a lease, say) would
     block every other process's writes until it is continued: stop it again until it is not.
+    On PostgreSQL ($FRONTDESK_DATABASE_URL), until no other session is inside a transaction.
     """
+    url = os.environ.get("FRONTDESK_DATABASE_URL")
     while True:
         os.kill(proc.pid, signal.SIGSTOP)
         wait_until(lambda: _state(proc.pid) == "T", f"pid {proc.pid} to stop")
-        if _write_lock_free(store_path(home)):
+        if _no_open_transaction(url) if url else _write_lock_free(store_path(home)):
             return
         os.kill(proc.pid, signal.SIGCONT)
 
 
 def _state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+def _no_open_transaction(url: str) -> bool:
+    """Whether no session on the database but this one is inside a transaction."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+        ).fetchone()
+    return row is not None and row[0] == 0
 
 
 def _write_lock_free(db: Path) -> bool:

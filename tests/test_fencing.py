@@ -4,6 +4,7 @@ Each case stops a real child process with SIGSTOP while it drives a run with a s
 lets the lease expire and something else happen to the run (another runtime takes it over, or
 cancels it), then resumes the child with SIGCONT. Whatever the stale driver then tries to
 write is refused: its driver stops quietly and the run ends as the live side made it end.
+Every case runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -19,19 +20,21 @@ from faultkit import faultflow, finished, lines, parked, result, stop_between_wr
 from frontdesk import AgentRuntime
 from parking import write_marker
 
-from conftest import Children, wait_until
+from conftest import Children, both_backends, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, both_backends]
 
 LEASE_TTL = 1.5
 
 
 @pytest.fixture
-def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """A flow directory (also this process's ``$FAULTFLOW_DIR``) and a frontdesk home."""
-    flow_dir, home = tmp_path / "flow", tmp_path / "home"
+def dirs(
+    tmp_path: Path, home: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Path]:
+    """A flow directory (also this process's ``$FAULTFLOW_DIR``) and a frontdesk home on the
+    test's store backend."""
+    flow_dir = tmp_path / "flow"
     flow_dir.mkdir()
-    home.mkdir()
     monkeypatch.setenv("FAULTFLOW_DIR", str(flow_dir))
     return flow_dir, home
 
