@@ -3,6 +3,9 @@
 ``runtime.run`` drives its run on an event loop of the calling thread instead of hopping to
 the engine's thread and back; leases, cancellation and recovery reach it as they reach any run
 of the process. A run commits once per durable step and reads nothing back once it settled.
+
+What a caller sees runs on SQLite and on PostgreSQL; the two tests that count the statements
+on SQLite's own connections (``set_trace_callback``) are about the SQLite store and stay there.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 
 from frontdesk import AgentRuntime
 
-from conftest import WAIT_SECONDS, wait_until
+from conftest import WAIT_SECONDS, both_backends, wait_until
 
 
 def flow(tool: Any) -> Agent[Any]:
@@ -36,6 +39,7 @@ def flow(tool: Any) -> Agent[Any]:
     return Agent(name="triage", model=model, handoffs=[specialist])
 
 
+@both_backends
 def test_a_sync_run_is_driven_on_the_calling_thread(runtime: AgentRuntime) -> None:
     threads: list[threading.Thread] = []
 
@@ -60,7 +64,8 @@ def test_a_sync_run_is_driven_on_the_calling_thread(runtime: AgentRuntime) -> No
 def test_a_run_commits_once_per_step_and_reads_nothing_back(home: Path) -> None:
     """Six transactions for this flow: the first model call (with the run's row), the
     handoff with the second model call, the tool's start, its result, the last model call,
-    and the outcome. Besides each transaction's fence, nothing is read."""
+    and the outcome. Besides each transaction's fence, nothing is read. SQLite only: it traces
+    the statements of the SQLite store's connections."""
 
     @function_tool
     def lookup() -> str:
@@ -92,6 +97,7 @@ def test_a_run_commits_once_per_step_and_reads_nothing_back(home: Path) -> None:
     assert [s.kind for s in result.steps] == ["model", "handoff", "model", "tool", "model"]
 
 
+@both_backends
 def test_an_interrupted_sync_run_is_handed_back_and_resumed(runtime: AgentRuntime) -> None:
     attempts: list[int] = []
 
@@ -119,6 +125,7 @@ def test_an_interrupted_sync_run_is_handed_back_and_resumed(runtime: AgentRuntim
     assert attempts == [1, 2]
 
 
+@both_backends
 def test_a_sync_run_is_cancelled_from_another_thread(runtime: AgentRuntime) -> None:
     started = threading.Event()
 
@@ -142,7 +149,8 @@ def test_a_sync_run_is_cancelled_from_another_thread(runtime: AgentRuntime) -> N
     assert result.status == "cancelled"
 
 
-def test_the_heartbeat_renews_the_lease_of_a_sync_run(home: Any) -> None:
+@both_backends
+def test_the_heartbeat_renews_the_lease_of_a_sync_run(home: Any, backend: str) -> None:
     renewed: list[float] = []
 
     with AgentRuntime(home, recover=False, lease_ttl=0.6) as runtime:
@@ -167,6 +175,7 @@ def test_the_heartbeat_renews_the_lease_of_a_sync_run(home: Any) -> None:
     assert renewed
 
 
+@both_backends
 async def test_run_called_from_async_code_still_completes(runtime: AgentRuntime) -> None:
     @function_tool
     def lookup() -> str:
@@ -181,6 +190,8 @@ async def test_run_called_from_async_code_still_completes(runtime: AgentRuntime)
 async def test_concurrent_runs_on_one_loop_still_share_transactions(
     runtime: AgentRuntime,
 ) -> None:
+    """SQLite only: it traces the statements of the SQLite store's connection."""
+
     @function_tool
     async def lookup() -> str:
         """Look something up."""
@@ -198,6 +209,7 @@ async def test_concurrent_runs_on_one_loop_still_share_transactions(
     assert statements.count("COMMIT") < 20 * 6 / 2
 
 
+@both_backends
 def test_a_caller_thread_loop_is_closed_when_the_thread_ends(runtime: AgentRuntime) -> None:
     @function_tool
     def lookup() -> str:
