@@ -93,7 +93,7 @@ def _parse_args(args_json: str) -> dict[str, Any]:
 def error_text(exc: BaseException) -> str:
     """What a failed run records: the innermost application error's message, else the
     exception's type and message."""
-    found: BaseException | None = None
+    found: ApplicationError | None = None
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ApplicationError):
