@@ -162,6 +162,42 @@ billing = Agent(name="billing", model=ChaosModel(), tools=[lookup_invoice, refun
 triage = Agent(name="triage", model=ChaosModel(), handoffs=[billing])
 
 
+class SteppedModel(Model):
+    """Calls a tool, then answers once ``$CHAOS_DIR/go`` exists: a run that cannot end before
+    someone watching it from another process has seen its tool's result."""
+
+    async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any) -> ModelResponse:  # fmt: skip
+        items = [i if isinstance(i, dict) else i.model_dump() for i in input]
+        if not any(i.get("type") == "function_call_output" for i in items):
+            out: list[Any] = [function_call("note", {"text": "seen"}, call_id="note-1")]
+        else:
+            # Another process writes the file: no event of this loop can say so.
+            while not (_dir() / "go").exists():  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            out = [assistant_message("done")]
+        return ModelResponse(output=out, usage=Usage(requests=1), response_id=None)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+@tool
+def note(text: str) -> str:
+    """Take a note."""
+    return f"noted: {text}"
+
+
+stepped = Agent(name="stepped", model=SteppedModel(), tools=[note])
+
+
+def run_stepped() -> None:
+    """Child entry point: drive the stepped run here until it completes."""
+    import chaosflow
+
+    with AgentRuntime(recover=False) as runtime:
+        runtime.run(chaosflow.stepped, "go on", execution_id="stepped")
+
+
 def message(n: int) -> str:
     """The message of run ``n``."""
     return f"Refund INV-{n}, I was charged twice"
@@ -185,4 +221,7 @@ def start(first: int, count: int) -> None:
 
 
 if __name__ == "__main__":
-    start(int(sys.argv[1]), int(sys.argv[2]))
+    if sys.argv[1] == "stepped":
+        run_stepped()
+    else:
+        start(int(sys.argv[1]), int(sys.argv[2]))

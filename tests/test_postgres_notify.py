@@ -3,24 +3,28 @@
 A notification sent in a transaction wakes the watches of its run (and those of any run) once
 the transaction commits, never when it rolls back. The listener reconnects after its
 connection is ended or the server restarts, waking everyone since anything may have changed,
-and it closes at once.
+and it closes at once. A stream of a run another process drives follows its events live.
 """
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from frontdesk import AgentRuntime, EventStream
 from frontdesk.store.postgres._cluster import LocalPostgres
 from frontdesk.store.postgres._connect import PostgresPool
 from frontdesk.store.postgres._notify import (
     APPLICATION_NAME,
     APPROVAL_CHANNEL,
     CHANNELS,
+    EVENT_CHANNEL,
     NEW_RUN_CHANNEL,
     RUN_CHANNEL,
     Listener,
@@ -28,10 +32,11 @@ from frontdesk.store.postgres._notify import (
     Watch,
     notify,
 )
+from parking import write_marker
 from pgcluster import throwaway_cluster
 from pgdb import fresh_database, superuser
 
-from conftest import WAIT_SECONDS, wait_until
+from conftest import PYTHON, TESTS_DIR, WAIT_SECONDS, Children, child_env, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -198,4 +203,40 @@ def test_a_watch_must_name_a_channel_it_listens_on(pool: PostgresPool) -> None:
     with pytest.raises(ValueError, match="does not listen on 'frontdesk_new_run'"):
         listener.watch(NEW_RUN_CHANNEL)
     listener.close()
-    assert set(CHANNELS) == {RUN_CHANNEL, APPROVAL_CHANNEL, NEW_RUN_CHANNEL}
+    assert set(CHANNELS) == {RUN_CHANNEL, APPROVAL_CHANNEL, NEW_RUN_CHANNEL, EVENT_CHANNEL}
+
+
+def test_a_stream_follows_a_run_another_process_drives_live(
+    db_url: str, home: Path, tmp_path: Path, children: Children, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other process's run waits for this stream to see its tool's result before it can
+    end; the stream polls once an hour, so only notifications can bring that result."""
+    monkeypatch.setenv("FRONTDESK_DATABASE_URL", db_url)
+    flow_dir = tmp_path / "flow"
+    flow_dir.mkdir()
+    with AgentRuntime(home, recover=False) as runtime:
+        driver = children.popen(
+            [PYTHON, str(TESTS_DIR / "chaosflow.py"), "stepped"],
+            env=child_env(CHAOS_DIR=str(flow_dir)), stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+        def stored() -> bool:
+            assert driver.poll() is None, driver.communicate()[1]
+            return runtime.store.get_run("stepped") is not None
+
+        wait_until(stored, "the other process to store its run")
+        stream = EventStream(runtime.handle("stepped"), poll=3600)
+        seen: list[str] = []
+
+        def follow() -> None:
+            for event in stream:
+                seen.append(event.type)
+                if event.type == "tool_result":
+                    write_marker(flow_dir / "go", "go")
+
+        thread = threading.Thread(target=follow, daemon=True)
+        thread.start()
+        thread.join(WAIT_SECONDS)
+        assert not thread.is_alive(), f"the stream saw {seen} and waits still"
+        assert "tool_result" in seen and seen[-1] == "done", seen
+        assert driver.wait(WAIT_SECONDS) == 0

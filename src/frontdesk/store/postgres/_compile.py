@@ -20,7 +20,7 @@ run's row (a fence already has), so two writers of one run number one after the 
 
 Writes that others wait for also notify (see :mod:`._notify`): a settled, resumed or cancelled
 run on ``frontdesk_run``, a requested or decided approval on ``frontdesk_approval``, a run
-that became claimable on ``frontdesk_new_run``. Notifications are sent in the same
+that became claimable on ``frontdesk_new_run``, appended events on ``frontdesk_event``. Notifications are sent in the same
 transaction, so they are delivered only if it commits.
 """
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from .._approvals import APPROVAL_COLUMNS
@@ -36,32 +35,26 @@ from .._records import TERMINAL_STATUSES
 from .._writes import (
     AppendEvent,
     CancelRun,
-    ClaimTurn,
     CopyApproval,
-    CreateConversation,
     DecideApproval,
     EscalateApproval,
     Fence,
     InsertRun,
     RecordStep,
-    RecordTurn,
     ReleaseLease,
     ReleaseLeases,
-    ReleaseTurn,
     RenewLeases,
     RequestApproval,
     RequestCancel,
     ResumeRun,
     RetryRun,
-    SetConversationBudget,
-    SetConversationMemory,
     SetNote,
     SettleRun,
-    StoreSummary,
     Write,
 )
-from ._notify import APPROVAL_CHANNEL, NEW_RUN_CHANNEL, RUN_CHANNEL
-from ._schema import parsed_json
+from ._compile_conversations import CONVERSATION_COMPILERS
+from ._notify import APPROVAL_CHANNEL, EVENT_CHANNEL, NEW_RUN_CHANNEL, RUN_CHANNEL
+from ._statements import Compiled, Statement
 
 RUN_COLUMNS = (
     "execution_id, agent_ref, agent_name, status, input, context_type, context_json, "
@@ -72,55 +65,6 @@ RUN_COLUMNS = (
 )
 """The run row's columns, in :class:`~frontdesk.store.RunRow`'s field order."""
 _RUN_PLACES = ", ".join(["%s"] * len(RUN_COLUMNS.split(",")))
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One SQL statement, its parameters, and the guard its result must pass (if any)."""
-
-    sql: str
-    """The statement, with ``%s`` placeholders."""
-    params: tuple[Any, ...] = ()
-    """Its parameters."""
-    guard: Write | None = None
-    """The write whose statement must return a row, or the transaction is refused."""
-
-
-@dataclass
-class Compiled:
-    """The statements of a transaction, and the notifications it sends once committed."""
-
-    statements: list[Statement] = field(default_factory=list)
-    """In order."""
-    notices: dict[tuple[str, str], None] = field(default_factory=dict)
-    """``(channel, execution_id)`` pairs, each once, in order."""
-    locked: set[str] = field(default_factory=set)
-    """Runs whose row the transaction already locks."""
-
-    def add(self, sql: str, *params: Any, guard: Write | None = None) -> None:
-        """Append a statement."""
-        self.statements.append(Statement(sql, params, guard))
-
-    def notify(self, channel: str, execution_id: str) -> None:
-        """Notify ``channel`` about the run once the transaction commits."""
-        self.notices[(channel, execution_id)] = None
-
-    def lock_run(self, execution_id: str) -> None:
-        """Lock the run's row for the rest of the transaction (once)."""
-        if execution_id not in self.locked:
-            self.locked.add(execution_id)
-            self.add("SELECT 1 FROM runs WHERE execution_id = %s FOR NO KEY UPDATE", execution_id)
-
-    def finish(self) -> None:
-        """Append the statement that sends the notifications, if any."""
-        if self.notices:
-            channels = [channel for channel, _ in self.notices]
-            ids = [execution_id for _, execution_id in self.notices]
-            self.add(
-                "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS n(c, p)",
-                channels,
-                ids,
-            )
 
 
 _TERMINAL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
@@ -301,6 +245,7 @@ def _event(c: Compiled, w: AppendEvent) -> None:
         w.ref,
         w.execution_id,
     )
+    c.notify(EVENT_CHANNEL, w.execution_id)
 
 
 def _request(c: Compiled, w: RequestApproval) -> None:
@@ -359,112 +304,6 @@ def _copy_approval(c: Compiled, w: CopyApproval) -> None:
     )
 
 
-def _create_conversation(c: Compiled, w: CreateConversation) -> None:
-    c.add(
-        "INSERT INTO conversations (conversation_id, agent_ref, current_agent, context_type, "
-        "context_json, items_json, created_at, updated_at) "
-        "VALUES (%s, %s, %s, %s, %s, '[]', %s, %s) ON CONFLICT DO NOTHING",
-        w.conversation_id,
-        w.agent_ref,
-        w.current_agent,
-        w.context_type,
-        w.context_json,
-        w.at,
-        w.at,
-    )
-
-
-def _conversation_budget(c: Compiled, w: SetConversationBudget) -> None:
-    c.add(
-        "UPDATE conversations SET budget_json = %s WHERE conversation_id = %s",
-        w.budget_json,
-        w.conversation_id,
-    )
-
-
-def _conversation_memory(c: Compiled, w: SetConversationMemory) -> None:
-    c.add(
-        "UPDATE conversations SET memory_json = %s WHERE conversation_id = %s",
-        w.memory_json,
-        w.conversation_id,
-    )
-
-
-def _summary(c: Compiled, w: StoreSummary) -> None:
-    c.add(
-        "UPDATE conversations SET summary_json = %s WHERE conversation_id = %s AND "
-        f"COALESCE(({parsed_json('summary_json')} ->> 'turns')::integer, 0) < %s",
-        w.summary_json,
-        w.conversation_id,
-        w.turns,
-    )
-
-
-def _claim_turn(c: Compiled, w: ClaimTurn) -> None:
-    c.add(
-        "UPDATE conversations SET pending_run = %s, updated_at = %s WHERE conversation_id = %s",
-        w.execution_id,
-        w.at,
-        w.conversation_id,
-    )
-
-
-def _release_turn(c: Compiled, w: ReleaseTurn) -> None:
-    c.add(
-        "UPDATE conversations SET pending_run = NULL, updated_at = %s "
-        "WHERE conversation_id = %s AND pending_run = %s",
-        w.at,
-        w.conversation_id,
-        w.execution_id,
-    )
-
-
-def _record_turn(c: Compiled, w: RecordTurn) -> None:
-    cid = w.conversation_id
-    if w.lines:
-        c.add(
-            "INSERT INTO conversation_lines (conversation_id, idx, line, run_id) "
-            "SELECT %s, %s + n - 1, line, %s FROM unnest(%s::text[]) WITH ORDINALITY AS t(line, n)",
-            cid,
-            w.first_line,
-            w.execution_id,
-            list(w.lines),
-        )
-    c.add(
-        "INSERT INTO conversation_turns (conversation_id, turn, start_idx) VALUES (%s, %s, %s)",
-        cid,
-        w.turn,
-        w.start,
-    )
-    if w.snapshot_json is not None:
-        c.add("DELETE FROM conversation_items WHERE conversation_id = %s", cid)
-        c.add(
-            "UPDATE conversations SET items_json = %s, generation = generation + 1 "
-            "WHERE conversation_id = %s",
-            w.snapshot_json,
-            cid,
-        )
-    elif w.items_json:
-        c.add(
-            "INSERT INTO conversation_items (conversation_id, idx, item_json) "
-            "SELECT %s, %s + n - 1, item FROM unnest(%s::text[]) WITH ORDINALITY AS t(item, n)",
-            cid,
-            w.first_item,
-            list(w.items_json),
-        )
-    c.add(
-        "UPDATE conversations SET current_agent = %s, context_json = COALESCE(%s, context_json), "
-        "turns = turns + 1, history_len = history_len + %s, pending_run = NULL, updated_at = %s "
-        "WHERE conversation_id = %s AND pending_run = %s",
-        w.current_agent,
-        w.context_json,
-        len(w.lines),
-        w.at,
-        cid,
-        w.execution_id,
-    )
-
-
 _COMPILERS: dict[type, Callable[[Compiled, Any], None]] = {
     Fence: _fence,
     InsertRun: _insert_run,
@@ -483,13 +322,7 @@ _COMPILERS: dict[type, Callable[[Compiled, Any], None]] = {
     DecideApproval: _decide,
     EscalateApproval: _escalate,
     CopyApproval: _copy_approval,
-    CreateConversation: _create_conversation,
-    SetConversationBudget: _conversation_budget,
-    SetConversationMemory: _conversation_memory,
-    StoreSummary: _summary,
-    ClaimTurn: _claim_turn,
-    ReleaseTurn: _release_turn,
-    RecordTurn: _record_turn,
+    **CONVERSATION_COMPILERS,
 }
 
 

@@ -10,6 +10,8 @@ carrying the execution id of the run concerned as its payload:
   decided. The run's driver and the approvals inbox wait on it.
 - :data:`NEW_RUN_CHANNEL` (``frontdesk_new_run``): a run became runnable without a driver (it
   was stored, retried, or an approval let it go on). Workers wait on it to claim it.
+- :data:`EVENT_CHANNEL` (``frontdesk_event``): events were appended to the run. Streams of a
+  run another process drives follow it on it, live.
 
 A :class:`Listener` holds one dedicated connection that listens on every channel, from a
 thread of its own; :meth:`Listener.watch` gives a :class:`Watch` for one run (or for any run)
@@ -45,7 +47,9 @@ APPROVAL_CHANNEL = "frontdesk_approval"
 """An approval of a run was requested or decided; payload: the run's execution id."""
 NEW_RUN_CHANNEL = "frontdesk_new_run"
 """A run became runnable without a driver; payload: its execution id."""
-CHANNELS = (RUN_CHANNEL, APPROVAL_CHANNEL, NEW_RUN_CHANNEL)
+EVENT_CHANNEL = "frontdesk_event"
+"""Events were appended to a run; payload: its execution id."""
+CHANNELS = (RUN_CHANNEL, APPROVAL_CHANNEL, NEW_RUN_CHANNEL, EVENT_CHANNEL)
 """Every channel frontdesk notifies on."""
 HEALTH_INTERVAL = 10.0
 """Seconds of silence after which the listener checks that its connection still works."""
@@ -345,6 +349,7 @@ __all__ = [
     "APPLICATION_NAME",
     "APPROVAL_CHANNEL",
     "CHANNELS",
+    "EVENT_CHANNEL",
     "NEW_RUN_CHANNEL",
     "RUN_CHANNEL",
     "Listener",
