@@ -434,6 +434,7 @@ class AgentRuntime:
         note: str | None = None,
         *,
         args: dict[str, Any] | None = None,
+        resume: bool = True,
     ) -> ApprovalRecord:
         """Approve a pending tool call; the run resumes and exactly that call runs.
 
@@ -442,18 +443,34 @@ class AgentRuntime:
         match the tool's JSON schema (:class:`InvalidInput` if not, and nothing changes). The
         approval keeps both the asked and the edited arguments, the tool's events too, and the
         model gets the result of the call that ran, with a note that a reviewer edited it.
+        With ``resume=False`` this runtime does not drive the run on itself: a worker (any
+        process with its agent that recovers runs) picks it up.
         """
         return self._decide(
-            approval_or_execution_id, True, by=by, note=note, reason=None, args=args
+            approval_or_execution_id,
+            True,
+            by=by,
+            note=note,
+            reason=None,
+            args=args,
+            resume=resume,
         )
 
     def reject(
-        self, approval_or_execution_id: str, reason: str, by: str | None = None
+        self,
+        approval_or_execution_id: str,
+        reason: str,
+        by: str | None = None,
+        *,
+        resume: bool = True,
     ) -> ApprovalRecord:
-        """Reject a pending tool call; it never runs and the model receives ``reason``."""
+        """Reject a pending tool call; it never runs and the model receives ``reason``.
+        ``resume`` as for :meth:`approve`."""
         if not reason or not reason.strip():
             raise EmptyMessage("a rejection needs a reason (the model receives it)")
-        return self._decide(approval_or_execution_id, False, by=by, note=None, reason=reason)
+        return self._decide(
+            approval_or_execution_id, False, by=by, note=None, reason=reason, resume=resume
+        )
 
     def _decide(
         self,
@@ -464,6 +481,7 @@ class AgentRuntime:
         note: str | None,
         reason: str | None,
         args: dict[str, Any] | None = None,
+        resume: bool = True,
     ) -> ApprovalRecord:
         require_texts(approval_or_execution_id=ident, by=by, note=note, reason=reason)
         check_decider(by)
@@ -479,7 +497,7 @@ class AgentRuntime:
             args=args,
         )
         self._engine.notify()
-        if runnable:
+        if runnable and resume:
             self._engine.call(self._engine.resume(record.execution_id))
         return record
 

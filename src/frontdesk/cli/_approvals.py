@@ -69,6 +69,10 @@ def _edited_args(text: str | None) -> dict[str, Any] | None:
     return value
 
 
+WAIT_HELP = (
+    "Resume the run here, if its agent can be found, until it settles; with --no-wait a "
+    "worker picks it up."
+)
 BY_HELP = (
     "Who {verb}s; recorded with the decision. Defaults to your OS user name"
     " ('system:' names are kept for frontdesk's own decisions)."
@@ -91,16 +95,16 @@ def approve(
             "tool's schema; the approval records both.",
         ),
     ] = None,
-    wait: Annotated[
-        bool, typer.Option(help="Resume the run here, if its agent can be found, until it settles.")
-    ] = True,
+    wait: Annotated[bool, typer.Option(help=WAIT_HELP)] = True,
 ) -> None:
     """Approve a pending tool call: exactly that call runs, with its recorded arguments (or
     the edited ones given with --args)."""
     decider = _decider(by)
     edits = _edited_args(args)
     with open_runtime() as runtime:
-        record = runtime.approve(approval_or_execution_id, by=decider, note=note, args=edits)
+        record = runtime.approve(
+            approval_or_execution_id, by=decider, note=note, args=edits, resume=wait
+        )
         edited = (
             f" with edited arguments {json.dumps(record.edited_args)}"
             if record.edited_args is not None
@@ -121,14 +125,12 @@ def reject(
     ],
     reason: Annotated[str, typer.Option(help="Why; the model receives it as the tool's result.")],
     by: Annotated[str | None, typer.Option(help=BY_HELP.format(verb="reject"))] = None,
-    wait: Annotated[
-        bool, typer.Option(help="Resume the run here, if its agent can be found, until it settles.")
-    ] = True,
+    wait: Annotated[bool, typer.Option(help=WAIT_HELP)] = True,
 ) -> None:
     """Reject a pending tool call: it never runs; the model gets the reason."""
     decider = _decider(by)
     with open_runtime() as runtime:
-        record = runtime.reject(approval_or_execution_id, reason, by=decider)
+        record = runtime.reject(approval_or_execution_id, reason, by=decider, resume=wait)
         console.print(
             f"rejected {record.tool_name} ({record.approval_id}) on run {record.execution_id} "
             f"as {decider}",

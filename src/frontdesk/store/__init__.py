@@ -17,7 +17,7 @@ from ._approvals import (
     request_op,
 )
 from ._base import Store, StoreTransaction
-from ._changes import Changes
+from ._changes import Changes, Runnable
 from ._commit import GroupCommitter
 from ._fence import LeaseLost, RunAlreadyExists, StepAlreadyRecorded, fence
 from ._forks import ForkLink, ForkSeed, Lineage, StoredEvent
@@ -113,6 +113,7 @@ __all__ = [
     "RunAlreadyExists",
     "RunFilter",
     "RunRow",
+    "Runnable",
     "SQLiteStore",
     "SetConversationBudget",
     "SetConversationMemory",

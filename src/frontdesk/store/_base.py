@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import RunNotFound
 from ..events import Event
 from ._approvals import ApprovalRecord
-from ._changes import Changes
+from ._changes import Changes, Runnable
 from ._listing import ConversationRow, Page, RunFilter
 from ._records import ConversationState, JournalRow, RunRow, StoreInfo
 from ._usage import UsageRow
@@ -113,6 +113,9 @@ class Store(ABC):
         self.changes = Changes()
         """Notified after every write this store commits (and, where the backend can tell,
         after other processes' writes): what waiting threads block on."""
+        self.runnable = Runnable()
+        """Announced when another process made a run runnable without a driver, where the
+        backend can tell: what an engine's recovery scan wakes on."""
 
     # -- the database itself -------------------------------------------------------------------
 

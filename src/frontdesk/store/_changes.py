@@ -57,3 +57,34 @@ class Changes:
                     self._condition.wait(remaining)
                 finally:
                     self._waiters -= 1
+
+
+class Runnable:
+    """Announcements that a run became runnable with nobody driving it (approved, retried,
+    handed back, forked), heard from other processes where the backend can tell (PostgreSQL's
+    ``NOTIFY``). An engine's recovery scan wakes on them instead of waiting out its poll
+    interval, which stays the fallback for what nobody announced."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from the announcing thread) on every announcement; returns a
+        function that unsubscribes it."""
+        with self._lock:
+            self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._listeners:
+                    self._listeners.remove(callback)
+
+        return unsubscribe
+
+    def announce(self) -> None:
+        """Tell every subscriber that some run may be waiting for a driver."""
+        with self._lock:
+            listeners = list(self._listeners)
+        for callback in listeners:
+            callback()

@@ -3,7 +3,8 @@
 Each process that drives runs holds a lease on each of them and renews it; a run whose lease
 expired, or whose owner on this machine has died, is taken over by the next engine that can
 find its agent. Approvals, cancellation and retries from other processes arrive through the
-store. An engine that recovers runs also acts on approval requests past their deadline,
+store; where the store hears of them (PostgreSQL's ``NOTIFY``), the recovery scan runs at once
+rather than at its next poll. An engine that recovers runs also acts on approval requests past their deadline,
 however long every process was down: it rejects or escalates them as their tools say.
 
 The store is only ever called off the event loops that drive runs: commits go through the
@@ -696,12 +697,32 @@ class LocalEngine:
                 self._abandoned.pop(execution_id, None)
 
     async def _recovery(self) -> None:
-        while True:
+        """Scan for runs to take over every ``poll_interval`` seconds, and at once whenever
+        another process announces a run left without a driver (see
+        :class:`~frontdesk.store.Runnable`)."""
+        wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def announced() -> None:
             try:
-                await self.recover_now()
-            except FrontdeskError as exc:
-                log.warning("recovery scan failed: %s", exc)
-            await asyncio.sleep(self.poll_interval)
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop is closed: the engine has stopped
+                pass
+
+        unsubscribe = self.store.runnable.subscribe(announced)
+        try:
+            while True:
+                wake.clear()  # an announcement during the scan makes the next one come at once
+                try:
+                    await self.recover_now()
+                except FrontdeskError as exc:
+                    log.warning("recovery scan failed: %s", exc)
+                try:
+                    await asyncio.wait_for(wake.wait(), self.poll_interval)
+                except TimeoutError:
+                    pass
+        finally:
+            unsubscribe()
 
     def expire_approvals(self) -> list[ApprovalRecord]:
         """Reject or escalate every approval request past its deadline; returns those this

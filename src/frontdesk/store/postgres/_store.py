@@ -43,7 +43,7 @@ from .._writes import Write
 from . import _reads as reads
 from ._compile import RUN_COLUMNS, compile_writes
 from ._connect import ANSWER_TIMEOUT, CONNECT_TIMEOUT, POOL_TIMEOUT, PostgresPool, translate
-from ._notify import Listener, Notification
+from ._notify import NEW_RUN_CHANNEL, Listener, Notification
 from ._schema import SCHEMA_VERSION, migrate, schema_version
 from ._transaction import CONVERSATION_COLUMNS, PostgresTransaction, apply, lines, turn_start
 
@@ -113,6 +113,9 @@ class PostgresStore(Store):
 
     def _heard(self, note: Notification) -> None:
         self.changes.notify()
+        if note.channel == NEW_RUN_CHANNEL or note.execution_id is None:
+            # A run to claim, or anything may have changed while nobody listened.
+            self.runnable.announce()
 
     # -- running statements ------------------------------------------------------------------
 
