@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -234,6 +235,34 @@ def test_threads_racing_to_first_use_seed_once(backend: str, home: Path) -> None
         found = list(pool.map(lambda _: find_order(1121, home), range(16)))
     assert {o.record()["customer_email"] if o else None for o in found} == {"customer1@example.com"}
     assert count(home, "orders", "order_id = 1121") == 1
+
+
+@both_backends
+def test_webhook_deliveries_are_counted_in_the_runtimes_app_data(
+    backend: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The runtime is given its store's URL and the environment's is unset: the intake finds
+    # the app's data through this runtime, not through $FRONTDESK_DATABASE_URL or the home.
+    url = os.environ["FRONTDESK_DATABASE_URL"] if backend == "postgres" else None
+    monkeypatch.delenv("FRONTDESK_DATABASE_URL", raising=False)
+    event = {
+        "id": "evt_1",
+        "object": "event",
+        "type": "payment_intent.succeeded",
+        "data": {"object": {"id": "pi_1", "object": "payment_intent"}},
+    }
+    with AgentRuntime(home, recover=False, database_url=url) as runtime:
+        first = disputes.handle_event(runtime, event)
+        disputes.handle_event(runtime, event)
+        [recorded] = disputes.webhook_events(runtime=runtime)
+    assert first.action == "ignored"
+    assert (recorded["event_id"], recorded["object_id"], recorded["deliveries"]) == (
+        "evt_1",
+        "pi_1",
+        2,
+    )
+    assert recorded["first_received_at"] <= recorded["last_received_at"]
+    assert (home / "disputes.db").exists() == (backend == "sqlite")
 
 
 # Agents ------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from test_disputes_app import (  # noqa: F401 (the *_fixture names provide fixtu
     wait_until,
 )
 
-from conftest import PYTHON, child_env, port_from, stop
+from conftest import PYTHON, both_backends, child_env, port_from, stop
 
 CALLS = [call["notes"] for call in SEED_CALLS]
 INVESTIGATION = re.compile(
@@ -158,9 +158,10 @@ async def tutorial_scenario(payment_method: str, order_id: str) -> tuple[Any, An
     return payment, processed, dispute
 
 
+@both_backends
 @pytest.mark.e2e
 async def test_unshipped_order_with_the_tutorial_code_is_accepted_and_closed(
-    tutorial_stripe: SandboxServer, home: Path
+    backend: str, tutorial_stripe: SandboxServer, home: Path
 ) -> None:
     _, (relevant_data, final_output), dispute = await tutorial_scenario(
         "pm_card_createDisputeProductNotReceived", "1234"
@@ -174,9 +175,10 @@ async def test_unshipped_order_with_the_tutorial_code_is_accepted_and_closed(
     assert [(r.status, r.last_agent) for r in runs] == [("completed", "Accept Dispute Agent")]
 
 
+@both_backends
 @pytest.mark.e2e
 async def test_delivered_order_with_the_tutorial_code_returns_the_investigators_report(
-    tutorial_stripe: SandboxServer, home: Path
+    backend: str, tutorial_stripe: SandboxServer, home: Path
 ) -> None:
     _, (relevant_data, report), dispute = await tutorial_scenario("pm_card_createDispute", "1121")
 
@@ -205,9 +207,10 @@ async def test_delivered_order_with_the_tutorial_code_returns_the_investigators_
     assert request is not None and request.dispute_run == f"dispute:{dispute.id}"
 
 
+@both_backends
 @pytest.mark.e2e
 async def test_approving_the_staged_evidence_submits_it_once(
-    home: Path, sandbox: SandboxServer
+    backend: str, home: Path, sandbox: SandboxServer
 ) -> None:
     client = sandbox.client(max_network_retries=0)
     payment = pay(client, "1121", "pm_card_createDispute")
@@ -242,9 +245,10 @@ async def test_approving_the_staged_evidence_submits_it_once(
     assert (submitted.status, submitted.evidence_details.submission_count) == ("under_review", 1)
 
 
+@both_backends
 @pytest.mark.e2e
 async def test_every_stripe_write_replays_under_its_idempotency_key(
-    home: Path, sandbox: SandboxServer
+    backend: str, home: Path, sandbox: SandboxServer
 ) -> None:
     client = sandbox.client(max_network_retries=0)
     accepted, contested = pay(client, "1234"), pay(client, "1121")
@@ -391,10 +395,11 @@ def assert_closed_once(
     assert [e.tool_name for e in retries] == ["close_dispute"]
 
 
+@both_backends
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_a_run_killed_inside_close_dispute_closes_the_dispute_once(
-    home: Path, held: tuple[HoldFirst, str]
+    backend: str, home: Path, held: tuple[HoldFirst, str]
 ) -> None:
     holder, url = held
     client, dispute_id = kill_inside_close(home, holder, url)
@@ -408,10 +413,11 @@ def test_a_run_killed_inside_close_dispute_closes_the_dispute_once(
     assert_closed_once(result, client, dispute_id, holder)
 
 
+@both_backends
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_frontdesk_serve_recovers_an_orphaned_dispute_run(
-    home: Path, held: tuple[HoldFirst, str]
+    backend: str, home: Path, held: tuple[HoldFirst, str]
 ) -> None:
     holder, url = held
     client, dispute_id = kill_inside_close(home, holder, url)
@@ -442,10 +448,11 @@ def test_frontdesk_serve_recovers_an_orphaned_dispute_run(
     assert_closed_once(result, client, dispute_id, holder)
 
 
+@both_backends
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_an_approval_killed_inside_the_submission_submits_once(
-    home: Path, held: tuple[HoldFirst, str]
+    backend: str, home: Path, held: tuple[HoldFirst, str]
 ) -> None:
     holder, url = held
     holder.matches = lambda scope: False
@@ -531,9 +538,10 @@ def test_report_counts_and_win_rate() -> None:
     assert report.win_rate == pytest.approx(2 / 3)
 
 
+@both_backends
 @pytest.mark.e2e
 async def test_summaries_join_stripe_with_the_run(
-    client: stripe.StripeClient, rules: AgentRuntime
+    backend: str, client: stripe.StripeClient, rules: AgentRuntime
 ) -> None:
     intent = pay(client, "1234")
     processed = await run_dispute(intent.id, runtime=rules)
@@ -568,8 +576,11 @@ def test_cli_process_explains_a_missing_payment_intent_or_dispute(
     )
 
 
+@both_backends
 @pytest.mark.e2e
-def test_cli_process_runs_the_dispute_once(home: Path, sandbox: SandboxServer) -> None:
+def test_cli_process_runs_the_dispute_once(
+    backend: str, home: Path, sandbox: SandboxServer
+) -> None:
     intent = pay(sandbox.client(), "1121", "pm_card_createDispute")
 
     first = cli(home, "disputes", "process", intent.id, stripe_url=sandbox.url).stdout
@@ -583,9 +594,10 @@ def test_cli_process_runs_the_dispute_once(home: Path, sandbox: SandboxServer) -
     assert f"{submit_run} waits for approval: frontdesk approvals approve {submit_run}" in first
 
 
+@both_backends
 @pytest.mark.e2e
 def test_cli_lists_staged_evidence_and_approving_it_submits_once(
-    home: Path, sandbox: SandboxServer
+    backend: str, home: Path, sandbox: SandboxServer
 ) -> None:
     client = sandbox.client(max_network_retries=0)
     contested, accepted = pay(client, "1121"), pay(client, "1234")
