@@ -1,8 +1,7 @@
-"""The airline app: its SQLite data, tools, handoff hook and agent graph."""
+"""The airline app: its data (on either store backend), tools, handoff hook and agent graph."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,9 +23,10 @@ from frontdesk.apps.airline import (
     on_seat_booking_handoff,
     seat_map,
 )
+from frontdesk.apps.airline import _db as airline_db
 from frontdesk.testing import call_tool
 
-from conftest import WAIT_SECONDS, Children
+from conftest import WAIT_SECONDS, Children, both_backends
 
 DEMO = "LL0EZ6"
 DEMO_FLIGHT = "FLT-123"
@@ -35,7 +35,10 @@ NO_TRACING = RunConfig(tracing_disabled=True)
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The active home of the test, on the home's SQLite files unless the ``backend`` fixture
+    (which comes after this one) exports a PostgreSQL database."""
+    monkeypatch.delenv("FRONTDESK_DATABASE_URL", raising=False)
     with active_home(tmp_path):
         yield tmp_path
 
@@ -55,27 +58,34 @@ def assert_moved_to_14c(context: AirlineAgentContext) -> None:
     assert get_booking(DEMO) == Booking(DEMO, "Maya Patel", DEMO_FLIGHT, "14C")
 
 
-def count_rows(path: Path, table: str) -> int:
-    with sqlite3.connect(path) as conn:
-        count: int = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    return count
+def count_rows(home: Path, table: str) -> int:
+    """Rows of ``table``, read through the app's database layer (the home's airline.db, or the
+    airline schema of the PostgreSQL store)."""
+    with airline_db.DATABASE.connect(home) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").one()[0])
 
 
 # --- database -------------------------------------------------------------------------------
 
 
-def test_init_db_seeds_the_fixtures_in_the_home(tmp_path: Path) -> None:
-    path = init_db(tmp_path)
+@both_backends
+def test_init_db_seeds_the_fixtures_in_the_home(backend: str, home: Path) -> None:
+    where = init_db(home)
 
-    assert path == tmp_path / "airline.db"
-    assert count_rows(path, "flights") == 4
-    assert count_rows(path, "seats") == 4 * 120
-    assert count_rows(path, "bookings") == 15
-    assert get_booking(DEMO, tmp_path) == Booking(DEMO, "Maya Patel", DEMO_FLIGHT, DEMO_SEAT)
+    if backend == "sqlite":
+        assert where == home / "airline.db"
+    else:
+        assert str(where).startswith("schema airline of postgresql://")
+        assert not (home / "airline.db").exists()
+    assert count_rows(home, "flights") == 4
+    assert count_rows(home, "seats") == 4 * 120
+    assert count_rows(home, "bookings") == 15
+    assert get_booking(DEMO, home) == Booking(DEMO, "Maya Patel", DEMO_FLIGHT, DEMO_SEAT)
 
 
+@both_backends
 @pytest.mark.parametrize("flight_number", ["FLT-123", "FLT-238", "FLT-471", "FLT-802"])
-def test_every_seat_map_matches_the_faq(home: Path, flight_number: str) -> None:
+def test_every_seat_map_matches_the_faq(backend: str, home: Path, flight_number: str) -> None:
     seats = seat_map(flight_number)
 
     assert len(seats) == 120
@@ -87,7 +97,8 @@ def test_every_seat_map_matches_the_faq(home: Path, flight_number: str) -> None:
     assert {s.letter for s in seats} == set("ABCDEF")
 
 
-def test_demo_flight_has_a_free_and_a_taken_seat(home: Path) -> None:
+@both_backends
+def test_demo_flight_has_a_free_and_a_taken_seat(backend: str, home: Path) -> None:
     seats = {s.seat: s for s in seat_map(DEMO_FLIGHT)}
 
     assert not seats["14C"].occupied
@@ -110,7 +121,10 @@ def test_first_use_falls_back_to_frontdesk_home(
     assert (tmp_path / "env-home" / "airline.db").is_file()
 
 
-async def test_init_db_keeps_changes_and_reset_restores_the_fixtures(home: Path) -> None:
+@both_backends
+async def test_init_db_keeps_changes_and_reset_restores_the_fixtures(
+    backend: str, home: Path
+) -> None:
     await call_tool(
         airline.update_seat,
         {"confirmation_number": DEMO, "new_seat": "14C"},
@@ -122,24 +136,28 @@ async def test_init_db_keeps_changes_and_reset_restores_the_fixtures(home: Path)
 
     init_db(reset=True)
     assert get_booking(DEMO) == Booking(DEMO, "Maya Patel", DEMO_FLIGHT, DEMO_SEAT)
-    assert count_rows(home / "airline.db", "bookings") == 15
+    assert count_rows(home, "bookings") == 15
 
 
 RACER = """
 import sys
-from frontdesk.apps.airline import get_booking, init_db
+from frontdesk.apps.airline import get_booking
+from frontdesk.apps.airline._db import DATABASE
 print("ready", flush=True)
 sys.stdin.read()
-init_db(sys.argv[1])
-print(get_booking("LL0EZ6", sys.argv[1]).seat)
+seeded = DATABASE.seed_once(sys.argv[1])
+print(seeded, get_booking("LL0EZ6", sys.argv[1]).seat)
 """
 
 
+@both_backends
 @pytest.mark.slow
-def test_processes_racing_to_first_use_seed_once(tmp_path: Path, children: Children) -> None:
+def test_processes_racing_to_first_use_seed_once(
+    backend: str, home: Path, children: Children
+) -> None:
     racers = [
         children.popen(
-            [sys.executable, "-c", RACER, str(tmp_path)],
+            [sys.executable, "-c", RACER, str(home)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -158,9 +176,11 @@ def test_processes_racing_to_first_use_seed_once(tmp_path: Path, children: Child
         racer.wait(WAIT_SECONDS)
 
     assert [racer.returncode for racer in racers] == [0, 0, 0, 0]
-    assert outputs == [f"{DEMO_SEAT}\n"] * 4
-    assert count_rows(tmp_path / "airline.db", "bookings") == 15
-    assert count_rows(tmp_path / "airline.db", "seats") == 4 * 120
+    # Exactly one racer seeded; the others waited for it and found the data.
+    assert sorted(outputs) == [f"False {DEMO_SEAT}\n"] * 3 + [f"True {DEMO_SEAT}\n"]
+    assert count_rows(home, "bookings") == 15
+    assert count_rows(home, "seats") == 4 * 120
+    assert (home / "airline.db").exists() == (backend == "sqlite")
 
 
 # --- FAQ ------------------------------------------------------------------------------------
@@ -197,7 +217,10 @@ async def test_faq_answers(question: str, answer: str) -> None:
 # --- update_seat ----------------------------------------------------------------------------
 
 
-async def test_update_seat_moves_the_booking_and_fills_the_context(home: Path) -> None:
+@both_backends
+async def test_update_seat_moves_the_booking_and_fills_the_context(
+    backend: str, home: Path
+) -> None:
     context = AirlineAgentContext()
 
     result = await call_tool(
@@ -212,7 +235,8 @@ async def test_update_seat_moves_the_booking_and_fills_the_context(home: Path) -
     assert DEMO_SEAT not in occupied(DEMO_FLIGHT)
 
 
-async def test_update_seat_retried_gives_the_same_result(home: Path) -> None:
+@both_backends
+async def test_update_seat_retried_gives_the_same_result(backend: str, home: Path) -> None:
     first = await call_tool(
         airline.update_seat,
         {"confirmation_number": DEMO, "new_seat": "14C"},
@@ -228,7 +252,8 @@ async def test_update_seat_retried_gives_the_same_result(home: Path) -> None:
     assert context.seat_number == "14C"
 
 
-async def test_update_seat_gives_a_seat_to_a_booking_without_one(home: Path) -> None:
+@both_backends
+async def test_update_seat_gives_a_seat_to_a_booking_without_one(backend: str, home: Path) -> None:
     context = AirlineAgentContext()
 
     await call_tool(
@@ -239,6 +264,7 @@ async def test_update_seat_gives_a_seat_to_a_booking_without_one(home: Path) -> 
     assert context.seat_number == "9A"
 
 
+@both_backends
 @pytest.mark.parametrize(
     ("confirmation_number", "new_seat", "expected"),
     [
@@ -256,7 +282,7 @@ async def test_update_seat_gives_a_seat_to_a_booking_without_one(home: Path) -> 
     ],
 )
 async def test_update_seat_refusals_change_nothing(
-    home: Path, confirmation_number: str, new_seat: str, expected: str
+    backend: str, home: Path, confirmation_number: str, new_seat: str, expected: str
 ) -> None:
     context = AirlineAgentContext(passenger_name="Maya Patel", flight_number=DEMO_FLIGHT)
     before_context = context.model_copy()
@@ -278,7 +304,8 @@ async def test_update_seat_refusals_change_nothing(
 # --- handoff hook ---------------------------------------------------------------------------
 
 
-async def test_seat_booking_handoff_sets_the_real_flight(home: Path) -> None:
+@both_backends
+async def test_seat_booking_handoff_sets_the_real_flight(backend: str, home: Path) -> None:
     context = AirlineAgentContext(confirmation_number="T6WA3L")
 
     await on_seat_booking_handoff(RunContextWrapper(context))
@@ -287,9 +314,10 @@ async def test_seat_booking_handoff_sets_the_real_flight(home: Path) -> None:
     assert context.passenger_name == "Grace Kim"
 
 
+@both_backends
 @pytest.mark.parametrize("confirmation_number", [None, "ZZZ999"])
 async def test_seat_booking_handoff_invents_no_flight(
-    home: Path, confirmation_number: str | None
+    backend: str, home: Path, confirmation_number: str | None
 ) -> None:
     context = AirlineAgentContext(confirmation_number=confirmation_number)
 
@@ -334,7 +362,10 @@ def script(
     return models
 
 
-async def test_triage_hands_off_to_seat_booking_which_updates_the_seat(home: Path) -> None:
+@both_backends
+async def test_triage_hands_off_to_seat_booking_which_updates_the_seat(
+    backend: str, home: Path
+) -> None:
     triage, agents = init_agents()
     context = AirlineAgentContext(confirmation_number=DEMO)
     seen_at_handoff: list[AirlineAgentContext] = []
