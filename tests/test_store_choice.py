@@ -4,6 +4,7 @@ the names a runtime refuses before it creates anything."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -123,6 +124,92 @@ def test_a_postgres_url_without_the_extra_names_it_and_creates_nothing(tmp_path:
     assert "nothing was created" in message
     assert "s3cret" not in message and "app:***@db.example:5432" in message
     assert not home.exists()
+
+
+HIDE_PSYCOPG = """
+import importlib.abc
+import sys
+
+
+class HidePsycopg(importlib.abc.MetaPathFinder):
+    \"\"\"Finds psycopg, psycopg_pool and psycopg's binary only to say they are not there.\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("psycopg", "psycopg_pool", "psycopg_binary", "psycopg_c"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, HidePsycopg())
+"""
+
+
+@pytest.fixture
+def without_postgres_extra(tmp_path: Path) -> dict[str, str]:
+    """The environment of a child for which the ``postgres`` extra is not installed: a
+    ``sitecustomize`` puts a finder first on ``sys.meta_path`` that hides psycopg."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(HIDE_PSYCOPG)
+    env = child_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
+    return env
+
+
+@pytest.mark.parametrize(
+    "command", [["runs", "list"], ["db", "info"], ["db", "migrate"], ["worker", "--poll", "1"]]
+)
+def test_the_cli_without_the_postgres_extra_says_so_and_creates_nothing(
+    tmp_path: Path, without_postgres_extra: dict[str, str], command: list[str]
+) -> None:
+    home = tmp_path / "new-home"
+    env = {
+        **without_postgres_extra,
+        "FRONTDESK_HOME": str(home),
+        "FRONTDESK_DATABASE_URL": "postgresql://app:s3cret@db.example:5432/frontdesk",
+    }
+    hidden = subprocess.run(
+        [PYTHON, "-c", "import psycopg"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert hidden.returncode == 1 and "No module named 'psycopg'" in hidden.stderr
+    proc = subprocess.run(
+        [PYTHON, "-m", "frontdesk", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "pip install 'frontdesk[postgres]'" in proc.stderr, proc.stderr
+    assert "s3cret" not in proc.stdout + proc.stderr
+    assert not home.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("postgresql://user:s3cret@db.example:notaport/frontdesk", "nothing was created"),
+        ("mysql://user:s3cret@db.example/frontdesk", "unknown database URL scheme 'mysql'"),
+    ],
+)
+def test_the_cli_refuses_a_bad_database_url_from_the_environment(
+    tmp_path: Path, url: str, why: str
+) -> None:
+    home = tmp_path / "new-home"
+    env = {**child_env(), "FRONTDESK_HOME": str(home), "FRONTDESK_DATABASE_URL": url}
+    for command in (["runs", "list"], ["worker", "--poll", "1"]):
+        proc = subprocess.run(
+            [PYTHON, "-m", "frontdesk", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode != 0, proc.stdout
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert why in proc.stderr and "s3cret" not in proc.stdout + proc.stderr, proc.stderr
+        assert not home.exists()
 
 
 def test_passwords_are_hidden() -> None:
