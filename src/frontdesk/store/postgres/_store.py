@@ -202,8 +202,7 @@ class PostgresStore(Store):
             return
 
         def work(conn: psycopg.Connection[Any]) -> None:
-            conn.execute("BEGIN")
-            apply(conn, compiled)
+            apply(conn, compiled, begin=True)  # BEGIN rides in the pipeline: no round trip
 
         self._pool.transaction(work)
         self.changes.notify()

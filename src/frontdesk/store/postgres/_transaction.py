@@ -35,12 +35,15 @@ LOCK_RUN = "SELECT 1 FROM runs WHERE execution_id = %s FOR NO KEY UPDATE"
 """Lock a run's row for the rest of the transaction."""
 
 
-def apply(conn: psycopg.Connection[Any], compiled: Compiled) -> None:
-    """Send the compiled statements in one pipeline, then check their guards (the caller
-    has begun the transaction; a refused guard rolls it back)."""
+def apply(conn: psycopg.Connection[Any], compiled: Compiled, *, begin: bool = False) -> None:
+    """Send the compiled statements in one pipeline, then check their guards (a refused
+    guard rolls the transaction back). With ``begin`` the pipeline begins the transaction
+    first; else the caller has begun it."""
     guarded: list[tuple[Write, psycopg.Cursor[Any]]] = []
     try:
         with conn.pipeline():
+            if begin:
+                conn.execute("BEGIN")
             for statement in compiled.statements:
                 cursor = conn.execute(statement.sql, statement.params)
                 if statement.guard is not None:
