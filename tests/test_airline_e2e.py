@@ -25,7 +25,15 @@ from frontdesk.apps.airline import (
 from frontdesk.conversations import Conversation
 from frontdesk.models.rules import RULES_LABEL, rules_for
 
-from conftest import PYTHON, WAIT_SECONDS, Children, child_env, sigkill, wait_for_marker
+from conftest import (
+    PYTHON,
+    WAIT_SECONDS,
+    Children,
+    both_backends,
+    child_env,
+    sigkill,
+    wait_for_marker,
+)
 
 DEMO = "LL0EZ6"
 BAGS = (
@@ -64,7 +72,7 @@ def faq(answer: str, *route: str) -> list[str]:
 
 
 @pytest.fixture
-def airline(home: Path) -> Iterator[AgentRuntime]:
+def airline(home: Path, backend: str) -> Iterator[AgentRuntime]:
     """A keyless runtime on the offline rules model."""
     with AgentRuntime(home, model="rules", recover=False) as runtime:
         yield runtime
@@ -104,7 +112,10 @@ def seat_of(home: Path) -> str | None:
 # --- keyless scenarios -----------------------------------------------------------------------
 
 
-def test_faq_questions_go_to_the_faq_agent_and_its_lookup(airline: AgentRuntime) -> None:
+@both_backends
+def test_faq_questions_go_to_the_faq_agent_and_its_lookup(
+    backend: str, airline: AgentRuntime
+) -> None:
     conv = open_chat(airline)
 
     assert say(conv, "What's the baggage allowance?") == faq(BAGS, "Triage Agent", "FAQ Agent")
@@ -117,8 +128,9 @@ def test_faq_questions_go_to_the_faq_agent_and_its_lookup(airline: AgentRuntime)
     assert conv.history()[-1].endswith(RULES_LABEL)
 
 
+@both_backends
 def test_seat_change_asks_confirmation_then_seat_then_updates(
-    airline: AgentRuntime, home: Path
+    backend: str, airline: AgentRuntime, home: Path
 ) -> None:
     conv = open_chat(airline)
 
@@ -142,8 +154,9 @@ def test_seat_change_asks_confirmation_then_seat_then_updates(
     ]
 
 
+@both_backends
 def test_off_topic_question_mid_booking_goes_back_through_triage(
-    airline: AgentRuntime, home: Path
+    backend: str, airline: AgentRuntime, home: Path
 ) -> None:
     conv = open_chat(airline, *BOOKING[:2])
 
@@ -160,7 +173,8 @@ def test_off_topic_question_mid_booking_goes_back_through_triage(
     assert seat_of(home) == "14C" and conv.context.seat_number == "14C"
 
 
-def test_faq_agent_hands_back_what_it_cannot_answer(airline: AgentRuntime) -> None:
+@both_backends
+def test_faq_agent_hands_back_what_it_cannot_answer(backend: str, airline: AgentRuntime) -> None:
     conv = open_chat(airline)
     say(conv, "Is there wifi?")
 
@@ -178,6 +192,7 @@ def test_faq_agent_hands_back_what_it_cannot_answer(airline: AgentRuntime) -> No
     assert [name for name, _ in tool_calls(airline, conv)] == ["faq_lookup_tool"] * 2
 
 
+@both_backends
 @pytest.mark.parametrize(
     ("message", "agent"),
     [
@@ -190,13 +205,14 @@ def test_faq_agent_hands_back_what_it_cannot_answer(airline: AgentRuntime) -> No
     ],
 )
 def test_triage_routes_by_what_the_message_is_about(
-    airline: AgentRuntime, message: str, agent: str
+    backend: str, airline: AgentRuntime, message: str, agent: str
 ) -> None:
     conv = open_chat(airline, message)
 
     assert conv.current_agent == agent
 
 
+@both_backends
 @pytest.mark.parametrize(
     ("seat", "why"),
     [
@@ -205,7 +221,7 @@ def test_triage_routes_by_what_the_message_is_about(
     ],
 )
 def test_taken_or_missing_seat_is_refused_and_nothing_changes(
-    airline: AgentRuntime, home: Path, seat: str, why: str
+    backend: str, airline: AgentRuntime, home: Path, seat: str, why: str
 ) -> None:
     conv = open_chat(airline, *BOOKING[:2])
 
@@ -219,8 +235,9 @@ def test_taken_or_missing_seat_is_refused_and_nothing_changes(
     assert say(conv, "14C") == booked("14C")
 
 
+@both_backends
 def test_the_conversation_remembers_the_booking_but_never_repeats_it(
-    airline: AgentRuntime, home: Path
+    backend: str, airline: AgentRuntime, home: Path
 ) -> None:
     conv = open_chat(airline, *BOOKING)
 
@@ -241,7 +258,10 @@ def test_the_conversation_remembers_the_booking_but_never_repeats_it(
     assert [args["new_seat"] for _, args in tool_calls(airline, conv)] == ["14C", "15D"]
 
 
-def test_every_graph_init_agents_builds_carries_the_rules(airline: AgentRuntime) -> None:
+@both_backends
+def test_every_graph_init_agents_builds_carries_the_rules(
+    backend: str, airline: AgentRuntime
+) -> None:
     triage, agents = init_agents()
 
     assert agents.keys() == AGENTS.keys()
@@ -252,8 +272,9 @@ def test_every_graph_init_agents_builds_carries_the_rules(airline: AgentRuntime)
     assert result.output == f"{BAGS}\n{RULES_LABEL}"
 
 
+@both_backends
 def test_every_turn_is_a_run_of_its_conversation_with_a_trace(
-    airline: AgentRuntime, home: Path
+    backend: str, airline: AgentRuntime, home: Path
 ) -> None:
     conv = open_chat(airline, *BOOKING)
 
@@ -276,12 +297,13 @@ def test_every_turn_is_a_run_of_its_conversation_with_a_trace(
 # --- validation and concurrency --------------------------------------------------------------
 
 
+@both_backends
 @pytest.mark.parametrize(
     ("message", "error", "text"),
     [("", EmptyMessage, "empty"), ("x" * 1001, MessageTooLong, "limit to 1000 characters")],
 )
 def test_bad_input_is_refused_and_the_booking_goes_on(
-    airline: AgentRuntime, message: str, error: type[Exception], text: str
+    backend: str, airline: AgentRuntime, message: str, error: type[Exception], text: str
 ) -> None:
     conv = open_chat(airline, BOOKING[0])
     before = conv.history()
@@ -293,7 +315,10 @@ def test_bad_input_is_refused_and_the_booking_goes_on(
     assert say(conv, DEMO) == [ASK_SEAT]
 
 
-def test_a_stale_client_is_refused_with_the_current_history(airline: AgentRuntime) -> None:
+@both_backends
+def test_a_stale_client_is_refused_with_the_current_history(
+    backend: str, airline: AgentRuntime
+) -> None:
     conv = open_chat(airline, BOOKING[0])
     history = conv.history()
 
@@ -304,7 +329,10 @@ def test_a_stale_client_is_refused_with_the_current_history(airline: AgentRuntim
     assert conv.history() == history and conv.turns == 1
 
 
-def test_concurrent_sends_from_threads_book_once(airline: AgentRuntime, home: Path) -> None:
+@both_backends
+def test_concurrent_sends_from_threads_book_once(
+    backend: str, airline: AgentRuntime, home: Path
+) -> None:
     conv = open_chat(airline, *BOOKING[:2])
     length = len(conv.history())
     seats = ["14C", "15D", "16A", "17C", "19D"]
@@ -334,9 +362,10 @@ def test_concurrent_sends_from_threads_book_once(airline: AgentRuntime, home: Pa
 # --- restarts, crashes and compaction --------------------------------------------------------
 
 
+@both_backends
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_each_turn_in_a_new_chat_process(home: Path) -> None:
+def test_each_turn_in_a_new_chat_process(backend: str, home: Path) -> None:
     for message in BOOKING:
         chat = subprocess.run(
             [PYTHON, "-m", "frontdesk", "--home", str(home), "chat", "airline",
@@ -355,10 +384,11 @@ def test_each_turn_in_a_new_chat_process(home: Path) -> None:
     assert seat_of(home) == "14C"
 
 
+@both_backends
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_sigkill_after_the_seat_changed_completes_the_turn_once(
-    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: Children
+    backend: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: Children
 ) -> None:
     flow_dir = tmp_path / "flow"
     flow_dir.mkdir()

@@ -1,7 +1,8 @@
 """Airline customer service: a triage agent that hands off to FAQ and seat booking agents.
 
-Bookings and seat maps live in SQLite at ``current_home() / "airline.db"``, seeded from the
-fixtures in ``data/`` on first use. The demo booking is ``LL0EZ6`` on ``FLT-123``.
+Bookings and seat maps live beside the runtime's store (``airline.db`` in its home, or the
+``airline`` schema of its PostgreSQL database), seeded from the fixtures in ``data/`` on first
+use. The demo booking is ``LL0EZ6`` on ``FLT-123``.
 Every graph :func:`init_agents` builds, the module's own included, carries the offline rules
 (:mod:`.rules`), so the app runs keyless with ``FRONTDESK_MODEL=rules``.
 The same conversation as a Temporal workflow, ``CustomerServiceWorkflow``, is in

@@ -3,8 +3,9 @@
 Start runs with :func:`process_dispute` (or a ``charge.dispute.created`` webhook through
 ``frontdesk serve``). A contested dispute's run ends with the investigator's report and its
 evidence staged; submitting it is a run of its own that waits for a person's approval
-(:mod:`.submission`). The tools read the merchant's orders, emails and phone logs from
-``disputes.db`` in the runtime home (seeded from ``data/`` on first use, :func:`init_db`) and
+(:mod:`.submission`). The tools read the merchant's orders, emails and phone logs beside the
+runtime's store (``disputes.db`` in its home, or the ``disputes`` schema of its PostgreSQL
+database; seeded from ``data/`` on first use, :func:`init_db`) and
 talk to Stripe, or, without ``STRIPE_SECRET_KEY``, to the local sandbox. Offline rules for
 ``FRONTDESK_MODEL=rules`` are attached here, at import.
 """

@@ -1,7 +1,8 @@
 """Support desk: a triage agent handing off to billing, technical and account specialists.
 
-Start runs at :data:`triage_agent`. Tools keep their data in ``support.db`` in the runtime
-home, created from the fixtures in ``data/`` on first use (:func:`init_db`). Offline rules for
+Start runs at :data:`triage_agent`. Tools keep their data beside the runtime's store
+(``support.db`` in its home, or the ``support`` schema of its PostgreSQL database), created from
+the fixtures in ``data/`` on first use (:func:`init_db`). Offline rules for
 ``FRONTDESK_MODEL=rules`` are attached here, at import.
 """
 
