@@ -9,9 +9,11 @@ module is skipped.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,6 +21,7 @@ import pytest
 
 pytest.importorskip("frontdesk.store._base", reason="the store interface is not merged yet")
 
+from frontdesk import AgentRuntime
 from frontdesk.errors import (
     ApprovalAlreadyDecided,
     InvalidInput,
@@ -586,3 +589,41 @@ def test_a_restarted_server_costs_writes_and_sections_a_retry(
     )
     assert record.status == "rejected" and runnable
     assert [e.key for e in store.stored_events("r1")] == ["after", "approval_decided:model:1:c1"]
+
+
+def test_a_run_whose_server_stops_mid_run_resumes_once_it_is_back(
+    cluster: LocalPostgres,
+    db_url: str,
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The driver's commit finds the server gone: the driver stops, the run stays in the
+    store, and once the server is back the runtime's recovery finishes it."""
+    import chaosflow
+
+    monkeypatch.setenv("FRONTDESK_DATABASE_URL", db_url)
+    monkeypatch.setenv("CHAOS_DIR", str(tmp_path))
+    caplog.set_level(logging.WARNING, logger="frontdesk")
+    with AgentRuntime(home, poll_interval=0.2, lease_ttl=3) as runtime:
+        handle = runtime.start(chaosflow.stepped, "go on", execution_id="stepped")
+
+        def at_second_call() -> bool:
+            return any(e.type == "tool_result" for e in runtime.events("stepped"))
+
+        wait_until(at_second_call, "the run to reach its second model call")
+        cluster.stop()
+        try:
+            (tmp_path / "go").write_text("go")  # the model answers; its commit cannot land
+
+            def stopped() -> bool:
+                return any("its driver stops" in r.getMessage() for r in caplog.records)
+
+            wait_until(stopped, "the driver to stop on the store's error")
+        finally:
+            cluster.start()
+        result = handle.result(timeout=WAIT_SECONDS)
+    assert result.status == "completed" and result.output == "done"
+    models = [s for s in result.steps if s.kind == "model"]
+    assert len(models) == 2
