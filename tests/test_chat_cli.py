@@ -205,6 +205,32 @@ def test_sigint_through_a_pipe_exits_cleanly(home: Path, children: Children) -> 
     assert "Traceback" not in client.output and "Aborted" not in client.output
 
 
+def test_only_the_main_thread_can_take_ctrl_c(home: Path, children: Children) -> None:
+    """A process-directed SIGINT goes to any thread that does not block it; a main thread
+    blocked reading input sees it only if every other thread blocks it."""
+    proc, client = in_pipes(children, home)
+    client.expect(PROMPT)
+    client.type("Is there wifi?\n")
+    client.expect(PROMPT)
+    client.type("I'd like to change my seat\n")
+    client.expect(PROMPT)
+    client.wait_until_reading()
+
+    unblocked = []
+    for task in Path(f"/proc/{proc.pid}/task").iterdir():
+        if int(task.name) == proc.pid:
+            continue  # the main thread
+        status = dict(
+            line.split(":", 1) for line in (task / "status").read_text().splitlines() if ":" in line
+        )
+        if not int(status["SigBlk"].strip(), 16) & (1 << (signal.SIGINT - 1)):
+            unblocked.append((task / "comm").read_text().strip())
+    assert proc.stdin is not None
+    proc.stdin.close()
+    assert client.finish() == 0
+    assert unblocked == []
+
+
 @pytest.mark.parametrize(
     ("global_options", "command_options", "env"),
     [

@@ -32,6 +32,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .._signals import leave_signals_to_main
 from ..errors import StoreError, StoreLocked
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ class GroupCommitter:
     # -- the writer thread --------------------------------------------------------------------
 
     def _serve(self) -> None:
+        leave_signals_to_main()
         while True:
             first = self._queue.get()
             batch: list[_Pending] = []

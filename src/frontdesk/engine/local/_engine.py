@@ -18,7 +18,6 @@ import asyncio
 import concurrent.futures
 import json
 import logging
-import signal
 import threading
 import time
 import weakref
@@ -31,6 +30,7 @@ from agents import Agent, RunConfig, Runner
 from ..._budget import BudgetMeter, BudgetPlan, BudgetStop, find_cause, model_names
 from ..._home import active_home
 from ..._scope import driving_for
+from ..._signals import leave_signals_to_main, quiet_executor
 from ...errors import (
     AgentNotFound,
     FrontdeskError,
@@ -148,10 +148,7 @@ class LocalEngine:
         return self._committer
 
     def _serve(self) -> None:
-        # Signals belong to the main thread: if this thread could take SIGINT, a main thread
-        # blocked reading input would never see Ctrl-C.
-        if hasattr(signal, "pthread_sigmask"):
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        leave_signals_to_main()
         asyncio.set_event_loop(self._loop)
         self._loop.call_soon(self._started.set)
         self._background = [
@@ -203,6 +200,8 @@ class LocalEngine:
         loop: asyncio.AbstractEventLoop | None = getattr(self._callers, "loop", None)
         if loop is None or loop.is_closed():
             loop = asyncio.new_event_loop()
+            # Its executor's threads would be started from this (maybe the main) thread.
+            loop.set_default_executor(quiet_executor())
             self._committer.own(loop)  # it drives only what run_here starts on it
             self._callers.loop = loop
             # The thread's locals go when the thread ends, and the loop is closed with them.

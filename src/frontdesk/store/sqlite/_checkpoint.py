@@ -6,6 +6,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from ..._signals import leave_signals_to_main
 from ._schema import connect
 
 
@@ -34,6 +35,7 @@ class Checkpointer:
         self._thread.start()
 
     def _loop(self) -> None:
+        leave_signals_to_main()
         wal = self._path.with_name(self._path.name + "-wal")
         try:
             conn = connect(self._path, busy_timeout_ms=self._busy_timeout_ms)
