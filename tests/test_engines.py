@@ -1,7 +1,8 @@
 """The core's behavioural tests on every engine: the runtime's API (run, start, stream,
-handles, history, approvals, cancel, retry) re-run from their own module, once on the
-embedded engine and once on Temporal, not copied (on the SQLite store: their own module runs
-them on each store backend)."""
+handles, history, approvals, cancel, retry), approvals with edited arguments (from the API and
+the CLI) and conversations, re-run from their own modules, once on the embedded engine and once
+on Temporal, not copied (on the SQLite store: their own modules run them on each store
+backend)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 
+import test_approval_controls as approvals
+import test_conversations as conversations
 import test_runtime as api
 from frontdesk import AgentRuntime
 
@@ -94,4 +97,26 @@ test_start_with_an_execution_id_is_idempotent = on_each_engine(
 )
 test_handle_wait_returns_at_an_approval = on_each_engine(
     api.test_handle_wait_returns_at_an_approval
+)
+
+# Approvals with edited arguments, on the support desk's offline rules.
+
+desk = approvals.desk
+test_edited_arguments_run_the_tool_and_both_are_kept = on_each_engine(
+    approvals.test_edited_arguments_run_the_tool_and_both_are_kept
+)
+test_edits_only_go_with_a_pending_approval = on_each_engine(
+    approvals.test_edits_only_go_with_a_pending_approval
+)
+test_cli_approves_with_edited_arguments_and_records_who = on_each_engine(
+    approvals.test_cli_approves_with_edited_arguments_and_records_who
+)
+
+# Conversations.
+
+test_conversation_lines_follow_the_history_format_and_state_persists = on_each_engine(
+    conversations.test_lines_follow_the_history_format_and_state_persists
+)
+test_conversation_stale_chat_length_raises_with_the_current_history = on_each_engine(
+    conversations.test_stale_chat_length_raises_with_the_current_history
 )

@@ -103,6 +103,7 @@ class TemporalEngine:
         self.poll_interval = poll_interval
         self.scope = scope
         self._closing = False
+        self._driven: set[str] = set()
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._loop = asyncio.new_event_loop()
@@ -199,8 +200,14 @@ class TemporalEngine:
         return self.store.changes.wait_for(check, timeout, poll)
 
     def driving(self, execution_id: str) -> bool:
-        """Whether this engine drives the run right now: a Temporal run is driven by whichever
-        worker has its task, never by this object, so False."""
+        """Whether a run this engine started or resumed is still being driven: its workflow
+        took it and it has not settled (whichever worker of the task queue runs it)."""
+        if execution_id not in self._driven:
+            return False
+        row = self.store.get_run(execution_id)
+        if row is not None and row.status == "running":
+            return True
+        self._driven.discard(execution_id)
         return False
 
     def token_feed(self, execution_id: str) -> TokenFeed | None:
@@ -267,6 +274,7 @@ class TemporalEngine:
         except Exception as exc:
             await asyncio.to_thread(self._fail_unstarted, row, exc)
             raise
+        self._driven.add(execution_id)
         return execution_id, True
 
     def _run_input(self, row: RunRow) -> RunInput:
@@ -322,6 +330,7 @@ class TemporalEngine:
         while True:
             row = await asyncio.to_thread(self.store.require_run, execution_id)
             if row.status in SETTLED_STATUSES or self._closing:
+                self._driven.discard(execution_id)
                 if row.status in TERMINAL_STATUSES and row.status != "failed":
                     unpin(execution_id)
                 return row
@@ -360,6 +369,7 @@ class TemporalEngine:
             await handle.execute_update(RunWorkflow.resume, ResumeInput(decisions, row.attempt))
         except (RPCError, WorkflowUpdateFailedError):
             return False
+        self._driven.add(execution_id)
         return True
 
     async def cancel(self, execution_id: str) -> RunRow:
