@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from frontdesk import AgentRuntime
-from test_support_e2e import SEED
 
 from conftest import (
     PYTHON,
@@ -37,6 +36,8 @@ pytestmark = [
     pytest.mark.parametrize("backend", ["postgres"], indirect=True),
 ]
 
+SEED = "Hi, I was charged $99 twice last month (invoice INV-8821). Can I get a refund?"
+"""The support desk's duplicate-charge case: it ends in a refund that needs approval."""
 HOUR = "3600"
 """The workers' poll interval: longer than any test, so polling never explains a wake-up."""
 
