@@ -3,6 +3,7 @@ worker, conversations, the Temporal UI's summary, and a worker SIGKILLed mid-run
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import threading
@@ -172,3 +173,35 @@ def test_a_worker_killed_mid_run_is_replaced_and_completed_tools_do_not_run_agai
         result = reader.get(run.execution_id)
     assert result.context == crashflow.Ctx(route="billing", invoice_total=99.0)
     assert [a.tool_name for a in result.pending_approvals] == ["refund"]
+
+
+def test_run_async_and_an_approval_past_its_deadline(home: Path, temporal_server: Any) -> None:
+    from datetime import timedelta
+
+    from agents import Agent
+    from agents.testing import ScriptedModel, assistant_message, function_call
+
+    from frontdesk import tool
+
+    @tool(approval_required=True, approval_timeout=timedelta(seconds=1))
+    def wire(amount: float) -> str:
+        """Wire money."""
+        return f"wired {amount}"
+
+    model = ScriptedModel(
+        [[function_call("wire", {"amount": 5}, call_id="w1")], [assistant_message("no wire")]]
+    )
+    agent = Agent(name="wirer", model=model, tools=[wire])
+    with AgentRuntime(
+        home,
+        engine="temporal",
+        temporal_address=temporal_server.address,
+        task_queue="expiry",
+        poll_interval=0.2,
+    ) as runtime:
+        paused = asyncio.run(runtime.run_async(agent, "send it"))
+        assert paused.status == "waiting_approval"
+        final = runtime.handle(paused.execution_id).result(timeout=WAIT_SECONDS)
+    assert final.status == "completed" and final.output == "no wire"
+    (decision,) = final.approvals
+    assert (decision.status, decision.decided_by) == ("rejected", "system:timeout")

@@ -120,6 +120,7 @@ def make_engine(
             selector=options["selector"],
             max_turns=options.get("max_turns", 10),
             poll_interval=options.get("poll_interval", 1.0),
+            recover=options.get("recover", True),
         )
     from .local import LocalEngine
 

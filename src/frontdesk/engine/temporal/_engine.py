@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -27,7 +28,7 @@ from typing import Any, TypeVar
 
 from agents import set_trace_processors
 
-from ...errors import InvalidRunState, RunNotFound
+from ...errors import FrontdeskError, InvalidRunState, RunNotFound
 from ...events import encode_payload
 from ...models._select import ModelSelector, exports_traces
 from ...store import (
@@ -71,6 +72,7 @@ try:
 except ImportError as _exc:  # pragma: no cover - the temporal extra is missing
     raise missing_extra(_exc) from _exc
 
+log = logging.getLogger("frontdesk.engine.temporal")
 T = TypeVar("T")
 RETRYABLE = frozenset({"failed", "budget_exceeded"})
 """Statuses :meth:`TemporalEngine.retry` makes runnable again."""
@@ -89,6 +91,7 @@ class TemporalEngine:
         selector: ModelSelector,
         max_turns: int = 10,
         poll_interval: float = 1.0,
+        recover: bool = True,
         scope: Any = None,
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
@@ -106,6 +109,7 @@ class TemporalEngine:
         self._driven: set[str] = set()
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        self._expiry: concurrent.futures.Future[None] | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="frontdesk-temporal", daemon=True
@@ -115,6 +119,8 @@ class TemporalEngine:
             self.client: Client = self.call(self._connect(connect_timeout), connect_timeout + 30)
             if settings.worker:
                 self.call(self._start_worker(), 60)
+            if recover:
+                self._expiry = self.submit(self._expire_forever())
         except BaseException:
             self._stop_loop()
             raise
@@ -418,6 +424,19 @@ class TemporalEngine:
             self.notify()
         return decided
 
+    async def _expire_forever(self) -> None:
+        """Every ``poll_interval``: act on approvals past their deadline; a rejected call's
+        run gets its decision."""
+        while True:
+            try:
+                decided = await asyncio.to_thread(self.expire_approvals)
+                for record in decided:
+                    if record.status == "rejected":
+                        await self._resume(record.execution_id)
+            except FrontdeskError as exc:
+                log.warning("approval expiry failed: %s", exc)
+            await asyncio.sleep(self.poll_interval)
+
     def close(self, timeout: float = 30.0) -> None:
         """Stop the worker (runs go on on other workers, or when one starts again)."""
         if self._closing:
@@ -425,6 +444,8 @@ class TemporalEngine:
         self._closing = True
 
         async def shutdown() -> None:
+            if self._expiry is not None:
+                self._expiry.cancel()
             if self._worker is not None:
                 detach(self.settings.task_queue, self.registry)
                 await self._worker.shutdown()
