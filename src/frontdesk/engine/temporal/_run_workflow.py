@@ -454,6 +454,7 @@ class _Hooks(RunHooks[Any]):
 
     def __init__(self, flow: RunWorkflow) -> None:
         self.flow = flow
+        self.llm_started = 0.0
 
     async def on_agent_start(self, context: Any, agent: Any) -> None:
         counters = self.flow.counters
@@ -480,6 +481,7 @@ class _Hooks(RunHooks[Any]):
 
     async def on_llm_start(self, context: Any, agent: Any, *args: Any) -> None:
         await self.flow.flush()
+        self.llm_started = workflow.time()
 
     async def on_llm_end(self, context: RunContextWrapper[Any], agent: Any, response: Any) -> None:
         counters = self.flow.counters
@@ -497,7 +499,10 @@ class _Hooks(RunHooks[Any]):
                 key=key,
                 type="model",
                 agent=agent.name,
-                data={"data_json": _RESPONSES.dump_json(response, by_alias=True).decode()},
+                data={
+                    "data_json": _RESPONSES.dump_json(response, by_alias=True).decode(),
+                    "duration": max(0.0, workflow.time() - self.llm_started),
+                },
             )
         )
         text = output_text(response.output)
