@@ -5,7 +5,8 @@ PostgreSQL database ``$FRONTDESK_DATABASE_URL`` names: one starts a support run 
 approval, a second approves it from the CLI, a ``frontdesk worker`` in a third completes it and
 a fourth lists it. The worker scans for runs once an hour (``--poll 3600``), so only a
 notification (``LISTEN``/``NOTIFY``) explains that it picks up, well within the test's
-deadline, a run approved elsewhere or handed back by a driver that stopped.
+deadline, a run approved elsewhere or handed back by a driver that stopped. A driver that
+died is taken over at once only from its own machine; from another, once its lease expired.
 """
 
 from __future__ import annotations
@@ -14,18 +15,22 @@ import json
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from frontdesk import AgentRuntime
+from frontdesk.engine.local._identity import OwnerId
 
 from conftest import (
     PYTHON,
     WAIT_SECONDS,
     Children,
     child_env,
+    sigkill,
     stop,
     wait_for_marker,
     wait_until,
@@ -172,3 +177,36 @@ def test_a_run_handed_back_on_one_host_is_taken_at_once_by_a_worker_on_another(
     assert stop(second) == 0, log.read_text()
     models = (flow_dir / "models.log").read_text().splitlines()
     assert len(models) == 3  # each model call that returned, once: none lost, none repeated
+
+
+def test_a_dead_driver_is_taken_over_at_once_only_from_its_own_machine(
+    tmp_path: Path, backend: str, children: Children, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'This process is dead, take over now' holds for one machine only: the killed driver's
+    run is taken at once here, where its death can be proven; recorded as the same process on
+    another machine (another boot), it keeps its lease until the lease expires."""
+    flow_dir = tmp_path / "flow"
+    flow_dir.mkdir()
+    monkeypatch.setenv("CRASHFLOW_DIR", str(flow_dir))
+    env = {**host(tmp_path, "host1"), "CRASHFLOW_DIR": str(flow_dir), "CRASH_AT": "after_model:1"}
+    driver = children.popen([PYTHON, "-m", "crashflow", env["FRONTDESK_HOME"]], env=env)
+    assert wait_for_marker(flow_dir / "parked", driver) == "after_model:1"
+    sigkill(driver)
+    here = tmp_path / "host2"
+    here.mkdir()
+    with AgentRuntime(here, recover=False) as runtime:
+        [run] = runtime.runs()
+        owner = runtime.store.require_run(run.execution_id).lease_owner
+        parsed = OwnerId.parse(owner or "")
+        if parsed is None or not parsed.checkable:
+            pytest.skip("no /proc with boot id, PID namespace and start times here")
+        elsewhere = str(replace(parsed, boot_id="another-boot"))
+        far = time.time() + 3600
+        assert runtime.store.claim(run.execution_id, elsewhere, far, time.time(), steal_from=owner)
+        assert runtime.recover() == []  # another machine's process: only expiry counts
+        assert runtime.store.claim(
+            run.execution_id, owner or "", far, time.time(), steal_from=elsewhere
+        )
+        assert runtime.recover() == [run.execution_id]  # provably dead here: at once
+        paused = runtime.handle(run.execution_id).wait(timeout=WAIT_SECONDS)
+    assert paused.status == "waiting_approval"
