@@ -244,7 +244,8 @@ class AppDatabase:
     ) -> Path | str:
         """Create and seed the database if missing (``reset`` seeds it again); where it is
         (:attr:`AppConnection.where`). ``runtime`` is the runtime whose store decides where
-        the data is, when the calling code does not run inside one of its runs."""
+        the data is, when the calling code does not run inside one of its runs. A database a
+        newer frontdesk wrote raises :class:`SchemaTooNew`, reset or not, and is left as is."""
         with self._raw(home, runtime) as conn:
             self._ensure_seeded(conn, reset=reset)
             return conn.where
@@ -312,7 +313,9 @@ class AppDatabase:
         return version
 
     def _ensure_seeded(self, conn: AppConnection, *, reset: bool) -> bool:
-        if not reset and self._version(conn) == self.version:
+        # A newer frontdesk's data is refused, even to reset it: this code cannot tell what it
+        # would throw away.
+        if self._version(conn) == self.version and not reset:
             return False
         if conn.backend == SQLITE:
             return self._seed_sqlite(conn, reset=reset)
@@ -327,7 +330,7 @@ class AppDatabase:
             pass
         with conn.transaction():
             # Another process may have seeded the database while this one waited for the lock.
-            if not reset and self._version(conn) == self.version:
+            if self._version(conn) == self.version and not reset:
                 return False
             self._create(conn)
             # user_version lives in the database header, so it commits with the seed data.
@@ -342,7 +345,7 @@ class AppDatabase:
             raw.execute("SET LOCAL lock_timeout = 0")
             raw.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
             raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.name}"')
-            if not reset and self._version(conn) == self.version:
+            if self._version(conn) == self.version and not reset:
                 return False
             raw.execute(f"DROP TABLE IF EXISTS {VERSION_TABLE}")
             self._create(conn)
