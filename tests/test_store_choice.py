@@ -221,7 +221,7 @@ def test_passwords_are_hidden() -> None:
 # -- engines ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("engine", ["temporal-ish", "", "LOCAL", None])
+@pytest.mark.parametrize("engine", ["temporal-ish", "", "LOCAL", 7])
 def test_an_unknown_engine_is_refused_before_anything_starts(tmp_path: Path, engine: Any) -> None:
     home = tmp_path / "new-home"
     with pytest.raises(InvalidInput, match="unknown engine"):
