@@ -86,6 +86,9 @@ test_cancel_a_running_run = on_each_engine(api.test_cancel_a_running_run)
 test_failed_run_records_the_error_and_retry_resumes_from_the_journal = on_each_engine(
     api.test_failed_run_records_the_error_and_retry_resumes_from_the_journal
 )
+test_two_hundred_concurrent_runs_complete = on_each_engine(
+    api.test_two_hundred_concurrent_runs_complete
+)
 test_parallel_tool_calls_are_keyed_by_call_id = on_each_engine(
     api.test_parallel_tool_calls_are_keyed_by_call_id
 )
