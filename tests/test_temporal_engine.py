@@ -205,3 +205,37 @@ def test_run_async_and_an_approval_past_its_deadline(home: Path, temporal_server
     assert final.status == "completed" and final.output == "no wire"
     (decision,) = final.approvals
     assert (decision.status, decision.decided_by) == ("rejected", "system:timeout")
+
+
+def test_a_run_workflow_replays_its_own_history_without_nondeterminism(
+    home: Path, temporal_server: Any
+) -> None:
+    from temporalio.worker import Replayer
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    from frontdesk.engine.temporal._plugin import frontdesk_plugin
+    from frontdesk.engine.temporal._run_workflow import RunWorkflow
+
+    with AgentRuntime(
+        home, engine="temporal", temporal_address=temporal_server.address, task_queue="replay"
+    ) as runtime:
+        paused = runtime.run(flow(approval=True), "refund INV-1", context=Ticket())
+        runtime.approve(paused.execution_id, by="alice")
+        done = runtime.handle(paused.execution_id).result(timeout=WAIT_SECONDS)
+        assert done.status == "completed"
+        engine: Any = runtime._engine  # its client reads the workflow's history
+
+        async def replay() -> Any:
+            history = await engine.client.get_workflow_handle(paused.execution_id).fetch_history()
+            replayer = Replayer(
+                workflows=[RunWorkflow],
+                plugins=[frontdesk_plugin()],
+                workflow_runner=SandboxedWorkflowRunner(
+                    restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
+                ),
+            )
+            return await replayer.replay_workflow(history, raise_on_replay_failure=False)
+
+        # The replay finds the run's agent as its worker did: this runtime serves the queue.
+        result = engine.call(replay(), WAIT_SECONDS)
+    assert result.replay_failure is None
