@@ -315,7 +315,7 @@ def list_escalations(state: State) -> dict[str, Any]:
     from ..apps.support import list_escalations as escalations
 
     items = []
-    for row in escalations(state.runtime.home):
+    for row in escalations(runtime=state.runtime):
         item = dict(row)
         if isinstance(item.get("created_at"), int | float):
             item["created_at"] = iso(item["created_at"])
