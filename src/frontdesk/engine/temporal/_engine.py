@@ -66,7 +66,7 @@ from ._run_workflow import RunWorkflow
 try:
     from temporalio.client import Client, WorkflowUpdateFailedError
     from temporalio.openai_agents import OpenAIAgentsPlugin
-    from temporalio.service import RPCError
+    from temporalio.service import RPCError, RPCStatusCode
     from temporalio.worker import Worker
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 except ImportError as _exc:  # pragma: no cover - the temporal extra is missing
@@ -373,9 +373,23 @@ class TemporalEngine:
         handle = self.client.get_workflow_handle(execution_id)
         try:
             await handle.execute_update(RunWorkflow.resume, ResumeInput(decisions, row.attempt))
-        except (RPCError, WorkflowUpdateFailedError):
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND or not await self._start_unstarted(row):
+                return False
+        except WorkflowUpdateFailedError:
             return False
         self._driven.add(execution_id)
+        return True
+
+    async def _start_unstarted(self, row: RunRow) -> bool:
+        """Start the workflow of a runnable run that has none and took no step yet (its
+        first start failed, say); a run with steps (a fork) is not started afresh."""
+        if await asyncio.to_thread(self.store.journal, row.execution_id):
+            return False
+        run = await asyncio.to_thread(self._run_input, row)
+        await self.client.start_workflow(
+            RunWorkflow.run, run, id=row.execution_id, task_queue=self.settings.task_queue
+        )
         return True
 
     async def cancel(self, execution_id: str) -> RunRow:
