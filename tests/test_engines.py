@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import test_approval_controls as approvals
+import test_budgets as budgets
 import test_conversations as conversations
 import test_runtime as api
 from frontdesk import AgentRuntime
@@ -37,14 +38,17 @@ def runtime(home: Path, backend: str, engine: str) -> Iterator[AgentRuntime]:
 
 
 def on_each_engine(check: Callable[..., Any]) -> Callable[..., Any]:
-    """``check`` as a test of this module: same fixtures, this module's marks (its own module
-    parametrises it by store backend; here it is parametrised by engine)."""
+    """``check`` as a test of this module: same fixtures and marks, but parametrised by engine
+    here where its own module parametrises it by store backend."""
 
     @functools.wraps(check)
     def test(*args: Any, **kwargs: Any) -> Any:
         return check(*args, **kwargs)
 
-    test.__dict__.pop("pytestmark", None)
+    marks = test.__dict__.pop("pytestmark", [])
+    test.pytestmark = [  # type: ignore[attr-defined]
+        mark for mark in marks if not (mark.name == "parametrize" and mark.args[0] == "backend")
+    ]
     return test
 
 
@@ -122,4 +126,16 @@ test_conversation_lines_follow_the_history_format_and_state_persists = on_each_e
 )
 test_conversation_stale_chat_length_raises_with_the_current_history = on_each_engine(
     conversations.test_stale_chat_length_raises_with_the_current_history
+)
+
+# Budgets.
+
+test_a_run_stops_before_the_model_call_its_budget_forbids = on_each_engine(
+    budgets.test_a_run_stops_before_the_model_call_its_budget_forbids
+)
+test_a_runtime_budget_is_the_default_and_a_run_can_replace_or_lift_it = on_each_engine(
+    budgets.test_a_runtime_budget_is_the_default_and_a_run_can_replace_or_lift_it
+)
+test_a_conversation_budget_counts_every_turn = on_each_engine(
+    budgets.test_a_conversation_budget_counts_every_turn
 )

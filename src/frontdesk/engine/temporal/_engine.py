@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from agents import set_trace_processors
 
+from ..._budget import model_names
 from ...errors import FrontdeskError, InvalidRunState, RunNotFound
 from ...events import encode_payload
 from ...models._select import ModelSelector, exports_traces
@@ -47,6 +48,7 @@ from .._agents import AgentRegistry
 from .._context import dump_context
 from .._conversation import release_ops, runner_input, stored_turn
 from .._factory import TemporalSettings
+from .._models import run_selector
 from .._types import RunSpec, TokenFeed, new_execution_id
 from ._activities import WorkerAgents
 from ._client import CONNECT_TIMEOUT, check_workflow_id, connect
@@ -60,7 +62,7 @@ from ._run_activities import (
     RunModelProvider,
 )
 from ._run_data import Decision, ResumeInput, RunInput
-from ._run_registry import attach, detach, pin, unpin
+from ._run_registry import attach, detach, pin, pinned, unpin
 from ._run_workflow import RunWorkflow
 
 try:
@@ -283,6 +285,14 @@ class TemporalEngine:
         self._driven.add(execution_id)
         return execution_id, True
 
+    def _models(self, row: RunRow) -> dict[str, str | None]:
+        """The model name each agent of the run runs on; empty if its agent is not here."""
+        try:
+            root = pinned(row.execution_id) or self.registry.resolve(row.agent_ref)
+            return model_names(root, run_selector(row.model_override, self.selector))
+        except FrontdeskError:
+            return {}
+
     def _run_input(self, row: RunRow) -> RunInput:
         turn = stored_turn(row)
         return RunInput(
@@ -298,6 +308,8 @@ class TemporalEngine:
             conversation_id=row.conversation_id,
             turn_base=turn.base_len if turn is not None else 0,
             turn_message=turn.message if turn is not None else None,
+            budget_json=row.budget_json,
+            models=self._models(row),
         )
 
     def _fail_unstarted(self, row: RunRow, exc: BaseException) -> None:
@@ -372,7 +384,9 @@ class TemporalEngine:
         )
         handle = self.client.get_workflow_handle(execution_id)
         try:
-            await handle.execute_update(RunWorkflow.resume, ResumeInput(decisions, row.attempt))
+            await handle.execute_update(
+                RunWorkflow.resume, ResumeInput(decisions, row.attempt, row.budget_json)
+            )
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND or not await self._start_unstarted(row):
                 return False

@@ -41,6 +41,10 @@ class RunInput:
     """For a turn: how many conversation items come before its message."""
     turn_message: str | None = None
     """For a turn: the user's message."""
+    budget_json: str | None = None
+    """The run's budget as stored (``BudgetPlan`` JSON); None: no limits."""
+    models: dict[str, str | None] = field(default_factory=dict)
+    """The model name each agent runs on, for the budget's prices and the steps."""
 
 
 @dataclass
@@ -119,6 +123,8 @@ class ResumeInput:
     """Every decision on the run's calls (those the workflow knows are ignored)."""
     attempt: int
     """The run's attempt as stored: higher than the workflow's after a retry."""
+    budget_json: str | None = None
+    """The run's budget as stored (a retry may have replaced it)."""
 
 
 def agent_model_name(

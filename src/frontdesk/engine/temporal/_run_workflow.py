@@ -31,6 +31,7 @@ from agents import Agent, FunctionTool, ItemHelpers, RunConfig, RunContextWrappe
 from agents.items import ModelResponse
 from pydantic import TypeAdapter
 
+from ..._budget import BudgetMeter, BudgetPlan, BudgetStop, find_cause
 from ...store import output_text, plain_value
 from .._context import dump_context, load_context, restore_into
 from .._conversation import history_lines
@@ -129,6 +130,8 @@ class RunWorkflow:
         self.decisions: dict[str, Decision] = {}
         self.buffer: list[RecordOp] = []
         self.counters = _Attempt()
+        self.budget_json = run.budget_json
+        self.meter: BudgetMeter | None = None
         self.current_agent = ""
         self.last_message = ""
 
@@ -139,7 +142,9 @@ class RunWorkflow:
         """Take the decisions recorded in the store, and a retry's attempt."""
         for decision in data.decisions:
             self.decisions.setdefault(decision.call_key, decision)
-        self.wanted_attempt = max(self.wanted_attempt, data.attempt)
+        if data.attempt > self.wanted_attempt:
+            self.wanted_attempt = data.attempt
+            self.budget_json = data.budget_json
 
     # -- recording -----------------------------------------------------------------------------
 
@@ -178,6 +183,9 @@ class RunWorkflow:
         root = resolve_agent(workflow.info().task_queue, run.agent_ref, run.execution_id)
         while True:
             self.counters = _Attempt()
+            self.meter = (
+                BudgetMeter(BudgetPlan.from_json(self.budget_json)) if self.budget_json else None
+            )
             context = load_context(run.context_type, run.context_json)
             start = GraphCopy(self._copy_agent).copy(root)
             try:
@@ -196,7 +204,11 @@ class RunWorkflow:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the run failed: record it and wait for a retry
-                await self._failed(exc)
+                stop = find_cause(exc, BudgetStop)
+                if stop is not None:
+                    await self._budget_exceeded(stop)
+                else:
+                    await self._failed(exc)
                 await workflow.wait_condition(lambda: self.wanted_attempt > self.attempt)
                 self.attempt = self.wanted_attempt
                 continue
@@ -252,6 +264,24 @@ class RunWorkflow:
             RecordOp(
                 "settle", type="failed", data={"error": message, "usage": self.counters.usage}
             ),
+            RecordOp("release"),
+        )
+        await self.flush()
+
+    async def _budget_exceeded(self, stop: BudgetStop) -> None:
+        usage = dict(self.counters.usage)
+        self.emit(
+            self.event(
+                f"budget_exceeded:{self.attempt}",
+                "budget_exceeded",
+                None,
+                usage=usage or None,
+                limit=stop.limit,
+                limit_value=stop.value,
+                used=stop.used,
+                model_call=stop.call,
+            ),
+            RecordOp("settle", type="budget_exceeded", data={"error": str(stop), "usage": usage}),
             RecordOp("release"),
         )
         await self.flush()
@@ -481,6 +511,9 @@ class _Hooks(RunHooks[Any]):
 
     async def on_llm_start(self, context: Any, agent: Any, *args: Any) -> None:
         await self.flow.flush()
+        counters = self.flow.counters
+        if self.flow.meter is not None:
+            self.flow.meter.check(counters.model_calls, counters.usage.get("total_tokens", 0))
         self.llm_started = workflow.time()
 
     async def on_llm_end(self, context: RunContextWrapper[Any], agent: Any, response: Any) -> None:
@@ -492,6 +525,10 @@ class _Hooks(RunHooks[Any]):
             if call_id:
                 counters.call_steps[str(call_id)] = k
         _add(counters.usage, response.usage)
+        model = self.flow.run_input.models.get(agent.name)
+        if self.flow.meter is not None:
+            usage = response.usage
+            self.flow.meter.add(model, usage.input_tokens, usage.output_tokens)
         key = f"model:{k}"
         self.flow.emit(
             RecordOp(
@@ -500,6 +537,7 @@ class _Hooks(RunHooks[Any]):
                 type="model",
                 agent=agent.name,
                 data={
+                    "name": model,
                     "data_json": _RESPONSES.dump_json(response, by_alias=True).decode(),
                     "duration": max(0.0, workflow.time() - self.llm_started),
                 },
