@@ -2,7 +2,9 @@
 
 Each write kind of :mod:`frontdesk.store._writes` becomes one or more statements. A
 transaction's statements go to the server in one pipeline (one round trip, whatever their
-number); its guards are checked from their results before it commits:
+number). A write's transaction goes whole, from ``BEGIN`` to ``COMMIT``, its guards checked by
+the server (a guard that fails raises there, and nothing of the transaction lands); a
+read-check-write section's writes check them from their results instead. The guards:
 
 - a :class:`~frontdesk.store.Fence` is ``SELECT ... FOR NO KEY UPDATE`` of the run's row under
   the writer's owner and token: it matches no row once the lease is lost, and it holds the row
@@ -326,10 +328,13 @@ _COMPILERS: dict[type, Callable[[Compiled, Any], None]] = {
 }
 
 
-def compile_writes(writes: Iterable[Write], *, locked: Iterable[str] = ()) -> Compiled:
+def compile_writes(
+    writes: Iterable[Write], *, locked: Iterable[str] = (), server_guards: bool = False
+) -> Compiled:
     """The statements that apply ``writes`` in order, then send their notifications.
-    ``locked`` names runs whose rows the transaction already holds locked."""
-    compiled = Compiled(locked=set(locked))
+    ``locked`` names runs whose rows the transaction already holds locked; with
+    ``server_guards`` the server checks the guards (see :class:`Compiled`)."""
+    compiled = Compiled(locked=set(locked), server_guards=server_guards)
     for write in writes:
         try:
             compiler = _COMPILERS[type(write)]

@@ -25,6 +25,7 @@ gives up on the server.
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -85,6 +86,12 @@ class BoundedConnection(psycopg.Connection[Any]):
 
     answer_timeout: float = ANSWER_TIMEOUT
     """Seconds to wait for an answer (set per connection by the pool that opens it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prepared: dict[str, str] = {}
+        """The statements prepared on this connection (its session), by their SQL: what to
+        send in their place (see :func:`._transaction.commit_whole`)."""
 
     def wait(
         self,
@@ -299,7 +306,12 @@ class PostgresPool:
         )
 
     def transaction(
-        self, work: Callable[[psycopg.Connection[Any]], T], *, read_only: bool = False
+        self,
+        work: Callable[[psycopg.Connection[Any]], T],
+        *,
+        read_only: bool = False,
+        commits: bool = False,
+        prepare: Callable[[psycopg.Connection[Any]], None] | None = None,
     ) -> T:
         """Run ``work(conn)`` in one transaction and commit it; returns what ``work`` returns.
 
@@ -312,10 +324,19 @@ class PostgresPool:
         for a ``read_only`` transaction, which is simply run again); a second loss, or no
         connection within the pool timeout, :class:`StoreUnavailable`. An exception
         ``work`` raises itself rolls the transaction back and propagates as it is.
+
+        With ``commits``, ``work`` sends its transaction whole, ``COMMIT`` included, in one
+        round trip: a connection lost while it runs may have committed it
+        (:class:`CommitUnknown`), so it is never run again then. A pooled connection the
+        server already ended (a restarted server) is told from the unanswered bytes waiting
+        on it and replaced before ``work`` runs; an error the server answered with (a
+        deadlock, a refused statement) means nothing was committed, as without ``commits``.
+        ``prepare(conn)``, if given, runs before ``work``, outside its transaction (to prepare
+        statements): a connection lost there is replaced as before any commit.
         """
         for attempt in (1, 2):
             try:
-                return self._attempt(work, read_only=read_only)
+                return self._attempt(work, read_only=read_only, commits=commits, prepare=prepare)
             except _Retry as retry:
                 if attempt == 2:
                     raise retry.error from retry.cause
@@ -323,11 +344,21 @@ class PostgresPool:
                 self._check_idle()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _attempt(self, work: Callable[[psycopg.Connection[Any]], T], *, read_only: bool) -> T:
-        conn = self._getconn()
+    def _attempt(
+        self,
+        work: Callable[[psycopg.Connection[Any]], T],
+        *,
+        read_only: bool,
+        commits: bool,
+        prepare: Callable[[psycopg.Connection[Any]], None] | None,
+    ) -> T:
+        conn = self._getconn_live() if commits else self._getconn()
         committing = False
         try:
             try:
+                if prepare is not None:
+                    prepare(conn)
+                committing = commits
                 result = work(conn)
                 committing = True
                 conn.commit()
@@ -360,6 +391,17 @@ class PostgresPool:
                 f"the store's connection pool for {self.url.shown} is closed"
             ) from None
 
+    def _getconn_live(self) -> psycopg.Connection[Any]:
+        """A pooled connection that the server has not ended while it sat idle (see
+        :func:`ended_while_idle`); ended ones are closed, and the pool replaces them."""
+        for _ in range(self._pool.max_size):
+            conn = self._getconn()
+            if not ended_while_idle(conn):
+                return conn
+            conn.close()
+            self._pool.putconn(conn)
+        return self._getconn()  # the pool opens new connections to replace the ended ones
+
     def _check_idle(self) -> None:
         """Drop the idle connections that the same loss broke, so a retry gets a live one."""
         try:
@@ -378,6 +420,23 @@ class PostgresPool:
     def stats(self) -> dict[str, int]:
         """The pool's counters (connections, requests, waits), for diagnostics."""
         return dict(self._pool.get_stats())
+
+
+def ended_while_idle(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle connection is known to be unusable before anything is sent on it.
+
+    The server says nothing on an idle connection of the pool (it listens on no channel):
+    bytes waiting there are the server ending it (a restart, a terminated backend, then the
+    end of the stream), or at least something unexpected, so it is not trusted with a
+    transaction that cannot be run again. One ``poll`` with no wait, no round trip."""
+    if conn.closed or conn.broken:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
+    except (OSError, psycopg.Error):
+        return True
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:
@@ -410,6 +469,7 @@ __all__ = [
     "DatabaseURL",
     "PostgresPool",
     "bounded",
+    "ended_while_idle",
     "hide_password",
     "is_connection_lost",
     "is_postgres_url",

@@ -22,6 +22,10 @@ PostgreSQL's dialect:
   does;
 - the context a run started with is kept by a trigger, as in SQLite.
 
+Version 2 adds ``frontdesk.refuse_unless(ok, statement)``, which a write's guard statements
+call (see :mod:`._compile`): it raises :data:`GUARD_REFUSED` naming the statement when its
+guard fails, so a write's whole transaction, its ``COMMIT`` included, goes in one round trip.
+
 Migrating takes a transaction-scoped advisory lock (``pg_advisory_xact_lock``) on a key of the
 schema's name, so processes that start at once migrate one after the other and each finds the
 work done by the one before.
@@ -42,6 +46,11 @@ from ...errors import SchemaTooNew, StoreError
 VERSION_TABLE = "frontdesk_schema"
 """The table, in each schema, whose highest ``version`` is the schema's version."""
 
+GUARD_REFUSED = "FDG01"
+"""The SQLSTATE ``frontdesk.refuse_unless`` raises; the error's detail is the number of the
+refused statement in its transaction."""
+GUARD_FUNCTION = "frontdesk.refuse_unless"
+"""The SQL function a guard statement calls with whether its guard passed."""
 DOCUMENT_FUNCTION = "frontdesk.run_document"
 """The SQL function whose ``tsvector`` of a run's input and output the search index holds;
 a search matches ``frontdesk.run_document(input, output_json) @@ query``."""
@@ -224,6 +233,22 @@ MIGRATIONS: list[str] = [
         FOR EACH ROW WHEN (NEW.context_json IS DISTINCT FROM OLD.context_json)
         EXECUTE FUNCTION keep_start_context();
     """,
+    # 1 -> 2: a write's guards checked on the server, so its COMMIT rides in its pipeline.
+    r"""
+    -- A guard statement passes ok = true; false (or null) refuses the whole transaction,
+    -- naming the refused statement by its number in the transaction, so the client can say
+    -- which write was refused (a lost lease, a step already recorded, a run id taken).
+    CREATE FUNCTION refuse_unless(ok boolean, statement integer) RETURNS boolean
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        IF ok IS NOT TRUE THEN
+            RAISE EXCEPTION 'frontdesk guard refused the transaction'
+                USING ERRCODE = 'FDG01', DETAIL = statement::text;
+        END IF;
+        RETURN true;
+    END
+    $$;
+    """,
 ]
 
 
@@ -381,6 +406,8 @@ def migrate(
 __all__ = [
     "DOCUMENT_FUNCTION",
     "FRONTDESK",
+    "GUARD_FUNCTION",
+    "GUARD_REFUSED",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "VERSION_TABLE",

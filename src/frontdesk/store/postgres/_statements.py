@@ -2,7 +2,8 @@
 
 :class:`Compiled` collects the statements of one transaction in order, the guard each must
 pass, the ``(channel, run)`` notifications to send once it commits (each once), and the runs
-whose row it already locks (see :mod:`._compile`).
+whose row it already locks (see :mod:`._compile`). A guard is checked by the client from its
+statement's result, or, in a transaction sent whole with its ``COMMIT``, by the server.
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._writes import Write
+from ._schema import GUARD_FUNCTION
+
+GUARDED = f"WITH guarded AS ({{}}) SELECT {GUARD_FUNCTION}(EXISTS (SELECT 1 FROM guarded), %s)"
+"""A guarded statement checked on the server: it raises
+:data:`~._schema.GUARD_REFUSED`, with the statement's number as the detail, when the
+statement returns no row. A data-modifying statement in ``WITH`` runs to completion whatever
+reads it; a ``SELECT ... FOR NO KEY UPDATE`` there locks the one row it finds."""
 
 
 @dataclass(frozen=True)
@@ -35,9 +43,15 @@ class Compiled:
     """``(channel, execution_id)`` pairs, each once, in order."""
     locked: set[str] = field(default_factory=set)
     """Runs whose row the transaction already locks."""
+    server_guards: bool = False
+    """Whether each guard is checked by the server, which then refuses the whole transaction
+    (:data:`GUARDED`), rather than from the statement's result by the client."""
 
     def add(self, sql: str, *params: Any, guard: Write | None = None) -> None:
-        """Append a statement."""
+        """Append a statement; a guarded one must return a row, or the transaction is
+        refused."""
+        if guard is not None and self.server_guards:
+            sql, params = GUARDED.format(sql), (*params, len(self.statements))
         self.statements.append(Statement(sql, params, guard))
 
     def notify(self, channel: str, execution_id: str) -> None:
@@ -62,4 +76,4 @@ class Compiled:
             )
 
 
-__all__ = ["Compiled", "Statement"]
+__all__ = ["GUARDED", "Compiled", "Statement"]

@@ -3,8 +3,8 @@ shared by every process and machine that has its URL.
 
 :class:`PostgresStore` implements :class:`~frontdesk.store.Store` on a bounded connection
 pool (:mod:`._connect`), in the ``frontdesk`` schema (:mod:`._schema`). Writes are typed
-(:mod:`frontdesk.store._writes`) and compiled into one pipelined transaction each
-(:mod:`._compile`); a read is one statement. A connection lost before a transaction commits
+(:mod:`frontdesk.store._writes`) and compiled into one transaction each, sent whole as one
+query, its guards checked by the server (:mod:`._compile`); a read is one statement. A connection lost before a transaction commits
 runs it once more; otherwise every failure is frontdesk's error, never psycopg's.
 
 Read-check-write sections (:meth:`PostgresStore.transaction`) lock what they read: a run's row
@@ -45,7 +45,14 @@ from ._compile import RUN_COLUMNS, compile_writes
 from ._connect import ANSWER_TIMEOUT, CONNECT_TIMEOUT, POOL_TIMEOUT, PostgresPool, translate
 from ._notify import NEW_RUN_CHANNEL, Listener, Notification
 from ._schema import SCHEMA_VERSION, migrate, schema_version
-from ._transaction import CONVERSATION_COLUMNS, PostgresTransaction, apply, lines, turn_start
+from ._transaction import (
+    CONVERSATION_COLUMNS,
+    PostgresTransaction,
+    commit_whole,
+    lines,
+    prepare,
+    turn_start,
+)
 
 _JOURNAL_COLUMNS = (
     "key, kind, state, agent, name, args_json, data_json, context_json, attempts, started_at, "
@@ -197,14 +204,16 @@ class PostgresStore(Store):
 
     def write(self, writes: Iterable[Write]) -> None:
         """Apply ``writes`` in one transaction: all of them or none (see :meth:`Store.write`)."""
-        compiled = compile_writes(writes)
+        compiled = compile_writes(writes, server_guards=True)
         if not compiled.statements:
             return
-
-        def work(conn: psycopg.Connection[Any]) -> None:
-            apply(conn, compiled, begin=True)  # BEGIN rides in the pipeline: no round trip
-
-        self._pool.transaction(work)
+        url = self._pool.url
+        # BEGIN, the statements, the guards and COMMIT in one round trip.
+        self._pool.transaction(
+            lambda conn: commit_whole(conn, compiled, url),
+            commits=True,
+            prepare=lambda conn: prepare(conn, compiled),
+        )
         self.changes.notify()
 
     @contextmanager

@@ -1,8 +1,12 @@
 """Transactions of the PostgreSQL store: applying compiled writes and checking their guards,
 and the read-check-write sections' transaction.
 
-A transaction's statements go to the server in one pipeline; the guards are checked from
-their results before it commits (see :mod:`._compile`). In a section
+A write's transaction goes to the server whole, ``BEGIN`` to ``COMMIT``, as one query, the
+server checking its guards (:func:`commit_whole`): one round trip, and, its statements
+prepared once per connection (:func:`prepare`), no planning and little of psycopg's work per
+statement; a section's writes go in a pipeline of
+their own inside the section's transaction, their guards checked from the results
+(:func:`apply`; see :mod:`._compile`). In a section
 (:class:`PostgresTransaction`), a run's row is locked before anything about the run is read,
 and a conversation's row before anything about the conversation: every section and every
 driver's fence takes the run's row first, so sections about one run follow each other and
@@ -12,6 +16,9 @@ everything committed before its lock was granted.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -23,27 +30,28 @@ from .._fence import lease_refused, run_exists, step_refused  # type: ignore[att
 from .._records import ConversationState
 from .._writes import Fence, InsertRun, RecordStep, Write
 from ._compile import Compiled, compile_writes
-from ._connect import DatabaseURL, translate
+from ._connect import BoundedConnection, DatabaseURL, translate
 from ._reads import Query
+from ._schema import GUARD_REFUSED
 
 CONVERSATION_COLUMNS = (
     "conversation_id, agent_ref, current_agent, context_type, context_json, turns, history_len, "
     "pending_run, generation, budget_json, memory_json, summary_json"
 )
 """The conversation row's columns, in :class:`~frontdesk.store.ConversationState`'s order."""
+MAX_PREPARED = 256
+"""The most statements prepared on one connection; more are sent as they are."""
+_PLACEHOLDER = re.compile(r"%[s%]")
 LOCK_RUN = "SELECT 1 FROM runs WHERE execution_id = %s FOR NO KEY UPDATE"
 """Lock a run's row for the rest of the transaction."""
 
 
-def apply(conn: psycopg.Connection[Any], compiled: Compiled, *, begin: bool = False) -> None:
-    """Send the compiled statements in one pipeline, then check their guards (a refused
-    guard rolls the transaction back). With ``begin`` the pipeline begins the transaction
-    first; else the caller has begun it."""
+def apply(conn: psycopg.Connection[Any], compiled: Compiled) -> None:
+    """Send the compiled statements in one pipeline inside the transaction the caller began,
+    then check their guards from their results (a refused guard rolls it back)."""
     guarded: list[tuple[Write, psycopg.Cursor[Any]]] = []
     try:
         with conn.pipeline():
-            if begin:
-                conn.execute("BEGIN")
             for statement in compiled.statements:
                 cursor = conn.execute(statement.sql, statement.params)
                 if statement.guard is not None:
@@ -56,20 +64,87 @@ def apply(conn: psycopg.Connection[Any], compiled: Compiled, *, begin: bool = Fa
             raise
         guarded = answered
     for guard, cursor in guarded:
-        if cursor.rowcount != 0:
+        if cursor.rowcount == 0:
+            raise _refused(conn, guard)
+
+
+def prepare(conn: psycopg.Connection[Any], compiled: Compiled) -> None:
+    """Prepare on ``conn``'s session each statement of ``compiled`` it has not prepared yet,
+    so that :func:`commit_whole` sends an ``EXECUTE`` of it: the server plans it once per
+    connection, not once per transaction. One round trip per new statement, the first time
+    a connection meets it; a statement the server cannot prepare (a parameter whose type it
+    cannot tell) is sent as it is."""
+    if not isinstance(conn, BoundedConnection):  # pragma: no cover - the pool's own class
+        return
+    known = conn.prepared
+    for sql in dict.fromkeys(s.sql for s in compiled.statements if s.sql not in known):
+        if len(known) >= MAX_PREPARED:
+            return  # the rest is sent as it is
+        name = "frontdesk_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
+        body, places = _numbered(sql)
+        try:
+            conn.execute(f"PREPARE {name} AS {body}")
+        except psycopg.errors.DuplicatePreparedStatement:
+            pass  # the same SQL under the same name
+        except psycopg.errors.IndeterminateDatatype:
+            known[sql] = sql
             continue
-        if isinstance(guard, Fence):
-            # The rest of the pipeline ran: roll it back before reading what refused it.
-            conn.rollback()
-            row = conn.execute(
-                "SELECT status FROM runs WHERE execution_id = %s", (guard.execution_id,)
-            ).fetchone()
-            raise lease_refused(guard, row[0] if row else None)
-        if isinstance(guard, RecordStep):
-            raise step_refused(guard.execution_id, guard.step.key)
-        if isinstance(guard, InsertRun):
-            raise run_exists(guard.row.execution_id)
-        raise AssertionError(f"unguarded write {guard!r}")  # pragma: no cover
+        args = f"({', '.join(['%s'] * places)})" if places else ""
+        known[sql] = f"EXECUTE {name}{args}"
+
+
+def _numbered(sql: str) -> tuple[str, int]:
+    """``sql`` with its ``%s`` placeholders numbered ``$1``, ``$2``... as ``PREPARE`` takes
+    them (``%%`` a plain ``%``), and how many there are."""
+    numbers = itertools.count(1)
+    body = _PLACEHOLDER.sub(lambda m: "%" if m[0] == "%%" else f"${next(numbers)}", sql)
+    return body, next(numbers) - 1
+
+
+def commit_whole(conn: psycopg.Connection[Any], compiled: Compiled, url: DatabaseURL) -> None:
+    """Send the compiled transaction whole, ``BEGIN`` to ``COMMIT``, as one query: one round
+    trip, its parameters bound by the client, each statement an ``EXECUTE`` of what
+    :func:`prepare` prepared. ``compiled`` has its guards checked by the server
+    (``server_guards``): a refused one makes the server skip the rest, ``COMMIT`` included,
+    and raises here as frontdesk's error for it (:class:`~frontdesk.store.LeaseLost`, ...),
+    the transaction rolled back. ``conn`` is an autocommit connection outside any
+    transaction."""
+    known = conn.prepared if isinstance(conn, BoundedConnection) else {}
+    texts = ["BEGIN"]
+    params: list[Any] = []
+    for statement in compiled.statements:
+        texts.append(known.get(statement.sql, statement.sql))
+        params.extend(statement.params)
+    texts.append("COMMIT")
+    try:
+        psycopg.ClientCursor(conn).execute(";".join(texts), params)
+    except psycopg.Error as exc:
+        if exc.sqlstate != GUARD_REFUSED:
+            raise
+        guard = compiled.statements[int(exc.diag.message_detail or "")].guard
+        if guard is None:  # pragma: no cover - only guarded statements call the function
+            raise
+        try:
+            refused = _refused(conn, guard)
+        except psycopg.Error as lost:
+            raise translate(lost, url, doing="reading why a write was refused") from lost
+        raise refused from None
+
+
+def _refused(conn: psycopg.Connection[Any], guard: Write) -> Exception:
+    """frontdesk's error for the transaction ``guard`` refused on ``conn``; a lost lease
+    rolls the transaction back first, then reads the run's status to say why."""
+    if isinstance(guard, Fence):
+        conn.rollback()
+        row = conn.execute(
+            "SELECT status FROM runs WHERE execution_id = %s", (guard.execution_id,)
+        ).fetchone()
+        return lease_refused(guard, row[0] if row else None)
+    if isinstance(guard, RecordStep):
+        return step_refused(guard.execution_id, guard.step.key)
+    if isinstance(guard, InsertRun):
+        return run_exists(guard.row.execution_id)
+    raise AssertionError(f"unguarded write {guard!r}")  # pragma: no cover
 
 
 def lines(query: Query, conversation_id: str, start: int = 0) -> list[str]:
@@ -193,4 +268,13 @@ class PostgresTransaction(StoreTransaction):
         self._locked |= compiled.locked
 
 
-__all__ = ["CONVERSATION_COLUMNS", "PostgresTransaction", "apply", "lines", "turn_start"]
+__all__ = [
+    "CONVERSATION_COLUMNS",
+    "MAX_PREPARED",
+    "PostgresTransaction",
+    "apply",
+    "commit_whole",
+    "lines",
+    "prepare",
+    "turn_start",
+]
