@@ -31,6 +31,7 @@ from ._records import (
     StoreInfo,
 )
 from ._sections import TurnClaim, TurnPlanner
+from ._tool_calls import ItemSegment, ToolCallRecord, chain_items
 from ._url import (
     DATABASE_URL_ENV,
     database_url,
@@ -96,6 +97,7 @@ __all__ = [
     "ForkSeed",
     "GroupCommitter",
     "InsertRun",
+    "ItemSegment",
     "JournalRow",
     "LeaseLost",
     "Lineage",
@@ -125,11 +127,13 @@ __all__ = [
     "StoreSummary",
     "StoreTransaction",
     "StoredEvent",
+    "ToolCallRecord",
     "TurnClaim",
     "TurnPlanner",
     "UsageRow",
     "Write",
     "app_of",
+    "chain_items",
     "check_decider",
     "database_url",
     "decode_value",

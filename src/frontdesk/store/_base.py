@@ -34,6 +34,7 @@ from ._approvals import ApprovalRecord
 from ._changes import Changes, Runnable
 from ._listing import ConversationRow, Page, RunFilter
 from ._records import ConversationState, JournalRow, RunRow, StoreInfo
+from ._tool_calls import ItemSegment, ToolCallRecord
 from ._usage import UsageRow
 from ._writes import Write
 
@@ -382,3 +383,53 @@ class Store(ABC):
     @abstractmethod
     def window_statuses(self, since: float | None, until: float | None) -> dict[str, int]:
         """How many runs created in ``[since, until)`` have each status."""
+
+    # -- the tool calls journal and item segments (see :mod:`._tool_calls`) ------------------------
+
+    @abstractmethod
+    def start_tool_call(
+        self,
+        *,
+        idempotency_key: str,
+        workflow_id: str,
+        call_id: str,
+        agent_name: str,
+        tool_name: str,
+        args_json: str,
+        now: float,
+    ) -> ToolCallRecord:
+        """Record that a tool starts running for the call ``idempotency_key``, in one
+        transaction; returns the call's record as it now is. A new call starts with one
+        attempt; a call started before (its worker died) counts one more; a call already done
+        is returned as it is, unchanged: its tool must not run again."""
+
+    @abstractmethod
+    def finish_tool_call(
+        self,
+        idempotency_key: str,
+        *,
+        output_json: str,
+        context_type: str | None,
+        context_json: str | None,
+        now: float,
+    ) -> None:
+        """Record the call done: its tool's output and the context after it."""
+
+    @abstractmethod
+    def tool_call(self, idempotency_key: str) -> ToolCallRecord | None:
+        """The journal's record of one tool call, or None."""
+
+    @abstractmethod
+    def tool_calls(self, workflow_id: str) -> list[ToolCallRecord]:
+        """Every journaled tool call of a workflow, in the order they were first started."""
+
+    @abstractmethod
+    def save_item_segment(self, ref: str, parent: str | None, items_json: str, count: int) -> bool:
+        """Store the ``count`` items of ``items_json`` (a JSON array) as the segment ``ref``
+        after the segment ``parent`` (None: the first); storing a segment again changes
+        nothing. False, with nothing written, when ``parent`` is not stored."""
+
+    @abstractmethod
+    def item_chain(self, ref: str) -> list[ItemSegment]:
+        """The segment ``ref`` and every segment before it, oldest first (empty when ``ref``
+        is not stored); see :func:`._tool_calls.chain_items`."""

@@ -26,6 +26,9 @@ Version 2 adds ``frontdesk.refuse_unless(ok, statement)``, which a write's guard
 call (see :mod:`._compile`): it raises :data:`GUARD_REFUSED` naming the statement when its
 guard fails, so a write's whole transaction, its ``COMMIT`` included, goes in one round trip.
 
+Version 3 adds the Temporal engine's tool calls journal and conversation item segments
+(``tool_calls``, ``item_segments``; see :mod:`frontdesk.store._tool_calls`).
+
 Migrating takes a transaction-scoped advisory lock (``pg_advisory_xact_lock``) on a key of the
 schema's name, so processes that start at once migrate one after the other and each finds the
 work done by the one before.
@@ -248,6 +251,34 @@ MIGRATIONS: list[str] = [
         RETURN true;
     END
     $$;
+    """,
+    # 2 -> 3: what the Temporal engine's activities keep (store/_tool_calls.py), shared by
+    # every worker on every machine: the tool calls journal, by idempotency key, and
+    # conversation item segments, by content.
+    r"""
+    CREATE TABLE tool_calls (
+        idempotency_key text PRIMARY KEY,
+        workflow_id     text NOT NULL,
+        call_id         text NOT NULL,
+        agent_name      text NOT NULL,
+        tool_name       text NOT NULL,
+        args_json       text NOT NULL,
+        state           text NOT NULL CHECK (state IN ('started', 'done')),
+        attempts        integer NOT NULL,
+        output_json     text,
+        context_type    text,
+        context_json    text,
+        started_at      double precision NOT NULL,
+        finished_at     double precision,
+        row_id          bigint GENERATED ALWAYS AS IDENTITY
+    );
+    CREATE INDEX tool_calls_workflow ON tool_calls (workflow_id, row_id);
+    CREATE TABLE item_segments (
+        ref        text PRIMARY KEY,
+        parent     text,
+        length     integer NOT NULL,
+        items_json text NOT NULL
+    );
     """,
 ]
 

@@ -37,10 +37,12 @@ from .._base import Store, StoreTransaction
 from .._forks import ForkLink, Lineage, StoredEvent
 from .._listing import ConversationRow, Page, RunFilter
 from .._records import ConversationState, JournalRow, RunRow, StoreInfo
+from .._tool_calls import ItemSegment, ToolCallRecord
 from .._usage import UsageRow
 from .._values import hydrate
 from .._writes import Write
 from . import _reads as reads
+from . import _tool_calls as calls
 from ._compile import RUN_COLUMNS, compile_writes
 from ._connect import ANSWER_TIMEOUT, CONNECT_TIMEOUT, POOL_TIMEOUT, PostgresPool, translate
 from ._notify import NEW_RUN_CHANNEL, Listener, Notification
@@ -480,6 +482,76 @@ class PostgresStore(Store):
     def window_statuses(self, since: float | None, until: float | None) -> dict[str, int]:
         """How many runs created in ``[since, until)`` have each status."""
         return reads.window_statuses(self._query, since, until)
+
+    # -- the tool calls journal and item segments (one statement each: ._tool_calls) -------
+
+    def _run(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
+        """One writing statement, its own transaction; its rows, if it returns any."""
+
+        def work(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            cursor = conn.execute(sql, params)
+            return cursor.fetchall() if cursor.description is not None else []
+
+        return self._pool.transaction(work)
+
+    def start_tool_call(
+        self,
+        *,
+        idempotency_key: str,
+        workflow_id: str,
+        call_id: str,
+        agent_name: str,
+        tool_name: str,
+        args_json: str,
+        now: float,
+    ) -> ToolCallRecord:
+        """Record that a tool starts running for one call (see :meth:`Store.start_tool_call`)."""
+        return calls.start_tool_call(
+            self._run,
+            idempotency_key=idempotency_key,
+            workflow_id=workflow_id,
+            call_id=call_id,
+            agent_name=agent_name,
+            tool_name=tool_name,
+            args_json=args_json,
+            now=now,
+        )
+
+    def finish_tool_call(
+        self,
+        idempotency_key: str,
+        *,
+        output_json: str,
+        context_type: str | None,
+        context_json: str | None,
+        now: float,
+    ) -> None:
+        """Record the call done: its output and the context after it."""
+        calls.finish_tool_call(
+            self._run,
+            idempotency_key,
+            output_json=output_json,
+            context_type=context_type,
+            context_json=context_json,
+            now=now,
+        )
+
+    def tool_call(self, idempotency_key: str) -> ToolCallRecord | None:
+        """The journal's record of one tool call, or None."""
+        found = calls.tool_calls(self._query, "idempotency_key", idempotency_key)
+        return found[0] if found else None
+
+    def tool_calls(self, workflow_id: str) -> list[ToolCallRecord]:
+        """Every journaled tool call of a workflow, in the order they were first started."""
+        return calls.tool_calls(self._query, "workflow_id", workflow_id)
+
+    def save_item_segment(self, ref: str, parent: str | None, items_json: str, count: int) -> bool:
+        """Store a segment of items after ``parent``'s; False when ``parent`` is not stored."""
+        return calls.save_item_segment(self._run, ref, parent, items_json, count)
+
+    def item_chain(self, ref: str) -> list[ItemSegment]:
+        """The segment ``ref`` and every segment before it, oldest first."""
+        return calls.item_chain(self._query, ref)
 
 
 __all__ = ["PostgresStore"]

@@ -265,6 +265,34 @@ MIGRATIONS: list[str] = [
         WHERE conversation_id IS NOT NULL AND turn IS NOT NULL AND status = 'completed'
           AND CASE WHEN json_valid(input) THEN json_type(input, '$.base_len') END = 'integer';
     """,
+    # 12 -> 13: what the Temporal engine's activities keep (store/_tool_calls.py), so every
+    # worker sharing the store shares it: the tool calls journal, by idempotency key, and
+    # conversation item segments, by content. (Workers used to keep them in a file of their
+    # own home, ``temporal-worker.db``, which is no longer read.)
+    """
+    CREATE TABLE IF NOT EXISTS tool_calls (
+        idempotency_key TEXT PRIMARY KEY,
+        workflow_id     TEXT NOT NULL,
+        call_id         TEXT NOT NULL,
+        agent_name      TEXT NOT NULL,
+        tool_name       TEXT NOT NULL,
+        args_json       TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('started', 'done')),
+        attempts        INTEGER NOT NULL,
+        output_json     TEXT,
+        context_type    TEXT,
+        context_json    TEXT,
+        started_at      REAL NOT NULL,
+        finished_at     REAL
+    );
+    CREATE INDEX IF NOT EXISTS tool_calls_workflow ON tool_calls(workflow_id);
+    CREATE TABLE IF NOT EXISTS item_segments (
+        ref        TEXT PRIMARY KEY,
+        parent     TEXT,
+        length     INTEGER NOT NULL,
+        items_json TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

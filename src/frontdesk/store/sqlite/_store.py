@@ -22,11 +22,13 @@ from .._base import Store, StoreTransaction
 from .._forks import ForkLink, Lineage, StoredEvent
 from .._listing import ConversationRow, Page, RunFilter
 from .._records import ConversationState, JournalRow, RunRow, StoreInfo
+from .._tool_calls import ItemSegment, ToolCallRecord
 from .._usage import UsageRow
 from .._values import hydrate
 from .._writes import Write
 from . import _conversations as conversations
 from . import _listing as listing
+from . import _tool_calls as calls
 from . import _usage as usage
 from ._checkpoint import Checkpointer
 from ._compile import RUN_COLUMNS, apply
@@ -432,6 +434,67 @@ class SQLiteStore(Store):
     def window_statuses(self, since: float | None, until: float | None) -> dict[str, int]:
         """How many runs created in ``[since, until)`` have each status."""
         return usage.window_statuses(self._query, since, until)
+
+    # -- the tool calls journal and item segments --------------------------------------------
+
+    def start_tool_call(
+        self,
+        *,
+        idempotency_key: str,
+        workflow_id: str,
+        call_id: str,
+        agent_name: str,
+        tool_name: str,
+        args_json: str,
+        now: float,
+    ) -> ToolCallRecord:
+        """Record that a tool starts running for one call (see :meth:`Store.start_tool_call`)."""
+        return calls.start_tool_call(
+            self._locked,
+            idempotency_key=idempotency_key,
+            workflow_id=workflow_id,
+            call_id=call_id,
+            agent_name=agent_name,
+            tool_name=tool_name,
+            args_json=args_json,
+            now=now,
+        )
+
+    def finish_tool_call(
+        self,
+        idempotency_key: str,
+        *,
+        output_json: str,
+        context_type: str | None,
+        context_json: str | None,
+        now: float,
+    ) -> None:
+        """Record the call done: its output and the context after it."""
+        calls.finish_tool_call(
+            self._locked,
+            idempotency_key,
+            output_json=output_json,
+            context_type=context_type,
+            context_json=context_json,
+            now=now,
+        )
+
+    def tool_call(self, idempotency_key: str) -> ToolCallRecord | None:
+        """The journal's record of one tool call, or None."""
+        found = calls.tool_calls(self._query, "idempotency_key", idempotency_key)
+        return found[0] if found else None
+
+    def tool_calls(self, workflow_id: str) -> list[ToolCallRecord]:
+        """Every journaled tool call of a workflow, in the order they were first started."""
+        return calls.tool_calls(self._query, "workflow_id", workflow_id)
+
+    def save_item_segment(self, ref: str, parent: str | None, items_json: str, count: int) -> bool:
+        """Store a segment of items after ``parent``'s; False when ``parent`` is not stored."""
+        return calls.save_item_segment(self._locked, ref, parent, items_json, count)
+
+    def item_chain(self, ref: str) -> list[ItemSegment]:
+        """The segment ``ref`` and every segment before it, oldest first."""
+        return calls.item_chain(self._query, ref)
 
 
 class _Transaction(StoreTransaction):
