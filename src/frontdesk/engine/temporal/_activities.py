@@ -5,7 +5,8 @@ conversation through Temporal's history. It schedules one of three activities, e
 only data:
 
 * ``frontdesk_model``: the agent's name, the plugin's model input with only the items added
-  since the last call, and the reference of the items before them in the :class:`WorkerStore`.
+  since the last call, and the reference of the items before them in the :class:`WorkerStore`
+  (the store every worker shares).
   The worker joins them, stores the new segment, resolves the agent's model the way frontdesk
   selects models, and calls it through the plugin's own model activity code.
 * ``frontdesk_tool``: agent name, tool name, arguments JSON, the context as data, the call id
@@ -22,8 +23,10 @@ Pydantic data converter resolves inside the workflow sandbox.
 
 import asyncio
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +36,10 @@ from agents.tool_context import ToolContext
 from pydantic_core import to_jsonable_python
 
 from ..._home import active_home, resolve_home
+from ..._scope import driving_for
 from ...errors import FrontdeskError
 from ...models._select import ModelSelector
+from ...store import Store
 from ...tools import ToolCall, _tool_call_scope
 from .._agents import handoff_target
 from .._context import dump_context, load_context
@@ -192,6 +197,11 @@ def _not_registered(message: str) -> ApplicationError:
     return ApplicationError(message, type=NOT_REGISTERED, non_retryable=True)
 
 
+def driving(scope: Any) -> AbstractContextManager[None]:
+    """:func:`frontdesk._scope.driving_for` ``scope`` when there is one; else nothing."""
+    return driving_for(scope) if scope is not None else nullcontext()
+
+
 class _OneModel(ModelProvider):
     """Hands the plugin's model activity code the model frontdesk chose."""
 
@@ -214,9 +224,13 @@ async def invoke_tool_once(
     args_json: str,
     context_type: str | None,
     context_json: str | None,
+    scope: Any = None,
 ) -> ToolCallOutput:
     """Run ``tool`` for one call under the idempotency ``key``, in a tool-call scope, with the
-    context given as data; a call the journal holds as done returns what it returned."""
+    context given as data; a call the journal holds as done returns what it returned.
+
+    ``scope`` (a runtime) is what :func:`frontdesk.current_runtime` gives the tool while it
+    runs, as on the embedded engine; None leaves it unset."""
     record = await asyncio.to_thread(
         lambda: store.start_tool_call(
             idempotency_key=key,
@@ -225,26 +239,27 @@ async def invoke_tool_once(
             agent_name=agent_name,
             tool_name=tool.name,
             args_json=args_json,
+            now=time.time(),
         )
     )
-    if record.state == "done":
+    if record.done:
         return ToolCallOutput(record.output, record.context_type, record.context_json)
     context = load_context(context_type, context_json)
     tool_context = ToolContext(
         context, tool_name=tool.name, tool_call_id=call_id, tool_arguments=args_json
     )
-    scope = ToolCall(
+    call = ToolCall(
         execution_id=workflow_id,
         call_id=call_id,
         tool_name=tool.name,
         idempotency_key=key,
         attempt=record.attempts,
     )
-    with active_home(home), _tool_call_scope(scope):
+    with active_home(home), driving(scope), _tool_call_scope(call):
         output = await tool.on_invoke_tool(tool_context, args_json)
     data = to_jsonable_python(output, fallback=str)
     new_type, new_json = dump_context(tool_context.context)
-    await asyncio.to_thread(store.finish_tool_call, key, data, new_type, new_json)
+    await asyncio.to_thread(store.finish_tool_call, key, data, new_type, new_json, time.time())
     return ToolCallOutput(data, new_type, new_json)
 
 
@@ -257,7 +272,8 @@ class FrontdeskActivities:
         *,
         home: str | os.PathLike[str] | None = None,
         selector: ModelSelector | None = None,
-        store: WorkerStore | None = None,
+        store: WorkerStore | Store | None = None,
+        scope: Any = None,
     ) -> None:
         self.agents = agents
         """Where tools, handoffs and agents are looked up."""
@@ -265,8 +281,11 @@ class FrontdeskActivities:
         """The home the tools run in (``current_home()``)."""
         self.selector = selector if selector is not None else ModelSelector()
         """How each agent's model is chosen."""
-        self.store = store if store is not None else WorkerStore(self.home)
-        """Conversation items and the tool calls journal."""
+        self.store = store if isinstance(store, WorkerStore) else WorkerStore(store or self.home)
+        """Conversation items and the tool calls journal, in the store ``store`` (else the
+        one the environment names for ``home``)."""
+        self.scope = scope
+        """What :func:`frontdesk.current_runtime` gives tools and hooks (a runtime), if any."""
         self._items: OrderedDict[str, list[Any]] = OrderedDict()
 
     def all(self) -> list[Any]:
@@ -330,6 +349,7 @@ class FrontdeskActivities:
             args_json=call.args_json,
             context_type=call.context_type,
             context_json=call.context_json,
+            scope=self.scope,
         )
 
     @activity.defn(name=HANDOFF_ACTIVITY)
@@ -337,7 +357,7 @@ class FrontdeskActivities:
         """Run a handoff's invocation (its ``on_handoff`` hook); the agent it leads to."""
         found = self.agents.handoff(call.agent_name, call.tool_name)
         wrapper = RunContextWrapper(load_context(call.context_type, call.context_json))
-        with active_home(self.home):
+        with active_home(self.home), driving(self.scope):
             target = await found.on_invoke_handoff(wrapper, call.args_json)
         context_type, context_json = dump_context(wrapper.context)
         return HandoffCallOutput(target.name, context_type, context_json)
@@ -357,5 +377,6 @@ __all__ = [
     "ToolCallInput",
     "ToolCallOutput",
     "WorkerAgents",
+    "driving",
     "invoke_tool_once",
 ]

@@ -148,7 +148,11 @@ class TemporalEngine:
         if not exports_traces():
             set_trace_processors([])
         activities = RunActivities(
-            store=self.store, registry=self.registry, home=self.home, notify=self.notify
+            store=self.store,
+            registry=self.registry,
+            home=self.home,
+            notify=self.notify,
+            scope=self.scope,
         )
         restrictions = SandboxRestrictions.default.with_passthrough_all_modules()
         self._worker = Worker(

@@ -3,8 +3,10 @@
 * ``frontdesk_run_tool`` runs one function tool of a registered agent: the worker finds the
   agent by the run's agent reference and the agent's name, and the tool by its name. The call
   runs once per idempotency key (derived from the workflow id and the call), journaled in the
-  worker's :class:`~._store.WorkerStore`, so a retried activity returns what a finished call
-  returned. It heartbeats while the tool runs: a worker that dies is noticed in seconds and
+  runtime's store (:class:`~._store.WorkerStore`), which every worker shares: a retried
+  activity returns what a finished call returned, whichever machine ran it. The tool runs in
+  the worker runtime's scope, so :func:`frontdesk.current_runtime` (and an app's data, which
+  lives in that runtime's store) works in it as on the embedded engine. It heartbeats while the tool runs: a worker that dies is noticed in seconds and
   the call moves to another worker; a cancelled run cancels it. An error of the tool fails the
   call at once (no retry), as on the embedded engine.
 * ``frontdesk_run_record`` writes what a run's workflow reports (events, steps, approval
@@ -169,6 +171,7 @@ class RunActivities:
         home: Path,
         notify: Callable[[], None],
         worker_store: WorkerStore | None = None,
+        scope: Any = None,
     ) -> None:
         self.store = store
         """The runtime's store, where runs are recorded."""
@@ -178,8 +181,10 @@ class RunActivities:
         """The home tools run in."""
         self.notify = notify
         """Wakes the threads waiting for news about runs."""
-        self.worker_store = worker_store if worker_store is not None else WorkerStore(home)
-        """The tool calls journal."""
+        self.worker_store = worker_store if worker_store is not None else WorkerStore(store)
+        """The tool calls journal (in ``store`` unless given)."""
+        self.scope = scope
+        """What :func:`frontdesk.current_runtime` gives tools (the runtime), if any."""
 
     def all(self) -> list[Any]:
         """The activity functions, for ``Worker(activities=...)``."""
@@ -203,6 +208,7 @@ class RunActivities:
                 args_json=call.args_json,
                 context_type=call.context_type,
                 context_json=call.context_json,
+                scope=self.scope,
             )
         )
         try:

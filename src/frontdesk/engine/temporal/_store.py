@@ -1,6 +1,9 @@
-"""What frontdesk's Temporal activities keep outside Temporal's history, in one SQLite file.
+"""What frontdesk's Temporal activities keep outside Temporal's history, in the runtime's store.
 
-Two things live here, under the worker's home (``<home>/temporal-worker.db``):
+Two things, both in the :class:`~frontdesk.store.Store` every worker of a deployment shares
+(the home's SQLite file on one machine, PostgreSQL across machines through
+``$FRONTDESK_DATABASE_URL``), so what one worker recorded is found by the next, wherever it
+runs:
 
 * **Conversation items, by content.** A model call's input is stored as a chain of segments:
   each segment holds the items a call added after its parent's, under a reference that hashes
@@ -8,13 +11,12 @@ Two things live here, under the worker's home (``<home>/temporal-worker.db``):
   the reference of the items the store already has plus only the new ones, so what a model
   call adds to Temporal's history does not grow with the conversation. The same items always
   give the same reference: storing them again is a no-op.
-* **The tool calls journal.** One row per tool call, by idempotency key: started, then done
-  with its output and the context after it. An activity retried after the tool finished
-  (its worker died before Temporal heard of it) returns the journaled result instead of
-  running the tool again.
+* **The tool calls journal.** One record per tool call, by idempotency key: started, then done
+  with its output and the context after it. An activity retried after the tool finished (its
+  worker died before Temporal heard of it) returns the journaled result instead of running
+  the tool again, on this machine or any other.
 
-Everything goes through :class:`WorkerStore`, one small class, so the storage can move (to
-the project's ``Store`` for PostgreSQL) without touching the activities.
+:class:`WorkerStore` is the activities' view of the store, in their words.
 """
 
 from __future__ import annotations
@@ -22,53 +24,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from ..._home import resolve_home
 from ...errors import FrontdeskError
-
-FILENAME = "temporal-worker.db"
-BUSY_TIMEOUT_MS = 30_000
-
-_SCHEMA = (
-    """
-    CREATE TABLE IF NOT EXISTS item_segments (
-        ref TEXT PRIMARY KEY,
-        parent TEXT,
-        length INTEGER NOT NULL,
-        items_json TEXT NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS tool_calls (
-        idempotency_key TEXT PRIMARY KEY,
-        workflow_id TEXT NOT NULL,
-        call_id TEXT NOT NULL,
-        agent_name TEXT NOT NULL,
-        tool_name TEXT NOT NULL,
-        args_json TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('started', 'done')),
-        attempts INTEGER NOT NULL,
-        output_json TEXT,
-        context_type TEXT,
-        context_json TEXT,
-        started_at REAL NOT NULL,
-        finished_at REAL
-    )
-    """,
-    "CREATE INDEX IF NOT EXISTS tool_calls_by_workflow ON tool_calls (workflow_id)",
-)
+from ...store import Store, ToolCallRecord, chain_items, open_store
 
 
 class ItemsMissing(FrontdeskError, LookupError):
-    """The store has no items under a reference (another machine stored them, or they were
+    """The store has no items under a reference (another deployment stored them, or they were
     removed); the caller sends the whole list instead."""
 
 
@@ -86,70 +50,29 @@ def segment_ref(parent: str | None, items: Sequence[Any]) -> str:
     return "items:" + digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class ToolCallRecord:
-    """One tool call in the journal."""
-
-    idempotency_key: str
-    """Derived from the workflow id and the call id; the key the tool passes on."""
-    workflow_id: str
-    """The workflow (conversation) the call belongs to."""
-    call_id: str
-    """The model's id for this call."""
-    agent_name: str
-    """The agent whose tool it is."""
-    tool_name: str
-    """The tool's name."""
-    args_json: str
-    """The arguments as the model sent them."""
-    state: str
-    """``started`` (running, or its worker died) or ``done``."""
-    attempts: int
-    """How many times the tool started running for this call."""
-    output: Any
-    """What the tool returned, once done (as JSON data)."""
-    context_type: str | None
-    """The context's type reference after the call, once done."""
-    context_json: str | None
-    """The context after the call, once done."""
-
-
 class WorkerStore:
-    """The worker's SQLite file: conversation item segments and the tool calls journal.
+    """Conversation item segments and the tool calls journal, in a frontdesk store.
 
-    Safe to share between threads and between the worker processes of one home.
+    ``store`` is the store to use (a runtime's), or a home: then the store the environment
+    names for it is opened (``$FRONTDESK_DATABASE_URL``, else the home's SQLite file) and
+    closed by :meth:`close`. Safe to share between threads; blocking (call it off the loop).
     """
 
-    def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
-        self.path: Path = resolve_home(home) / FILENAME
-        """The database file."""
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        with self._write():
-            for statement in _SCHEMA:
-                self._conn.execute(statement)
+    def __init__(self, store: Store | str | os.PathLike[str] | None = None) -> None:
+        self._owned = not isinstance(store, Store)
+        self.store: Store = store if isinstance(store, Store) else open_store(home=store)
+        """Where the records are kept."""
 
     def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._conn.close()
+        """Close the store if this object opened it."""
+        if self._owned:
+            self.store.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def __enter__(self) -> WorkerStore:
+        return self
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return list(self._conn.execute(sql, params).fetchall())
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- conversation items ----------------------------------------------------------------
 
@@ -159,21 +82,8 @@ class WorkerStore:
         :class:`ItemsMissing` when ``parent`` is not stored.
         """
         ref = segment_ref(parent, items)
-        with self._write() as conn:
-            if conn.execute("SELECT 1 FROM item_segments WHERE ref = ?", (ref,)).fetchone():
-                return ref
-            base = 0
-            if parent is not None:
-                row = conn.execute(
-                    "SELECT length FROM item_segments WHERE ref = ?", (parent,)
-                ).fetchone()
-                if row is None:
-                    raise ItemsMissing(f"no stored conversation items under {parent!r}")
-                base = int(row[0])
-            conn.execute(
-                "INSERT INTO item_segments (ref, parent, length, items_json) VALUES (?, ?, ?, ?)",
-                (ref, parent, base + len(items), canonical_json(list(items))),
-            )
+        if not self.store.save_item_segment(ref, parent, canonical_json(list(items)), len(items)):
+            raise ItemsMissing(f"no stored conversation items under {parent!r}")
         return ref
 
     def load_items(self, ref: str) -> list[Any]:
@@ -181,22 +91,9 @@ class WorkerStore:
 
         :class:`ItemsMissing` when ``ref`` (or a segment before it) is not stored.
         """
-        rows = self._query(
-            "WITH RECURSIVE chain(ref, parent, length, items_json) AS ("
-            " SELECT ref, parent, length, items_json FROM item_segments WHERE ref = ?"
-            " UNION ALL"
-            " SELECT s.ref, s.parent, s.length, s.items_json FROM item_segments s"
-            " JOIN chain c ON s.ref = c.parent"
-            ") SELECT parent, length, items_json FROM chain ORDER BY length",
-            (ref,),
-        )
-        if not rows or rows[0][0] is not None:
+        items = chain_items(self.store.item_chain(ref))
+        if items is None:
             raise ItemsMissing(f"no stored conversation items under {ref!r}")
-        items: list[Any] = []
-        for _parent, _length, items_json in rows:
-            items.extend(json.loads(items_json))
-        if len(items) != rows[-1][1]:
-            raise ItemsMissing(f"the stored conversation items under {ref!r} are incomplete")
         return items
 
     # -- tool calls journal ------------------------------------------------------------------
@@ -210,39 +107,21 @@ class WorkerStore:
         agent_name: str,
         tool_name: str,
         args_json: str,
+        now: float,
     ) -> ToolCallRecord:
         """Record that the tool starts running for this call; the record as it now is.
 
         A call already done is returned as is (state ``done``): do not run it again.
         """
-        with self._write() as conn:
-            row = conn.execute(
-                "SELECT state FROM tool_calls WHERE idempotency_key = ?", (idempotency_key,)
-            ).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO tool_calls (idempotency_key, workflow_id, call_id, agent_name,"
-                    " tool_name, args_json, state, attempts, started_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, 'started', 1, ?)",
-                    (
-                        idempotency_key,
-                        workflow_id,
-                        call_id,
-                        agent_name,
-                        tool_name,
-                        args_json,
-                        time.time(),
-                    ),
-                )
-            elif row[0] == "started":
-                conn.execute(
-                    "UPDATE tool_calls SET attempts = attempts + 1, started_at = ?"
-                    " WHERE idempotency_key = ?",
-                    (time.time(), idempotency_key),
-                )
-        record = self.tool_call(idempotency_key)
-        assert record is not None
-        return record
+        return self.store.start_tool_call(
+            idempotency_key=idempotency_key,
+            workflow_id=workflow_id,
+            call_id=call_id,
+            agent_name=agent_name,
+            tool_name=tool_name,
+            args_json=args_json,
+            now=now,
+        )
 
     def finish_tool_call(
         self,
@@ -250,51 +129,27 @@ class WorkerStore:
         output: Any,
         context_type: str | None,
         context_json: str | None,
+        now: float,
     ) -> None:
-        """Record the tool's output and the context after it."""
-        with self._write() as conn:
-            conn.execute(
-                "UPDATE tool_calls SET state = 'done', output_json = ?, context_type = ?,"
-                " context_json = ?, finished_at = ? WHERE idempotency_key = ?",
-                (json.dumps(output), context_type, context_json, time.time(), idempotency_key),
-            )
+        """Record the tool's output (JSON data) and the context after it."""
+        self.store.finish_tool_call(
+            idempotency_key,
+            output_json=json.dumps(output),
+            context_type=context_type,
+            context_json=context_json,
+            now=now,
+        )
 
     def tool_call(self, idempotency_key: str) -> ToolCallRecord | None:
         """The journal's record of one call, if any."""
-        rows = self._query(_TOOL_CALL_SQL + " WHERE idempotency_key = ?", (idempotency_key,))
-        return _record(rows[0]) if rows else None
+        return self.store.tool_call(idempotency_key)
 
     def tool_calls(self, workflow_id: str) -> list[ToolCallRecord]:
         """Every journaled tool call of a workflow, in the order they started."""
-        rows = self._query(_TOOL_CALL_SQL + " WHERE workflow_id = ? ORDER BY rowid", (workflow_id,))
-        return [_record(row) for row in rows]
-
-
-_TOOL_CALL_SQL = (
-    "SELECT idempotency_key, workflow_id, call_id, agent_name, tool_name, args_json, state,"
-    " attempts, output_json, context_type, context_json FROM tool_calls"
-)
-
-
-def _record(row: Sequence[Any]) -> ToolCallRecord:
-    output_json = row[8]
-    return ToolCallRecord(
-        idempotency_key=row[0],
-        workflow_id=row[1],
-        call_id=row[2],
-        agent_name=row[3],
-        tool_name=row[4],
-        args_json=row[5],
-        state=row[6],
-        attempts=int(row[7]),
-        output=json.loads(output_json) if output_json is not None else None,
-        context_type=row[9],
-        context_json=row[10],
-    )
+        return self.store.tool_calls(workflow_id)
 
 
 __all__ = [
-    "FILENAME",
     "ItemsMissing",
     "ToolCallRecord",
     "WorkerStore",
