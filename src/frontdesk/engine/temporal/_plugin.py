@@ -57,6 +57,22 @@ def model_params(
     )
 
 
+def run_model_params() -> ModelActivityParameters:
+    """The model calls of the run workflow: local activities, 30 s per attempt, retried with
+    backoff (5 attempts).
+
+    A local activity runs on the worker that runs the workflow, inside its workflow task: no
+    server round trip and no extra workflow task per call. Its result is recorded when the
+    workflow task completes, so a call a worker was making when it died (or that returned
+    just before) is made again by the next worker: a model call may be repeated, a tool call
+    (a regular activity) never is. A local activity cannot heartbeat; a dead worker is noticed
+    at the workflow task's timeout (10 s).
+    """
+    params = model_params(heartbeat_timeout=None)
+    params.use_local_activity = True
+    return params
+
+
 def frontdesk_plugin(
     agents: Iterable[Agent[Any]] | Mapping[str, Agent[Any]] = (),
     *,
@@ -110,4 +126,5 @@ __all__ = [
     "frontdesk_plugin",
     "frontdesk_worker",
     "model_params",
+    "run_model_params",
 ]

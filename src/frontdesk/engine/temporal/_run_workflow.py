@@ -6,7 +6,9 @@ boundary by reference and name only: the workflow finds it in the registry of th
 serving its task queue (:mod:`._run_registry`) and runs a copy of its graph in which
 
 * each agent's model is a name (``agent_model_name``) the worker's model provider resolves to
-  the agent's own model, as the embedded engine selects it;
+  the agent's own model, as the embedded engine selects it; the plugin's model activity runs
+  as a local activity (:func:`~._plugin.run_model_params`), on this worker, inside the
+  workflow task (workflows started before that change keep their regular activities);
 * each function tool's ``on_invoke_tool`` schedules the ``frontdesk_run_tool`` activity, which
   runs the real tool on a worker and returns its output and the context after it (applied
   here in place); a tool that needs approval first records the request and waits for the
@@ -37,6 +39,7 @@ from .._context import dump_context, load_context, restore_into
 from .._conversation import history_lines
 from .._graph import GraphCopy
 from ._extra import missing_extra
+from ._plugin import run_model_params
 from ._run_activities import (
     RECORD_TIMEOUT,
     TOOL_HEARTBEAT,
@@ -58,6 +61,7 @@ try:
     from temporalio import workflow
     from temporalio.common import RetryPolicy
     from temporalio.exceptions import ApplicationError
+    from temporalio.openai_agents._temporal_model_stub import _TemporalModelStub
 except ImportError as _exc:  # pragma: no cover - the temporal extra is missing
     raise missing_extra(_exc) from _exc
 
@@ -66,6 +70,8 @@ WORKFLOW_NAME = "FrontdeskRun"
 REJECTION_PREFIX = "Tool call rejected by a human reviewer"
 TIMEOUT_PREFIX = "Tool call rejected"
 TIMEOUT_DECIDER = "system:timeout"
+LOCAL_MODEL_CALLS = "frontdesk-local-model-calls"
+"""The patch under which a run workflow's model calls are local activities."""
 _RESPONSES: TypeAdapter[ModelResponse] = TypeAdapter(ModelResponse)
 
 
@@ -134,6 +140,7 @@ class RunWorkflow:
         self.meter: BudgetMeter | None = None
         self.current_agent = ""
         self.last_message = ""
+        self.local_models = False
 
     # -- updates -------------------------------------------------------------------------------
 
@@ -181,6 +188,7 @@ class RunWorkflow:
     async def run(self, run: RunInput) -> str:
         """Run the agent until it completes; a failure waits for a retry."""
         root = resolve_agent(workflow.info().task_queue, run.agent_ref, run.execution_id)
+        self.local_models = workflow.patched(LOCAL_MODEL_CALLS)
         while True:
             self.counters = _Attempt()
             self.meter = (
@@ -294,7 +302,10 @@ class RunWorkflow:
             self._tool(agent.name, tool) if isinstance(tool, FunctionTool) else tool
             for tool in agent.tools
         ]
-        model = agent_model_name(run.model_override, run.agent_ref, agent.name, run.execution_id)
+        name = agent_model_name(run.model_override, run.agent_ref, agent.name, run.execution_id)
+        if not self.local_models:
+            return agent.clone(model=name, tools=tools)  # the plugin's regular activity
+        model = _TemporalModelStub(name, model_params=run_model_params(), agent=agent)
         return agent.clone(model=model, tools=tools)
 
     def _tool(self, agent_name: str, tool: FunctionTool) -> FunctionTool:
