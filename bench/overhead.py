@@ -16,6 +16,7 @@ nothing.
     python bench/overhead.py --profile run           # cProfile of 500 runs on this thread
     python bench/overhead.py --store postgres        # the same on a throw-away local server
     python bench/overhead.py --store postgres --database-url postgresql://...
+    python bench/overhead.py --engine temporal       # on Temporal: bench/temporal_overhead.py
 
 With ``--store postgres`` the durable paths store their runs in PostgreSQL: on the database of
 ``--database-url`` if given, else on a throw-away server this bench starts from the machine's
@@ -217,7 +218,15 @@ def free_port() -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    engine = argparse.ArgumentParser(add_help=False)
+    engine.add_argument("--engine", choices=["local", "temporal"], default="local")
+    chosen, rest = engine.parse_known_args()
+    if chosen.engine == "temporal":  # its own flags: see bench/temporal_overhead.py
+        from temporal_overhead import main as temporal_main
+
+        temporal_main(rest)
+        return
+    parser = argparse.ArgumentParser(description=__doc__, parents=[engine])
     parser.add_argument("--pairs", type=int, default=2000, help="timed rounds of the 3 paths")
     parser.add_argument("--warmup", type=int, default=300, help="untimed rounds first")
     parser.add_argument("--concurrent", type=int, default=1000, help="0 to skip")
