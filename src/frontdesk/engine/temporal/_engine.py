@@ -64,6 +64,7 @@ from ._run_activities import (
 from ._run_data import Decision, ResumeInput, RunInput
 from ._run_registry import attach, detach, pin, pinned, unpin
 from ._run_workflow import RunWorkflow
+from ._wakeups import Wakeups
 
 try:
     from temporalio.client import Client, WorkflowUpdateFailedError
@@ -78,6 +79,8 @@ log = logging.getLogger("frontdesk.engine.temporal")
 T = TypeVar("T")
 RETRYABLE = frozenset({"failed", "budget_exceeded"})
 """Statuses :meth:`TemporalEngine.retry` makes runnable again."""
+SETTLE_POLL = 0.1
+"""How often, at most, a waiter re-reads a run no worker of this process reported on."""
 
 
 class TemporalEngine:
@@ -109,6 +112,7 @@ class TemporalEngine:
         self.scope = scope
         self._closing = False
         self._driven: set[str] = set()
+        self._wakeups = Wakeups()
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._expiry: concurrent.futures.Future[None] | None = None
@@ -200,9 +204,11 @@ class TemporalEngine:
             return await coro
         return await asyncio.wrap_future(self.submit(coro))
 
-    def notify(self) -> None:
-        """Wake the threads waiting for news about runs."""
+    def notify(self, execution_id: str | None = None) -> None:
+        """Wake the threads waiting for news about runs, and the coroutines waiting for
+        ``execution_id`` to settle (None: for any run to)."""
         self.store.changes.notify()
+        self._wakeups.wake(execution_id)
 
     def wait_until(
         self, check: Callable[[], T | None], timeout: float | None, poll: float = 0.2
@@ -274,14 +280,16 @@ class TemporalEngine:
         except RunAlreadyExists:
             return execution_id, False
         pin(execution_id, spec.agent)
-        self.notify()
+        self.notify(execution_id)
         try:
             run = await asyncio.to_thread(self._run_input, row)
+            # With a worker here, the server hands it the first workflow task at once.
             await self.client.start_workflow(
                 RunWorkflow.run,
                 run,
                 id=execution_id,
                 task_queue=self.settings.task_queue,
+                request_eager_start=self.settings.worker,
             )
         except Exception as exc:
             await asyncio.to_thread(self._fail_unstarted, row, exc)
@@ -344,20 +352,26 @@ class TemporalEngine:
         if row.conversation_id is not None:
             writes.extend(release_ops(row.conversation_id, row.execution_id))
         self.store.write(writes)
-        self.notify()
+        self.notify(row.execution_id)
 
     async def wait_settled(self, execution_id: str) -> RunRow:
-        """Wait until the run completes, fails, is cancelled or waits for approval."""
+        """Wait until the run completes, fails, is cancelled or waits for approval: woken by
+        this process's worker as soon as it records the run, else re-read every 10 ms,
+        backing off to :data:`SETTLE_POLL`."""
         delay = 0.01
-        while True:
-            row = await asyncio.to_thread(self.store.require_run, execution_id)
-            if row.status in SETTLED_STATUSES or self._closing:
-                self._driven.discard(execution_id)
-                if row.status in TERMINAL_STATUSES and row.status != "failed":
-                    unpin(execution_id)
-                return row
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+        with self._wakeups.waiting(execution_id) as woken:
+            while True:
+                woken.clear()
+                row = await asyncio.to_thread(self.store.require_run, execution_id)
+                if row.status in SETTLED_STATUSES or self._closing:
+                    self._driven.discard(execution_id)
+                    if row.status in TERMINAL_STATUSES and row.status != "failed":
+                        unpin(execution_id)
+                    return row
+                try:
+                    await asyncio.wait_for(woken.wait(), delay)
+                except TimeoutError:
+                    delay = min(delay * 2, SETTLE_POLL)
 
     async def resume(self, execution_id: str) -> bool:
         """Send a runnable run's workflow its decisions and attempt (the ``resume`` update);
@@ -419,7 +433,7 @@ class TemporalEngine:
         if row.status in TERMINAL_STATUSES:
             raise InvalidRunState(f"run {execution_id} is already {row.status}; nothing changed")
         await asyncio.to_thread(self.store.cancel_run, execution_id, time.time())
-        self.notify()
+        self.notify(execution_id)
         try:
             await self.client.get_workflow_handle(execution_id).cancel()
         except RPCError:

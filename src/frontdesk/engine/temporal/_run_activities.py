@@ -169,7 +169,7 @@ class RunActivities:
         store: Store,
         registry: AgentRegistry,
         home: Path,
-        notify: Callable[[], None],
+        notify: Callable[[str], None],
         worker_store: WorkerStore | None = None,
         scope: Any = None,
     ) -> None:
@@ -180,7 +180,7 @@ class RunActivities:
         self.home = home
         """The home tools run in."""
         self.notify = notify
-        """Wakes the threads waiting for news about runs."""
+        """Wakes whoever waits for news about the run it names."""
         self.worker_store = worker_store if worker_store is not None else WorkerStore(store)
         """The tool calls journal (in ``store`` unless given)."""
         self.scope = scope
@@ -233,7 +233,7 @@ class RunActivities:
     async def record(self, data: RecordInput) -> None:
         """Write what the workflow reports to the store (what it holds already is skipped)."""
         await asyncio.to_thread(self._record, data)
-        self.notify()
+        self.notify(data.execution_id)
 
     def _record(self, data: RecordInput) -> None:
         execution_id = data.execution_id
