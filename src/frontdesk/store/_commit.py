@@ -7,16 +7,17 @@ So a lone run pays for one transaction per commit, and a thousand concurrent run
 a thousand: the slower the store (a slow disk, a network round trip), the larger the batches,
 and no event loop that runs anything else waits on the database.
 
-Two cases write in place, on the awaiting loop, when the store's writes are local
-(:attr:`Store.local_writes`, SQLite) and that loop drives no other run and has nothing with the
-writer thread (commits keep their order):
+Two cases write in place, on the awaiting loop, when that loop drives no other run and has
+nothing with the writer thread (commits keep their order):
 
 - a loop frontdesk owns for one run (``runtime.run`` drives its run on a private loop of the
-  calling thread): nothing else runs on it for the write to stall, so the write may wait for
-  another process's lock there;
-- any other loop, only through :meth:`Store.try_write`, which writes when no other connection
-  holds the lock and otherwise hands the commit to the writer thread. The loop never waits on a
-  lock or a round trip, only for a local file's append.
+  calling thread, which waits for the run anyway), on any store: nothing else runs on it for
+  the write to stall, so the write may wait there for another process's lock or for a
+  server's answer;
+- any other loop, only when the store's writes are local (:attr:`Store.local_writes`, SQLite),
+  through :meth:`Store.try_write`, which writes when no other connection holds the lock and
+  otherwise hands the commit to the writer thread. Such a loop never waits on a lock or a
+  round trip, only for a local file's append.
 
 The run awaits its commit either way; the hop to the writer thread and back would add two
 thread wake-ups to each of its steps, which for a sequential run costs more than the write.
@@ -90,11 +91,7 @@ class GroupCommitter:
     def _alone(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Whether a commit awaited on ``loop`` may be written right there (see the module)."""
         # Never ahead of what the loop already handed to the writer: commits keep their order.
-        return (
-            self._store.local_writes
-            and self._drivers.get(loop, 0) <= 1
-            and not self._queued.get(loop, 0)
-        )
+        return self._drivers.get(loop, 0) <= 1 and not self._queued.get(loop, 0)
 
     async def commit(self, writes: list[Write]) -> None:
         """Durably apply ``writes`` (in one transaction with other concurrent commits)."""
@@ -113,7 +110,7 @@ class GroupCommitter:
             if loop in self._private:
                 self._store.write(writes)
                 return
-            if self._store.try_write(writes):
+            if self._store.local_writes and self._store.try_write(writes):
                 return
         if self._thread is None:
             self._start()
