@@ -114,32 +114,80 @@ def worker(
         ),
     ] = None,
     namespace: Annotated[
-        str, typer.Option(help="With --engine temporal: the Temporal namespace.")
-    ] = "default",
+        str | None,
+        typer.Option(
+            help="With --engine temporal: the Temporal namespace "
+            "(default: $FRONTDESK_TEMPORAL_NAMESPACE, else default)."
+        ),
+    ] = None,
+    task_queue: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine temporal --agents: the task queue of the runs "
+            "(default: $FRONTDESK_TEMPORAL_TASK_QUEUE, else frontdesk)."
+        ),
+    ] = None,
 ) -> None:
     """Resume runs whose process died and runs that became ready (e.g. after an approval).
 
-    With ``--engine temporal --app airline``: run a Temporal worker for the app's workflows,
-    its model calls, tools and handoff hooks.
+    With ``--engine temporal --agents REF``: a Temporal worker for the runs of
+    ``AgentRuntime(engine="temporal")`` on the task queue, their model calls and tools. With
+    ``--engine temporal --app airline``: a Temporal worker for the app's workflows, its model
+    calls, tools and handoff hooks.
     """
     from ..runtime import AgentRuntime
 
-    if engine == "temporal":
-        if agents:
-            raise typer.BadParameter("use --app with --engine temporal", param_hint="'--agents'")
-        _temporal_worker(app, address, namespace)
-        return
-    if engine != "local":
+    if engine not in ("local", "temporal"):
         raise typer.BadParameter(
             f"unknown engine {engine!r}: use 'local' or 'temporal'", param_hint="'--engine'"
         )
-    if app is not None:
-        raise typer.BadParameter("--app needs --engine temporal", param_hint="'--app'")
+    if engine == "temporal" and app is not None:
+        if agents:
+            raise typer.BadParameter(
+                "use either --app or --agents with --engine temporal", param_hint="'--agents'"
+            )
+        if task_queue is not None:
+            raise typer.BadParameter(
+                "an app's workflows run on the app's own task queue", param_hint="'--task-queue'"
+            )
+        _temporal_worker(app, address, namespace or "default")
+        return
+    if engine == "temporal" and not agents:
+        raise typer.BadParameter(
+            "--engine temporal needs --app (airline) or --agents "
+            "(module:attribute or path/to/script.py:attribute)",
+            param_hint="'--app'",
+        )
+    if engine == "local":
+        for given, hint in (
+            (app, "--app"),
+            (address, "--address"),
+            (namespace, "--namespace"),
+            (task_queue, "--task-queue"),
+        ):
+            if given is not None:
+                raise typer.BadParameter(f"{hint} needs --engine temporal", param_hint=f"'{hint}'")
     loaded = [load_agent(ref) for ref in agents or []]
+    options: dict[str, Any] = {"engine": engine}
+    serving = ""
+    if engine == "temporal":
+        from ..engine._factory import TemporalSettings
+
+        # Checked (and the environment's defaults applied) before anything is opened.
+        settings = TemporalSettings.resolve(address, namespace, task_queue, worker=True)
+        options.update(
+            temporal_address=settings.address,
+            namespace=settings.namespace,
+            task_queue=settings.task_queue,
+        )
+        serving = (
+            f", temporal {settings.address} (namespace {settings.namespace}, "
+            f"task queue {settings.task_queue})"
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with AgentRuntime(state.home, loaded, model=state.model, poll_interval=poll) as runtime:
-        console.print(f"worker on {runtime.home} (Ctrl-C to stop)", soft_wrap=True)
+    with AgentRuntime(state.home, loaded, model=state.model, poll_interval=poll, **options) as rt:
+        console.print(f"worker on {rt.home}{serving} (Ctrl-C to stop)", soft_wrap=True)
         try:
             while not stop.wait(0.5):
                 pass
