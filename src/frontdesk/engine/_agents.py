@@ -62,13 +62,15 @@ def module_reference(agent: Agent[Any]) -> str | None:
         if cached is not None and cached[0] is agent:
             return cached[1]
     found: str | None = None
-    for name, module in list(sys.modules.items()):
+    # dict.copy() takes no per-item allocation, so no collection (and no other thread's
+    # import) can run in the middle of it, as it can in list(sys.modules.items()).
+    for name, module in sys.modules.copy().items():
         if module is None or name == "__main__" or name.startswith(_SKIP_PREFIXES):
             continue
         namespace = getattr(module, "__dict__", None)
         if not namespace:
             continue
-        for attr, value in list(namespace.items()):
+        for attr, value in namespace.copy().items():
             if value is agent and not attr.startswith("_"):
                 found = f"{name}:{attr}"
                 break
