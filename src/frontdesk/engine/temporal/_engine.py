@@ -70,8 +70,7 @@ try:
     from temporalio.client import Client, WorkflowUpdateFailedError
     from temporalio.openai_agents import OpenAIAgentsPlugin
     from temporalio.service import RPCError, RPCStatusCode
-    from temporalio.worker import Worker
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+    from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 except ImportError as _exc:  # pragma: no cover - the temporal extra is missing
     raise missing_extra(_exc) from _exc
 
@@ -158,13 +157,16 @@ class TemporalEngine:
             notify=self.notify,
             scope=self.scope,
         )
-        restrictions = SandboxRestrictions.default.with_passthrough_all_modules()
+        # No sandbox: the user's agents, tools and callbacks live in the user's modules, which
+        # a sandbox would have to pass through (and then does not restrict), so it would only
+        # guard the run workflow's own code, which replays through the Replayer in the tests,
+        # at the cost of about a quarter of a short run's time.
         self._worker = Worker(
             self.client,
             task_queue=self.settings.task_queue,
             workflows=[RunWorkflow],
             activities=activities.all(),
-            workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
+            workflow_runner=UnsandboxedWorkflowRunner(),
         )
         attach(self.settings.task_queue, self.registry)
         self._worker_task = asyncio.ensure_future(self._worker.run())

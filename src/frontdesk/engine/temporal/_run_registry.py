@@ -1,8 +1,9 @@
 """Which agents the run workflows of a task queue can run, in this process.
 
 A run workflow finds its agent by reference in the registry of a runtime that serves its task
-queue here (several runtimes of one process may serve the same queue). The workflow sandbox
-passes this module through, so the workflow sees the registries the runtimes attached.
+queue here (several runtimes of one process may serve the same queue). The run workflow runs
+without a sandbox (and a sandbox would pass this module through), so it sees the registries the
+runtimes attached.
 """
 
 from __future__ import annotations
