@@ -5,6 +5,11 @@ An app on Temporal is its workflows, the agents its activities look tools up in,
 queue (:class:`TemporalApp`); :data:`APPS` names the ones frontdesk ships. :func:`serve`
 connects (a bounded wait, a clear error), runs the worker with frontdesk's plugin and
 activities, and returns when ``stop`` is set (Ctrl-C, SIGTERM), after the worker shut down.
+
+The activities run in the scope of a runtime on the worker's home that drives nothing itself:
+tools find it with :func:`frontdesk.current_runtime`, an app's data is read through its store
+(one pool for the worker, not a store opened per call), and the tool calls journal and the
+conversation items are kept in that store, shared by every worker of the deployment.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from typing import Any
 from agents import Agent, Model, ModelProvider, set_trace_processors
 
 from ...errors import InvalidInput
-from ...models._select import exports_traces
+from ...models._select import ModelSelector, exports_traces
+from ._activities import FrontdeskActivities, WorkerAgents
 from ._client import DEFAULT_NAMESPACE, connect
-from ._plugin import frontdesk_plugin, frontdesk_worker, model_params
+from ._plugin import frontdesk_plugin, model_params
 
 try:
     from temporalio.openai_agents import ModelActivityParameters
+    from temporalio.worker import Worker
 except ImportError as _exc:  # pragma: no cover - the temporal extra is missing
     from ._extra import missing_extra
 
@@ -76,23 +83,34 @@ async def run_worker(
     on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve ``app`` on the server at ``address`` until ``stop`` is set."""
+    from ...runtime import AgentRuntime
+
     plugin = frontdesk_plugin(
         app.agents, model=model, provider=provider, params=params or app.model_params
     )
     client = await connect(address, namespace, plugins=[plugin])
-    worker = frontdesk_worker(
-        client,
-        app.agents,
-        task_queue=app.task_queue,
-        workflows=app.workflows,
-        home=home,
-        model=model,
-        provider=provider,
+    # The scope tools run in: its store holds the journal and the app's data. It drives no
+    # run itself (the embedded engine, recovering nothing).
+    scope = await asyncio.to_thread(
+        AgentRuntime, home, engine="local", recover=False, model=model, model_provider=provider
     )
-    async with worker:
-        if on_ready is not None:
-            on_ready()
-        await stop.wait()
+    try:
+        activities = FrontdeskActivities(
+            WorkerAgents(app.agents),
+            home=scope.home,
+            selector=ModelSelector(model, provider),
+            store=scope.store,
+            scope=scope,
+        )
+        worker = Worker(
+            client, task_queue=app.task_queue, workflows=app.workflows, activities=activities.all()
+        )
+        async with worker:
+            if on_ready is not None:
+                on_ready()
+            await stop.wait()
+    finally:
+        await asyncio.to_thread(scope.close)
 
 
 def serve(
