@@ -12,6 +12,7 @@ died is taken over at once only from its own machine; from another, once its lea
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -210,3 +211,31 @@ def test_a_dead_driver_is_taken_over_at_once_only_from_its_own_machine(
         assert runtime.recover() == [run.execution_id]  # provably dead here: at once
         paused = runtime.handle(run.execution_id).wait(timeout=WAIT_SECONDS)
     assert paused.status == "waiting_approval"
+
+
+def test_machines_whose_clocks_differ_agree_on_when_a_lease_expires(
+    tmp_path: Path, children: Children, observer: AgentRuntime
+) -> None:
+    """A driver on a machine whose clock runs an hour behind keeps its run: leases are told
+    by the database server's clock, so another machine does not see its live lease as long
+    expired and take the run over."""
+    flow_dir = tmp_path / "flow"
+    flow_dir.mkdir()
+    skewed = tmp_path / "skewed"
+    skewed.mkdir()
+    (skewed / "sitecustomize.py").write_text(
+        "import time\n_real = time.time\ntime.time = lambda: _real() - 3600.0\n"
+    )
+    env = {**host(tmp_path, "behind"), "CRASHFLOW_DIR": str(flow_dir), "CRASH_AT": "after_model:1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(skewed), env.get("PYTHONPATH")]))
+    driver = children.popen([PYTHON, "-m", "crashflow", env["FRONTDESK_HOME"]], env=env)
+    assert wait_for_marker(flow_dir / "parked", driver) == "after_model:1"
+
+    [run] = observer.runs()
+    row = observer.store.require_run(run.execution_id)
+    assert row.lease_owner is not None and row.lease_expires is not None
+    assert row.lease_expires > observer.store.clock()  # live, by the shared clock
+    with AgentRuntime(tmp_path / "ahead", recover=False) as elsewhere:
+        assert elsewhere.recover() == []
+    assert driver.poll() is None
+    assert observer.store.require_run(run.execution_id).lease_owner == row.lease_owner

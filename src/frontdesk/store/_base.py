@@ -23,6 +23,7 @@ loop that drives runs.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -119,6 +120,12 @@ class Store(ABC):
         backend can tell: what an engine's recovery scan wakes on."""
 
     # -- the database itself -------------------------------------------------------------------
+
+    def clock(self) -> float:
+        """Now, in seconds since the epoch, by the clock every process sharing this store
+        tells lease expiry and approval deadlines by: this host's for a local file; a
+        server's clock where the store has one."""
+        return time.time()
 
     @property
     @abstractmethod

@@ -300,7 +300,7 @@ class LocalEngine:
             finished_at=None,
             updated_at=now,
             lease_owner=self.owner,
-            lease_expires=self.leases.expiry(now),
+            lease_expires=self.leases.expiry(),
             cancel_requested=0,
             attempt=1,
             conversation_id=spec.conversation_id,
@@ -559,7 +559,7 @@ class LocalEngine:
                 return await self._fail(row, run, exc, epoch)
         else:
             if result.interruptions:
-                outcome = paused_ops(run, result)
+                outcome = paused_ops(run, result, self.store.clock())
             elif turn is not None:
                 # A turn reads its conversation to record itself: off the loop.
                 outcome = await asyncio.to_thread(
@@ -726,7 +726,7 @@ class LocalEngine:
     def expire_approvals(self) -> list[ApprovalRecord]:
         """Reject or escalate every approval request past its deadline; returns those this
         call decided. Whichever process gets to a request first decides it, once."""
-        now = time.time()
+        now = self.store.clock()  # deadlines pass when the shared clock says so
         decided = []
         for request in self.store.due_approvals(now):
             outcome = self.store.expire(request.approval_id, now)

@@ -9,11 +9,12 @@ A lease that expired can be taken over. So can one whose owner is provably dead:
 this boot of this kernel, in this PID namespace, whose pid is gone or now names another
 process (see :mod:`._identity`). Any other owner, on another machine, in another container's
 PID namespace, or recorded in the older owner format, keeps its lease until it expires.
+Expiry is told by the store's clock (:meth:`Store.clock`: a database server's, on
+PostgreSQL), so machines whose clocks differ still agree on it.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 from ...store import ReleaseLease, ReleaseLeases, RenewLeases, RunRow, Store
@@ -31,7 +32,7 @@ class Leases:
 
     def expiry(self, now: float | None = None) -> float:
         """When a lease taken or renewed now expires."""
-        return (time.time() if now is None else now) + self.ttl
+        return (self.store.clock() if now is None else now) + self.ttl
 
     def dead_owner(self, row: RunRow) -> str | None:
         """The run's lease owner if it is provably a dead process, else None."""
@@ -48,7 +49,7 @@ class Leases:
 
         Returns the lease's fencing token, or None if the run is not ours to take.
         """
-        now = time.time()
+        now = self.store.clock()
         return self.store.claim(
             row.execution_id, self.owner, self.expiry(now), now, steal_from=self.dead_owner(row)
         )
@@ -73,7 +74,7 @@ class Leases:
 
     def orphaned(self) -> list[RunRow]:
         """Running runs that nobody drives: lease free, expired, or held by a dead process."""
-        now = time.time()
+        now = self.store.clock()
         candidates = {row.execution_id for row in self.store.claimable_runs(now)}
         for execution_id, owner, _expires in self.store.running_leases():
             parsed = OwnerId.parse(owner) if owner and owner != self.owner else None
@@ -95,6 +96,6 @@ class Leases:
             row.status == "running"
             and row.lease_owner is not None
             and row.lease_owner != self.owner
-            and (row.lease_expires or 0) > time.time()
+            and (row.lease_expires or 0) > self.store.clock()
             and self.dead_owner(row) is None
         )

@@ -117,9 +117,9 @@ def completed_ops(
     return _settled(execution_id, [*turn, done], columns)
 
 
-def paused_ops(run: DurableRun, result: Any) -> Outcome:
-    """One approval request per interrupted tool call, and the run waiting for them."""
-    now = time.time()
+def paused_ops(run: DurableRun, result: Any, now: float) -> Outcome:
+    """One approval request per interrupted tool call, and the run waiting for them; ``now``
+    (by the store's clock) starts their deadlines."""
     ops: list[Write | None] = []
     for item in result.interruptions:
         raw = item.raw_item

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
@@ -43,6 +44,7 @@ from .._values import hydrate
 from .._writes import Write
 from . import _reads as reads
 from . import _tool_calls as calls
+from ._clock import ServerClock
 from ._compile import RUN_COLUMNS, compile_writes
 from ._connect import ANSWER_TIMEOUT, CONNECT_TIMEOUT, POOL_TIMEOUT, PostgresPool, translate
 from ._notify import NEW_RUN_CHANNEL, Listener, Notification
@@ -106,6 +108,7 @@ class PostgresStore(Store):
             autocommit=True,
         )
         self._pool.open()
+        self._clock: ServerClock | None = None
         self._app_pools: dict[str, PostgresPool] = {}
         self._app_lock = threading.Lock()
         self.listener: Listener | None = None
@@ -113,12 +116,22 @@ class PostgresStore(Store):
         try:
             if migrate:
                 self.migrate()
+            self._clock = ServerClock(self._server_time)
             if listen:
                 self.listener = Listener(self._pool).start()
                 self.listener.subscribe(self._heard)
         except BaseException:
             self.close()
             raise
+
+    def clock(self) -> float:
+        """The database server's time (see :mod:`._clock`), so that hosts whose clocks differ
+        agree on when a lease or a deadline passes."""
+        return time.time() if self._clock is None else self._clock.now()
+
+    def _server_time(self) -> float:
+        rows = self._query("SELECT extract(epoch FROM clock_timestamp())::float8")
+        return float(rows[0][0])
 
     def _heard(self, note: Notification) -> None:
         self.changes.notify()
