@@ -80,6 +80,8 @@ RETRYABLE = frozenset({"failed", "budget_exceeded"})
 """Statuses :meth:`TemporalEngine.retry` makes runnable again."""
 SETTLE_POLL = 0.1
 """How often, at most, a waiter re-reads a run no worker of this process reported on."""
+LOCAL_SETTLE_POLL = 1.0
+"""How often a waiter re-reads a run this process's worker reports on (it is woken anyway)."""
 
 
 class TemporalEngine:
@@ -359,8 +361,9 @@ class TemporalEngine:
     async def wait_settled(self, execution_id: str) -> RunRow:
         """Wait until the run completes, fails, is cancelled or waits for approval: woken by
         this process's worker as soon as it records the run, else re-read every 10 ms,
-        backing off to :data:`SETTLE_POLL`."""
-        delay = 0.01
+        backing off to :data:`SETTLE_POLL` (to :data:`LOCAL_SETTLE_POLL` once this process's
+        worker has reported on the run: the workflow stays on the worker that has it)."""
+        delay, most = 0.01, SETTLE_POLL
         with self._wakeups.waiting(execution_id) as woken:
             while True:
                 woken.clear()
@@ -372,8 +375,9 @@ class TemporalEngine:
                     return row
                 try:
                     await asyncio.wait_for(woken.wait(), delay)
+                    most = LOCAL_SETTLE_POLL
                 except TimeoutError:
-                    delay = min(delay * 2, SETTLE_POLL)
+                    delay = min(delay * 2, most)
 
     async def resume(self, execution_id: str) -> bool:
         """Send a runnable run's workflow its decisions and attempt (the ``resume`` update);
