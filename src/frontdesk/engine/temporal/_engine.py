@@ -485,7 +485,9 @@ class TemporalEngine:
                 for record in decided:
                     if record.status == "rejected":
                         await self._resume(record.execution_id)
-            except FrontdeskError as exc:
+            except Exception as exc:  # a store's or the server's hiccup: try again next time
+                if self._closing:
+                    return
                 log.warning("approval expiry failed: %s", exc)
             await asyncio.sleep(self.poll_interval)
 
