@@ -62,6 +62,7 @@ from ._run_activities import (
     RunModelProvider,
 )
 from ._run_data import Decision, ResumeInput, RunInput
+from ._run_model import RunModelActivity
 from ._run_registry import attach, detach, pin, pinned, unpin
 from ._run_workflow import RunWorkflow
 from ._wakeups import Wakeups
@@ -134,11 +135,14 @@ class TemporalEngine:
 
     # -- the client and the worker ----------------------------------------------------------------
 
-    def _plugin(self) -> OpenAIAgentsPlugin:
+    def _model_provider(self) -> RunModelProvider:
+        """The model of each model call: the plugin's activity's and ``frontdesk_run_model``'s."""
         fallback = SelectedModelProvider(self.selector, WorkerAgents([]))
+        return RunModelProvider(self.registry, self.selector, fallback)
+
+    def _plugin(self) -> OpenAIAgentsPlugin:
         return OpenAIAgentsPlugin(
-            model_params=model_params(),
-            model_provider=RunModelProvider(self.registry, self.selector, fallback),
+            model_params=model_params(), model_provider=self._model_provider()
         )
 
     async def _connect(self, seconds: float) -> Client:
@@ -163,11 +167,12 @@ class TemporalEngine:
         # a sandbox would have to pass through (and then does not restrict), so it would only
         # guard the run workflow's own code, which replays through the Replayer in the tests,
         # at the cost of about a quarter of a short run's time.
+        models = RunModelActivity(activities, self._model_provider())
         self._worker = Worker(
             self.client,
             task_queue=self.settings.task_queue,
             workflows=[RunWorkflow],
-            activities=activities.all(),
+            activities=[*activities.all(), models.call],
             workflow_runner=UnsandboxedWorkflowRunner(),
         )
         attach(self.settings.task_queue, self.registry)

@@ -9,6 +9,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._extra import missing_extra
+
+try:
+    from temporalio.openai_agents._invoke_model_activity import ActivityModelInput
+except ImportError as _exc:  # pragma: no cover - the temporal extra is missing
+    raise missing_extra(_exc) from _exc
+
 MODEL_PREFIX = "frontdesk-agent:"
 """How a model name the run workflow gives an agent copy starts (see :func:`agent_model_name`)."""
 
@@ -73,6 +80,16 @@ class RecordInput:
     """The run."""
     ops: list[RecordOp]
     """What to keep, in order; what the store already holds is skipped."""
+
+
+@dataclass
+class RunModelInput:
+    """One model call of a run, with what the run reported since its last write."""
+
+    call: ActivityModelInput
+    """The plugin's model activity input."""
+    records: RecordInput | None = None
+    """Written to the store first, in the same local activity; None: nothing to write."""
 
 
 @dataclass
@@ -155,6 +172,7 @@ __all__ = [
     "RecordOp",
     "ResumeInput",
     "RunInput",
+    "RunModelInput",
     "RunToolInput",
     "agent_model_name",
     "parse_model_name",

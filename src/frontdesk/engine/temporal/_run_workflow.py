@@ -6,9 +6,10 @@ boundary by reference and name only: the workflow finds it in the registry of th
 serving its task queue (:mod:`._run_registry`) and runs a copy of its graph in which
 
 * each agent's model is a name (``agent_model_name``) the worker's model provider resolves to
-  the agent's own model, as the embedded engine selects it; the plugin's model activity runs
-  as a local activity (:func:`~._plugin.run_model_params`), on this worker, inside the
-  workflow task (workflows started before that change keep their regular activities);
+  the agent's own model, as the embedded engine selects it; each model call is the
+  ``frontdesk_run_model`` local activity (:mod:`._run_model`, :func:`~._plugin.run_model_params`),
+  on this worker, inside the workflow task, which first writes what the run reported since
+  its last write (workflows started before that change keep the plugin's regular activities);
 * each function tool's ``on_invoke_tool`` schedules the ``frontdesk_run_tool`` activity, which
   runs the real tool on a worker and returns its output and the context after it (applied
   here in place); a tool that needs approval first records the request and waits for the
@@ -55,13 +56,13 @@ from ._run_data import (
     RunToolInput,
     agent_model_name,
 )
+from ._run_model import RecordingModel
 from ._run_registry import resolve_agent
 
 try:
     from temporalio import workflow
     from temporalio.common import RetryPolicy
     from temporalio.exceptions import ApplicationError
-    from temporalio.openai_agents._temporal_model_stub import _TemporalModelStub
 except ImportError as _exc:  # pragma: no cover - the temporal extra is missing
     raise missing_extra(_exc) from _exc
 
@@ -158,6 +159,16 @@ class RunWorkflow:
     def emit(self, *ops: RecordOp) -> None:
         """Report ``ops`` with the next :meth:`flush`."""
         self.buffer.extend(ops)
+
+    def unwritten(self) -> RecordInput | None:
+        """What was reported and not written yet (for a model call to write), or None."""
+        if not self.buffer:
+            return None
+        return RecordInput(self.run_input.execution_id, list(self.buffer))
+
+    def written(self, records: RecordInput) -> None:
+        """``records`` (from :meth:`unwritten`) were written: forget them."""
+        del self.buffer[: len(records.ops)]
 
     async def flush(self) -> None:
         """Write what was reported to the store, before the run goes on."""
@@ -305,7 +316,7 @@ class RunWorkflow:
         name = agent_model_name(run.model_override, run.agent_ref, agent.name, run.execution_id)
         if not self.local_models:
             return agent.clone(model=name, tools=tools)  # the plugin's regular activity
-        model = _TemporalModelStub(name, model_params=run_model_params(), agent=agent)
+        model = RecordingModel(name, agent=agent, params=run_model_params(), reports=self)
         return agent.clone(model=model, tools=tools)
 
     def _tool(self, agent_name: str, tool: FunctionTool) -> FunctionTool:
@@ -403,7 +414,8 @@ class RunWorkflow:
                 **extra,
             ),
         )
-        await self.flush()
+        if not self.local_models:  # else the next model call (or the run's end) writes it
+            await self.flush()
         return output
 
     async def _decision(
@@ -521,7 +533,8 @@ class _Hooks(RunHooks[Any]):
         )
 
     async def on_llm_start(self, context: Any, agent: Any, *args: Any) -> None:
-        await self.flow.flush()
+        if not self.flow.local_models:
+            await self.flow.flush()  # else the model call's local activity writes it first
         counters = self.flow.counters
         if self.flow.meter is not None:
             self.flow.meter.check(counters.model_calls, counters.usage.get("total_tokens", 0))

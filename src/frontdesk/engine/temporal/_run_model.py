@@ -1,0 +1,133 @@
+"""The run workflow's model calls: one local activity writes what the run reported, then calls
+the model.
+
+Before each model call the run has something to report (the agent that started, the previous
+model step, a handoff, a tool's result). Rather than a ``frontdesk_run_record`` local activity
+of its own, that report rides with the call: :class:`RecordingModel`, each agent copy's model
+in the workflow, hands it to the ``frontdesk_run_model`` local activity with the plugin's model
+input, and :class:`RunModelActivity` writes it (as ``frontdesk_run_record`` does, once per
+key, so a call made again rewrites nothing) and then calls the model as the plugin's model
+activity does. The report is in the store before the model answers, as it was, for one local
+activity less per model call.
+"""
+
+from typing import Any, Protocol
+
+from agents import (
+    Agent,
+    AgentOutputSchemaBase,
+    Handoff,
+    ModelProvider,
+    ModelSettings,
+    ModelTracing,
+    Tool,
+    TResponseInputItem,
+)
+from agents.items import ModelResponse
+from openai.types.responses.response_prompt_param import ResponsePromptParam
+
+from ._extra import missing_extra
+from ._run_activities import RunActivities
+from ._run_data import RecordInput, RunModelInput
+
+try:
+    from temporalio import activity, workflow
+    from temporalio.openai_agents import ModelActivityParameters
+    from temporalio.openai_agents._invoke_model_activity import ModelActivity
+    from temporalio.openai_agents._temporal_model_stub import _TemporalModelStub
+except ImportError as _exc:  # pragma: no cover - the temporal extra is missing
+    raise missing_extra(_exc) from _exc
+
+RUN_MODEL_ACTIVITY = "frontdesk_run_model"
+"""The local activity of a run workflow's model call."""
+
+
+class RunModelActivity:
+    """The ``frontdesk_run_model`` activity (register :attr:`call` on the worker)."""
+
+    def __init__(self, records: RunActivities, provider: ModelProvider) -> None:
+        self.records = records
+        """Where a call's report is written (``frontdesk_run_record``'s writes)."""
+        self.model = ModelActivity(provider)
+        """The plugin's model activity, over the runtime's model selection."""
+
+    @activity.defn(name=RUN_MODEL_ACTIVITY)
+    async def call(self, data: RunModelInput) -> ModelResponse:
+        """Write the run's report, then call the model."""
+        if data.records is not None:
+            await self.records.record(data.records)
+        return await self.model.invoke_model_activity(data.call)
+
+
+class Reports(Protocol):
+    """What a run reported and has not written yet (the run workflow)."""
+
+    def unwritten(self) -> RecordInput | None:
+        """The report not written yet, or None."""
+
+    def written(self, records: RecordInput) -> None:
+        """``records`` (what :meth:`unwritten` gave) are in the store."""
+
+
+class RecordingModel(_TemporalModelStub):
+    """An agent copy's model in the run workflow: each call is a ``frontdesk_run_model``
+    local activity carrying the run's unwritten report. A call that fails leaves the report
+    unwritten, for the run's next write."""
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        agent: Agent[Any],
+        params: ModelActivityParameters,
+        reports: Reports,
+    ) -> None:
+        super().__init__(model_name, model_params=params, agent=agent)
+        self.reports = reports
+        """The run whose report each call writes."""
+
+    async def get_response(
+        self,
+        system_instructions: str | None,
+        input: str | list[TResponseInputItem],
+        model_settings: ModelSettings,
+        tools: list[Tool],
+        output_schema: AgentOutputSchemaBase | None,
+        handoffs: list[Handoff],
+        tracing: ModelTracing,
+        *,
+        previous_response_id: str | None,
+        conversation_id: str | None,
+        prompt: ResponsePromptParam | None,
+    ) -> ModelResponse:
+        """The model's answer, from the local activity that first writes the report."""
+        call, summary = self._build_activity_input(
+            system_instructions=system_instructions,
+            input=input,
+            model_settings=model_settings,
+            tools=tools,
+            output_schema=output_schema,
+            handoffs=handoffs,
+            tracing=tracing,
+            previous_response_id=previous_response_id,
+            conversation_id=conversation_id,
+            prompt=prompt,
+        )
+        params = self.model_params
+        records = self.reports.unwritten()
+        response = await workflow.execute_local_activity_method(
+            RunModelActivity.call,
+            RunModelInput(call, records),
+            summary=summary,
+            schedule_to_close_timeout=params.schedule_to_close_timeout,
+            schedule_to_start_timeout=params.schedule_to_start_timeout,
+            start_to_close_timeout=params.start_to_close_timeout,
+            retry_policy=params.retry_policy,
+            cancellation_type=params.cancellation_type,
+        )
+        if records is not None:
+            self.reports.written(records)
+        return response
+
+
+__all__ = ["RUN_MODEL_ACTIVITY", "RecordingModel", "Reports", "RunModelActivity"]
