@@ -18,7 +18,8 @@ read-check-write section's writes check them from their results instead. The gua
 
 Events are numbered ``MAX(seq) + 1`` by the statement that appends them, as in SQLite. Since
 PostgreSQL lets transactions run side by side, a transaction appending to a run first locks the
-run's row (a fence already has), so two writers of one run number one after the other.
+run's row (a fence already has, and a run inserted in the same transaction is seen by no other
+until it commits), so two writers of one run number one after the other.
 
 Writes that others wait for also notify (see :mod:`._notify`): a settled, resumed or cancelled
 run on ``frontdesk_run``, a requested or decided approval on ``frontdesk_approval``, a run
@@ -113,6 +114,8 @@ def _insert_run(c: Compiled, w: InsertRun) -> None:
     r = w.row
     values = [getattr(r, name.strip()) for name in RUN_COLUMNS.split(",")]
     c.add(RUN_INSERT, *values, w.parent_id, w.fork_step, guard=w)
+    # No other transaction sees the new row before this one commits: it needs no lock.
+    c.locked.add(r.execution_id)
     c.notify(RUN_CHANNEL, r.execution_id)
     if r.status == "running" and r.lease_owner is None:
         c.notify(NEW_RUN_CHANNEL, r.execution_id)

@@ -89,9 +89,10 @@ class BoundedConnection(psycopg.Connection[Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.prepared: dict[str, str] = {}
-        """The statements prepared on this connection (its session), by their SQL: what to
-        send in their place (see :func:`._transaction.commit_whole`)."""
+        self.prepared: dict[str, bytes | None] = {}
+        """The statements prepared on this connection (its session), by their SQL: the
+        ``EXECUTE`` to send in their place, or None for one sent as it is (see
+        :func:`._transaction.prepare`)."""
 
     def wait(
         self,

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.adapt import Transformer
 
 from .._approvals import APPROVAL_COLUMNS, ApprovalRecord, approval_from_row
 from .._base import StoreTransaction
@@ -81,43 +82,63 @@ def prepare(conn: psycopg.Connection[Any], compiled: Compiled) -> None:
         if len(known) >= MAX_PREPARED:
             return  # the rest is sent as it is
         name = "frontdesk_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
-        body, places = _numbered(sql)
         try:
-            conn.execute(f"PREPARE {name} AS {body}")
+            conn.execute(f"PREPARE {name} AS {_numbered(sql)}")
         except psycopg.errors.DuplicatePreparedStatement:
             pass  # the same SQL under the same name
         except psycopg.errors.IndeterminateDatatype:
-            known[sql] = sql
+            known[sql] = None
             continue
-        args = f"({', '.join(['%s'] * places)})" if places else ""
-        known[sql] = f"EXECUTE {name}{args}"
+        known[sql] = f"EXECUTE {name}".encode()
 
 
-def _numbered(sql: str) -> tuple[str, int]:
+def _numbered(sql: str) -> str:
     """``sql`` with its ``%s`` placeholders numbered ``$1``, ``$2``... as ``PREPARE`` takes
-    them (``%%`` a plain ``%``), and how many there are."""
+    them (``%%`` a plain ``%``)."""
     numbers = itertools.count(1)
-    body = _PLACEHOLDER.sub(lambda m: "%" if m[0] == "%%" else f"${next(numbers)}", sql)
-    return body, next(numbers) - 1
+    return _PLACEHOLDER.sub(lambda m: "%" if m[0] == "%%" else f"${next(numbers)}", sql)
 
 
 def commit_whole(conn: psycopg.Connection[Any], compiled: Compiled, url: DatabaseURL) -> None:
     """Send the compiled transaction whole, ``BEGIN`` to ``COMMIT``, as one query: one round
-    trip, its parameters bound by the client, each statement an ``EXECUTE`` of what
-    :func:`prepare` prepared. ``compiled`` has its guards checked by the server
-    (``server_guards``): a refused one makes the server skip the rest, ``COMMIT`` included,
-    and raises here as frontdesk's error for it (:class:`~frontdesk.store.LeaseLost`, ...),
-    the transaction rolled back. ``conn`` is an autocommit connection outside any
-    transaction."""
-    known = conn.prepared if isinstance(conn, BoundedConnection) else {}
-    texts = ["BEGIN"]
-    params: list[Any] = []
-    for statement in compiled.statements:
-        texts.append(known.get(statement.sql, statement.sql))
-        params.extend(statement.params)
-    texts.append("COMMIT")
+    trip, its parameters bound by the client (psycopg's literals), each statement an
+    ``EXECUTE`` of what :func:`prepare` prepared. ``compiled`` has its guards checked by the
+    server (``server_guards``): a refused one makes the server skip the rest, ``COMMIT``
+    included, and raises here as frontdesk's error for it
+    (:class:`~frontdesk.store.LeaseLost`, ...), the transaction rolled back. ``conn`` is an
+    autocommit connection outside any transaction.
+
+    psycopg deallocates every prepared statement of a connection when it rolls a transaction
+    back there (``DEALLOCATE ALL``, for its own): a write that finds its statements gone
+    failed before its ``COMMIT``, so it prepares them again and is sent once more."""
     try:
-        psycopg.ClientCursor(conn).execute(";".join(texts), params)
+        _send_whole(conn, compiled, url)
+    except psycopg.errors.InvalidSqlStatementName:
+        if not isinstance(conn, BoundedConnection):  # pragma: no cover - nothing prepared
+            raise
+        conn.rollback()
+        conn.prepared.clear()
+        prepare(conn, compiled)
+        _send_whole(conn, compiled, url)
+
+
+def _send_whole(conn: psycopg.Connection[Any], compiled: Compiled, url: DatabaseURL) -> None:
+    known = conn.prepared if isinstance(conn, BoundedConnection) else {}
+    literal = Transformer.from_context(conn).as_literal
+    parts = [b"BEGIN"]
+    for statement in compiled.statements:
+        values = tuple(b"NULL" if p is None else literal(p) for p in statement.params)
+        execute = known.get(statement.sql)
+        if execute is None:
+            parts.append(statement.sql.encode() % values)
+        elif values:
+            parts.append(b"%s(%s)" % (execute, b", ".join(values)))
+        else:
+            parts.append(execute)
+    parts.append(b"COMMIT")
+    try:
+        # No parameters: psycopg sends the text as it is, in one simple query.
+        psycopg.ClientCursor(conn).execute(b";".join(parts))
     except psycopg.Error as exc:
         if exc.sqlstate != GUARD_REFUSED:
             raise
