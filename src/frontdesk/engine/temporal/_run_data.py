@@ -74,7 +74,8 @@ class RecordOp:
 
 @dataclass
 class RecordInput:
-    """What one ``frontdesk_run_record`` activity writes, in one transaction."""
+    """What one write of a run's report holds (a ``frontdesk_run_record`` activity's, or a
+    model call's before the call), in one transaction."""
 
     execution_id: str
     """The run."""

@@ -15,8 +15,9 @@ serving its task queue (:mod:`._run_registry`) and runs a copy of its graph in w
   here in place); a tool that needs approval first records the request and waits for the
   ``resume`` update that carries the decision, for as long as it takes.
 
-What the run does is reported to the store by the ``frontdesk_run_record`` local activity:
-events and steps under keys that are the same on every replay, so nothing is written twice.
+What the run does is reported to the store by the next model call's local activity, else by
+the ``frontdesk_run_record`` local activity: events and steps under keys that are the same on
+every replay, so nothing is written twice.
 A failed run waits for a retry (the same ``resume`` update with the next attempt) and runs
 again; completed tool calls return their journaled results. Cancelling the workflow stops it.
 
