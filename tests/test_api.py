@@ -25,13 +25,13 @@ from frontdesk.apps.support import init_db
 from frontdesk.apps.support import triage_agent as support_triage
 from frontdesk.server._auth import TOKEN_FILENAME, load_token
 
-from conftest import PYTHON, child_env, port_from, wait_until
+from conftest import PYTHON, WAIT_SECONDS, child_env, port_from, wait_until
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = "test-token-0123456789abcdef"
 REFUND = "I was charged $99 twice last month (invoice INV-8821). Can I get a refund?"
-WAIT = 60.0
+WAIT = WAIT_SECONDS
 
 
 @dataclass
@@ -316,6 +316,11 @@ def test_bad_bodies_and_parameters_are_422(console: Console) -> None:
             answer = client.get("/api/runs", params=params)
             assert answer.status_code == 422, (params, answer.text)
         assert client.get("/api/approvals", params={"status": "maybe"}).status_code == 422
+        repeated = client.get("/api/runs", params=[("q", "a"), ("q", "b")])
+        assert repeated.status_code == 422, repeated.text
+        assert repeated.json()["error"] == (
+            "query parameter 'q' is given more than once; it takes one"
+        )
 
 
 def test_a_stale_conversation_is_409_with_the_current_history(console: Console) -> None:

@@ -115,3 +115,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
+
+    @app.middleware("http")
+    async def one_value_per_parameter(request: Request, call_next: Any) -> Any:
+        # Every API parameter takes one value; FastAPI would silently keep the last of several.
+        if request.url.path.startswith("/api/"):
+            names = [name for name, _ in request.query_params.multi_items()]
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if repeated:
+                return error_json(
+                    422, f"query parameter {repeated[0]!r} is given more than once; it takes one"
+                )
+        return await call_next(request)
