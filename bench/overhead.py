@@ -20,7 +20,9 @@ nothing.
 
 With ``--store postgres`` the durable paths store their runs in PostgreSQL: on the database of
 ``--database-url`` if given, else on a throw-away server this bench starts from the machine's
-PostgreSQL binaries (as ``frontdesk postgres dev`` does) and deletes afterwards.
+PostgreSQL binaries (as ``frontdesk postgres dev`` does) and deletes afterwards. It also prints
+how long a one-row commit takes on that server (a round trip and a WAL flush): each of a run's
+six commits pays at least that, and on a shared disk it varies more than anything frontdesk does.
 """
 
 from __future__ import annotations
@@ -210,6 +212,23 @@ def databases(store: str, given: str | None) -> Iterator[Callable[[str], str | N
         shutil.rmtree(root, ignore_errors=True)
 
 
+def commit_latency(url: str, n: int = 300) -> float:
+    """Seconds a one-row INSERT takes to commit on the database of ``url`` (the median of
+    ``n``): a round trip and a flush of the server's WAL, the floor under each of a run's
+    commits. On a disk shared with other work it moves by a factor of ten."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS flush_probe (n integer)")
+        times = []
+        for i in range(n):
+            start = time.perf_counter()
+            conn.execute("INSERT INTO flush_probe VALUES (%s)", (i,))
+            times.append(time.perf_counter() - start)
+        conn.execute("DROP TABLE flush_probe")
+    return statistics.median(times)
+
+
 def free_port() -> int:
     """A loopback port that was free a moment ago."""
     with socket.socket() as probe:
@@ -257,6 +276,11 @@ def bench(args: argparse.Namespace, database: Callable[[str], str | None]) -> No
         steps = len(runtime.get(runtime.runs(limit=1)[0].execution_id).steps)
         report(times, steps, 1.2 if args.store == "sqlite" else 1.6)
     loop.close()
+    url = database("bench_flush")
+    if url is not None:
+        print(
+            f"  one-row commit     : {commit_latency(url) * 1000:.3f} ms (median of 300) on this server"
+        )
 
     if args.concurrent:
         slow = build(args.latency)
