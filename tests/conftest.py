@@ -29,6 +29,13 @@ from parking import PARENT_ENV
 from pgcluster import throwaway_cluster
 from pgdb import fresh_database
 
+# A shell that starts the suite in the background (`pytest ... &`, a CI script) makes it ignore
+# SIGINT, as POSIX asks, and every child inherits that: a test that interrupts a child (Ctrl-C
+# in a chat, a driver handing its run back) would wait for it forever. Children exec'd from
+# here start with the default disposition again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 TESTS_DIR = Path(__file__).parent
 PYTHON = sys.executable
 WAIT_SECONDS = 120.0

@@ -54,7 +54,7 @@ class Session:
     @classmethod
     def in_terminal(cls, children: Children, home: Path) -> Session:
         """The chat in a pseudo-terminal, as if typed at a keyboard."""
-        env = child_env()  # built before the fork: the child only execs
+        env = child_env(PYTHONFAULTHANDLER="1")  # built before the fork: the child only execs
         pid, fd = pty.fork()
         if pid == 0:  # the child (a session leader): become the chat
             os.execve(PYTHON, chat_args(home), env)
@@ -106,13 +106,30 @@ class Session:
                 while self._read(0.05):
                     pass
                 return os.waitstatus_to_exitcode(status)
-            assert time.monotonic() < deadline, self.output
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{self.output}\n{self._stuck()}")
             self._read(0.05)
+
+    def _stuck(self) -> str:
+        """What the child that would not end was doing: each thread's state and signal mask,
+        then every Python thread's stack (faulthandler prints them on SIGABRT)."""
+        threads = []
+        for task in sorted(Path(f"/proc/{self.pid}/task").iterdir()):
+            status = (task / "status").read_text().splitlines()
+            wanted = [line for line in status if line.startswith(("Name", "State", "Sig"))]
+            wchan = (task / "wchan").read_text() if (task / "wchan").exists() else "?"
+            threads.append(f"{task.name} wchan={wchan} " + " ".join(wanted))
+        os.kill(self.pid, signal.SIGABRT)
+        os.waitpid(self.pid, 0)
+        while self._read(0.2):
+            pass
+        return "threads:\n" + "\n".join(threads)
 
 
 def in_pipes(children: Children, home: Path) -> tuple[subprocess.Popen[bytes], Session]:
     proc = children.popen(
-        chat_args(home), env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        chat_args(home), env=child_env(PYTHONFAULTHANDLER="1"), stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     assert proc.stdin is not None and proc.stdout is not None
