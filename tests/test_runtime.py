@@ -326,6 +326,7 @@ def test_failed_run_records_the_error_and_retry_resumes_from_the_journal(
 ) -> None:
     calls: list[str] = []
     fail = {"on": True}
+    asked = {"model": 0}
 
     @function_tool(failure_error_function=None)
     def flaky(x: str) -> str:
@@ -342,6 +343,7 @@ def test_failed_run_records_the_error_and_retry_resumes_from_the_journal(
         return "first done"
 
     def responder(call: Any) -> Any:
+        asked["model"] += 1
         items = [i if isinstance(i, dict) else i.model_dump() for i in call.input]
         outputs = {i["call_id"] for i in items if i.get("type") == "function_call_output"}
         if "a" not in outputs:
@@ -356,6 +358,7 @@ def test_failed_run_records_the_error_and_retry_resumes_from_the_journal(
     assert result.status == "failed"
     assert "downstream is down" in (result.error or "")
     assert result.events[-1].type == "error"
+    assert asked["model"] == 2
     with pytest.raises(InvalidRunState):
         runtime.retry(runtime.run(flow(), "fine", context=Ticket()).execution_id)
     fail["on"] = False
@@ -363,6 +366,8 @@ def test_failed_run_records_the_error_and_retry_resumes_from_the_journal(
     final = runtime.retry(result.execution_id).result(timeout=WAIT_SECONDS)
     assert final.status == "completed" and final.output == "recovered"
     assert calls == ["first 1", "2", "2"]  # the completed tool did not run again
+    # The two recorded model calls were answered from the journal: only the third was made.
+    assert asked["model"] == 3
 
 
 @both_backends

@@ -235,6 +235,15 @@ class RunActivities:
         await asyncio.to_thread(self._record, data)
         self.notify(data.execution_id)
 
+    def recorded_response(self, execution_id: str, key: str) -> str | None:
+        """The model response the run's journal holds under ``key`` (a done ``model`` step),
+        as stored, or None."""
+        for row in self.store.journal(execution_id):
+            if row.key == key:
+                done = row.kind == "model" and row.state == "done"
+                return row.data_json if done else None
+        return None
+
     def _record(self, data: RecordInput) -> None:
         execution_id = data.execution_id
         row = self.store.get_run(execution_id)

@@ -91,6 +91,10 @@ class RunModelInput:
     """The plugin's model activity input."""
     records: RecordInput | None = None
     """Written to the store first, in the same local activity; None: nothing to write."""
+    journal_key: str | None = None
+    """The call's step in the run's journal (``model:<k>``) on a retry: the response an
+    earlier attempt recorded there answers the call, as on the embedded engine; None (a first
+    attempt): the model is called."""
 
 
 @dataclass

@@ -9,8 +9,14 @@ input, and :class:`RunModelActivity` writes it (as ``frontdesk_run_record`` does
 key, so a call made again rewrites nothing) and then calls the model as the plugin's model
 activity does. The report is in the store before the model answers, as it was, for one local
 activity less per model call.
+
+On a retry the call carries its step's key in the run's journal (``model:<k>``, the embedded
+engine's keys, which the workflow's steps follow): a response an earlier attempt recorded
+there answers it and the model is not called again, as on the embedded engine.
 """
 
+import asyncio
+import json
 from typing import Any, Protocol
 
 from agents import (
@@ -25,10 +31,11 @@ from agents import (
 )
 from agents.items import ModelResponse
 from openai.types.responses.response_prompt_param import ResponsePromptParam
+from pydantic import TypeAdapter
 
 from ._extra import missing_extra
 from ._run_activities import RunActivities
-from ._run_data import RecordInput, RunModelInput
+from ._run_data import RecordInput, RunModelInput, parse_model_name
 
 try:
     from temporalio import activity, workflow
@@ -40,6 +47,8 @@ except ImportError as _exc:  # pragma: no cover - the temporal extra is missing
 
 RUN_MODEL_ACTIVITY = "frontdesk_run_model"
 """The local activity of a run workflow's model call."""
+MODEL_RESPONSES: TypeAdapter[ModelResponse] = TypeAdapter(ModelResponse)
+"""How a model response is kept in a run's journal (``data_json`` of a ``model`` step)."""
 
 
 class RunModelActivity:
@@ -53,9 +62,18 @@ class RunModelActivity:
 
     @activity.defn(name=RUN_MODEL_ACTIVITY)
     async def call(self, data: RunModelInput) -> ModelResponse:
-        """Write the run's report, then call the model."""
+        """Write the run's report, then answer from the journal (on a retry) or call the
+        model."""
         if data.records is not None:
             await self.records.record(data.records)
+        named = parse_model_name(data.call.get("model_name"))
+        if data.journal_key is not None and named is not None:
+            execution_id = named[3]
+            recorded = await asyncio.to_thread(
+                self.records.recorded_response, execution_id, data.journal_key
+            )
+            if recorded is not None:
+                return MODEL_RESPONSES.validate_python(json.loads(recorded))
         return await self.model.invoke_model_activity(data.call)
 
 
@@ -67,6 +85,10 @@ class Reports(Protocol):
 
     def written(self, records: RecordInput) -> None:
         """``records`` (what :meth:`unwritten` gave) are in the store."""
+
+    def journal_key(self) -> str | None:
+        """The next model call's step key when an earlier attempt may have recorded its
+        response (a retry), else None."""
 
 
 class RecordingModel(_TemporalModelStub):
@@ -117,7 +139,7 @@ class RecordingModel(_TemporalModelStub):
         records = self.reports.unwritten()
         response = await workflow.execute_local_activity_method(
             RunModelActivity.call,
-            RunModelInput(call, records),
+            RunModelInput(call, records, self.reports.journal_key()),
             summary=summary,
             schedule_to_close_timeout=params.schedule_to_close_timeout,
             schedule_to_start_timeout=params.schedule_to_start_timeout,
@@ -130,4 +152,4 @@ class RecordingModel(_TemporalModelStub):
         return response
 
 
-__all__ = ["RUN_MODEL_ACTIVITY", "RecordingModel", "Reports", "RunModelActivity"]
+__all__ = ["MODEL_RESPONSES", "RUN_MODEL_ACTIVITY", "RecordingModel", "Reports", "RunModelActivity"]

@@ -19,7 +19,9 @@ What the run does is reported to the store by the next model call's local activi
 the ``frontdesk_run_record`` local activity: events and steps under keys that are the same on
 every replay, so nothing is written twice.
 A failed run waits for a retry (the same ``resume`` update with the next attempt) and runs
-again; completed tool calls return their journaled results. Cancelling the workflow stops it.
+again from the journal, as on the embedded engine: model calls an earlier attempt recorded are
+answered from their steps (``model:<k>``) and completed tool calls return their journaled
+results. Cancelling the workflow stops it.
 
 Only workflow code is here: no I/O, no clock, no randomness.
 """
@@ -32,8 +34,6 @@ import json
 from typing import Any
 
 from agents import Agent, FunctionTool, ItemHelpers, RunConfig, RunContextWrapper, RunHooks, Runner
-from agents.items import ModelResponse
-from pydantic import TypeAdapter
 
 from ..._budget import BudgetMeter, BudgetPlan, BudgetStop, find_cause
 from ...store import output_text, plain_value
@@ -57,7 +57,7 @@ from ._run_data import (
     RunToolInput,
     agent_model_name,
 )
-from ._run_model import RecordingModel
+from ._run_model import MODEL_RESPONSES, RecordingModel
 from ._run_registry import resolve_agent
 
 try:
@@ -74,7 +74,6 @@ TIMEOUT_PREFIX = "Tool call rejected"
 TIMEOUT_DECIDER = "system:timeout"
 LOCAL_MODEL_CALLS = "frontdesk-local-model-calls"
 """The patch under which a run workflow's model calls are local activities."""
-_RESPONSES: TypeAdapter[ModelResponse] = TypeAdapter(ModelResponse)
 
 
 def _usage_dict(usage: Any) -> dict[str, int]:
@@ -170,6 +169,13 @@ class RunWorkflow:
     def written(self, records: RecordInput) -> None:
         """``records`` (from :meth:`unwritten`) were written: forget them."""
         del self.buffer[: len(records.ops)]
+
+    def journal_key(self) -> str | None:
+        """On a retry, the next model call's step key: an earlier attempt's response recorded
+        under it answers the call. None on the first attempt, whose calls are all new."""
+        if self.attempt <= 1:
+            return None
+        return f"model:{self.counters.model_calls + 1}"
 
     async def flush(self) -> None:
         """Write what was reported to the store, before the run goes on."""
@@ -563,7 +569,7 @@ class _Hooks(RunHooks[Any]):
                 agent=agent.name,
                 data={
                     "name": model,
-                    "data_json": _RESPONSES.dump_json(response, by_alias=True).decode(),
+                    "data_json": MODEL_RESPONSES.dump_json(response, by_alias=True).decode(),
                     "duration": max(0.0, workflow.time() - self.llm_started),
                 },
             )
