@@ -29,6 +29,7 @@ from ..engine._context import dump_context
 from ..engine._conversation import runner_input
 from ..engine._models import run_selector
 from ..engine._replace import check_replacements, compose, split
+from ..engine._runstart import fresh
 from ..engine._types import new_execution_id
 from ..errors import InvalidFork
 from ..store import ApprovalRecord, ForkSeed, JournalRow, RunRow, StoredEvent
@@ -200,37 +201,22 @@ def plan_fork(
     ]
     # A fork of a turn stands alone: it starts from the items the turn saw, in no conversation.
     stored_input = runner_input(runtime.store, parent)
-    now = time.time()
     # The parent's row with what a new run resets; whatever else it carries is kept.
     row = dataclasses.replace(
         parent,
         execution_id=fork_id,
         agent_ref=agent_ref,
-        status="running",
         input=json.dumps(stored_input),
         context_type=context_type,
         context_json=context_json,
-        output_json=None,
-        last_agent=None,
-        error=None,
-        note=None,
         model_label=label,
-        requests=0,
-        input_tokens=0,
-        output_tokens=0,
-        total_tokens=0,
-        created_at=now,
-        started_at=now,
-        finished_at=None,
-        updated_at=now,
         lease_owner=None,
         lease_expires=None,
-        cancel_requested=0,
-        attempt=1,
         conversation_id=None,
         turn=None,
         model_override=model_override,
         lease_epoch=0,
+        **fresh(time.time()),
     )
     events = copied_events(runtime.store.stored_events(execution_id), keys)
     return ForkSeed(row, execution_id, at, copied, decided, events)

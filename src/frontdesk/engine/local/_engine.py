@@ -57,9 +57,10 @@ from ...store import (
     run_insert,
 )
 from .._agents import AgentRegistry
-from .._context import dump_context, load_context
+from .._context import load_context
 from .._conversation import runner_input, stored_turn
 from .._models import run_selector, unavailable_note
+from .._runstart import spec_row
 from .._types import RunSpec, TokenFeed, new_execution_id
 from ._leases import Leases
 from ._outcomes import (
@@ -275,39 +276,12 @@ class LocalEngine:
         written with its first step, saving a transaction.
         """
         execution_id = spec.execution_id or new_execution_id()
-        context_type, context_json = dump_context(spec.context)
-        selector = self.selector if spec.model is None else ModelSelector(spec.model)
-        now = time.time()
-        row = RunRow(
-            execution_id=execution_id,
-            agent_ref=spec.agent_ref,
-            agent_name=spec.agent.name,
-            status="running",
-            input=json.dumps(spec.input),
-            context_type=context_type,
-            context_json=context_json,
-            output_json=None,
-            last_agent=None,
-            error=None,
-            note=None,
-            model_label=selector.label,
-            requests=0,
-            input_tokens=0,
-            output_tokens=0,
-            total_tokens=0,
-            created_at=now,
-            started_at=now,
-            finished_at=None,
-            updated_at=now,
+        row = spec_row(
+            spec,
+            execution_id,
+            self.selector,
             lease_owner=self.owner,
             lease_expires=self.leases.expiry(),
-            cancel_requested=0,
-            attempt=1,
-            conversation_id=spec.conversation_id,
-            turn=spec.turn,
-            model_override=selector.persistable,
-            lease_epoch=1,
-            budget_json=spec.budget_json,
         )
         insert = run_insert(row)
         if acknowledge or spec.execution_id is not None:

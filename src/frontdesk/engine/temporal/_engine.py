@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import threading
 import time
@@ -45,10 +44,10 @@ from ...store import (
     run_insert,
 )
 from .._agents import AgentRegistry
-from .._context import dump_context
 from .._conversation import release_ops, runner_input, stored_turn
 from .._factory import TemporalSettings
 from .._models import run_selector
+from .._runstart import spec_row
 from .._types import RunSpec, TokenFeed, new_execution_id
 from ._activities import WorkerAgents
 from ._client import CONNECT_TIMEOUT, check_workflow_id, connect
@@ -250,39 +249,12 @@ class TemporalEngine:
     async def _start(self, spec: RunSpec) -> tuple[str, bool]:
         execution_id = spec.execution_id or new_execution_id()
         check_workflow_id(execution_id, "the execution id")
-        context_type, context_json = dump_context(spec.context)
-        selector = self.selector if spec.model is None else ModelSelector(spec.model)
-        now = time.time()
-        row = RunRow(
-            execution_id=execution_id,
-            agent_ref=spec.agent_ref,
-            agent_name=spec.agent.name,
-            status="running",
-            input=json.dumps(spec.input),
-            context_type=context_type,
-            context_json=context_json,
-            output_json=None,
-            last_agent=None,
-            error=None,
-            note=None,
-            model_label=selector.label,
-            requests=0,
-            input_tokens=0,
-            output_tokens=0,
-            total_tokens=0,
-            created_at=now,
-            started_at=now,
-            finished_at=None,
-            updated_at=now,
+        row = spec_row(
+            spec,
+            execution_id,
+            self.selector,
             lease_owner=TEMPORAL_OWNER,
             lease_expires=TEMPORAL_LEASE_EXPIRES,
-            cancel_requested=0,
-            attempt=1,
-            conversation_id=spec.conversation_id,
-            turn=spec.turn,
-            model_override=selector.persistable,
-            lease_epoch=1,
-            budget_json=spec.budget_json,
         )
         try:
             await asyncio.to_thread(self.store.write, [run_insert(row)])
