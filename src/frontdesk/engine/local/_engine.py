@@ -36,7 +36,6 @@ from ...errors import (
     FrontdeskError,
     InvalidRunState,
     ModelNotConfigured,
-    RunNotFound,
     StoreError,
 )
 from ...models._select import ModelSelector, RetryPolicy, exports_traces
@@ -48,7 +47,6 @@ from ...store import (
     InsertRun,
     LeaseLost,
     RequestCancel,
-    RetryRun,
     RunAlreadyExists,
     RunRow,
     SetNote,
@@ -59,7 +57,9 @@ from ...store import (
 from .._agents import AgentRegistry
 from .._context import load_context
 from .._conversation import runner_input, stored_turn
+from .._expiry import expire_due
 from .._models import run_selector, unavailable_note
+from .._retry import retry_run
 from .._runstart import spec_row
 from .._types import RunSpec, TokenFeed, new_execution_id
 from ._leases import Leases
@@ -77,8 +77,6 @@ from ._waiting import _await_in_own_loop
 from ._wrap import EventHooks, GraphCache
 
 log = logging.getLogger("frontdesk.engine")
-RETRYABLE = frozenset({"failed", "budget_exceeded"})
-"""Statuses :meth:`LocalEngine.retry` makes runnable again."""
 T = TypeVar("T")
 
 
@@ -620,16 +618,7 @@ class LocalEngine:
     def retry(self, execution_id: str, budget_json: str | None = None) -> RunRow:
         """Make a failed (or ``budget_exceeded``) run runnable again; completed steps are kept
         and replayed. ``budget_json`` replaces the run's budget, in the same write."""
-        row = self.store.get_run(execution_id)
-        if row is None:
-            raise RunNotFound(execution_id)
-        if row.status not in RETRYABLE:
-            raise InvalidRunState(
-                f"run {execution_id} is {row.status}; only failed runs can be retried, and "
-                "runs stopped by their budget (budget_exceeded)"
-            )
-        self.store.write([RetryRun(execution_id, time.time(), budget_json)])
-        return self.store.require_run(execution_id)
+        return retry_run(self.store, execution_id, budget_json)
 
     # -- leases and recovery --------------------------------------------------------------------
 
@@ -700,12 +689,8 @@ class LocalEngine:
     def expire_approvals(self) -> list[ApprovalRecord]:
         """Reject or escalate every approval request past its deadline; returns those this
         call decided. Whichever process gets to a request first decides it, once."""
-        now = self.store.clock()  # deadlines pass when the shared clock says so
-        decided = []
-        for request in self.store.due_approvals(now):
-            outcome = self.store.expire(request.approval_id, now)
-            if outcome is not None:
-                decided.append(outcome[0])
+        # Deadlines pass when the shared clock says so.
+        decided = expire_due(self.store, self.store.clock())
         if decided:
             self.notify()
         return decided

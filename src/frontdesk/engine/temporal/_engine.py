@@ -28,14 +28,13 @@ from typing import Any, TypeVar
 from agents import set_trace_processors
 
 from ..._budget import model_names
-from ...errors import FrontdeskError, InvalidRunState, RunNotFound
+from ...errors import FrontdeskError, InvalidRunState
 from ...events import encode_payload
 from ...models._select import ModelSelector, exports_traces
 from ...store import (
     SETTLED_STATUSES,
     TERMINAL_STATUSES,
     ApprovalRecord,
-    RetryRun,
     RunAlreadyExists,
     RunRow,
     SettleRun,
@@ -45,8 +44,10 @@ from ...store import (
 )
 from .._agents import AgentRegistry
 from .._conversation import release_ops, runner_input, stored_turn
+from .._expiry import expire_due
 from .._factory import TemporalSettings
 from .._models import run_selector
+from .._retry import retry_run
 from .._runstart import spec_row
 from .._types import RunSpec, TokenFeed, new_execution_id
 from ._activities import WorkerAgents
@@ -76,8 +77,6 @@ except ImportError as _exc:  # pragma: no cover - the temporal extra is missing
 
 log = logging.getLogger("frontdesk.engine.temporal")
 T = TypeVar("T")
-RETRYABLE = frozenset({"failed", "budget_exceeded"})
-"""Statuses :meth:`TemporalEngine.retry` makes runnable again."""
 SETTLE_POLL = 0.1
 """How often, at most, a waiter re-reads a run no worker of this process reported on."""
 LOCAL_SETTLE_POLL = 1.0
@@ -425,16 +424,7 @@ class TemporalEngine:
 
     def retry(self, execution_id: str, budget_json: str | None = None) -> RunRow:
         """Make a failed run runnable again (the next attempt); :meth:`resume` sends it."""
-        row = self.store.get_run(execution_id)
-        if row is None:
-            raise RunNotFound(execution_id)
-        if row.status not in RETRYABLE:
-            raise InvalidRunState(
-                f"run {execution_id} is {row.status}; only failed runs can be retried, and "
-                "runs stopped by their budget (budget_exceeded)"
-            )
-        self.store.write([RetryRun(execution_id, time.time(), budget_json)])
-        return self.store.require_run(execution_id)
+        return retry_run(self.store, execution_id, budget_json)
 
     async def recover_now(self) -> list[str]:
         """Nothing: Temporal moves a dead worker's runs to another worker by itself."""
@@ -443,12 +433,7 @@ class TemporalEngine:
     def expire_approvals(self) -> list[ApprovalRecord]:
         """Reject or escalate every approval request past its deadline; returns those this
         call decided (the runtime then resumes their runs)."""
-        now = time.time()
-        decided = []
-        for request in self.store.due_approvals(now):
-            outcome = self.store.expire(request.approval_id, now)
-            if outcome is not None:
-                decided.append(outcome[0])
+        decided = expire_due(self.store, time.time())
         if decided:
             self.notify()
         return decided
