@@ -19,29 +19,19 @@ import asyncio
 import json
 from typing import Any, Protocol
 
-from agents import (
-    Agent,
-    AgentOutputSchemaBase,
-    Handoff,
-    ModelProvider,
-    ModelSettings,
-    ModelTracing,
-    Tool,
-    TResponseInputItem,
-)
+from agents import Agent, ModelProvider
 from agents.items import ModelResponse
-from openai.types.responses.response_prompt_param import ResponsePromptParam
 from pydantic import TypeAdapter
 
 from ._extra import missing_extra
 from ._run_activities import RunActivities
 from ._run_data import RecordInput, RunModelInput, parse_model_name
+from ._stub import ActivityStub
 
 try:
     from temporalio import activity, workflow
     from temporalio.openai_agents import ModelActivityParameters
-    from temporalio.openai_agents._invoke_model_activity import ModelActivity
-    from temporalio.openai_agents._temporal_model_stub import _TemporalModelStub
+    from temporalio.openai_agents._invoke_model_activity import ActivityModelInput, ModelActivity
 except ImportError as _exc:  # pragma: no cover - the temporal extra is missing
     raise missing_extra(_exc) from _exc
 
@@ -91,7 +81,7 @@ class Reports(Protocol):
         response (a retry), else None."""
 
 
-class RecordingModel(_TemporalModelStub):
+class RecordingModel(ActivityStub):
     """An agent copy's model in the run workflow: each call is a ``frontdesk_run_model``
     local activity carrying the run's unwritten report. A call that fails leaves the report
     unwritten, for the run's next write."""
@@ -108,33 +98,8 @@ class RecordingModel(_TemporalModelStub):
         self.reports = reports
         """The run whose report each call writes."""
 
-    async def get_response(
-        self,
-        system_instructions: str | None,
-        input: str | list[TResponseInputItem],
-        model_settings: ModelSettings,
-        tools: list[Tool],
-        output_schema: AgentOutputSchemaBase | None,
-        handoffs: list[Handoff],
-        tracing: ModelTracing,
-        *,
-        previous_response_id: str | None,
-        conversation_id: str | None,
-        prompt: ResponsePromptParam | None,
-    ) -> ModelResponse:
+    async def answer(self, call: ActivityModelInput, summary: str | None) -> ModelResponse:
         """The model's answer, from the local activity that first writes the report."""
-        call, summary = self._build_activity_input(
-            system_instructions=system_instructions,
-            input=input,
-            model_settings=model_settings,
-            tools=tools,
-            output_schema=output_schema,
-            handoffs=handoffs,
-            tracing=tracing,
-            previous_response_id=previous_response_id,
-            conversation_id=conversation_id,
-            prompt=prompt,
-        )
         params = self.model_params
         records = self.reports.unwritten()
         response = await workflow.execute_local_activity_method(

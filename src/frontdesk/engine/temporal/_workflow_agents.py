@@ -27,18 +27,12 @@ from typing import Any
 
 from agents import (
     Agent,
-    AgentOutputSchemaBase,
     FunctionTool,
     Handoff,
     ModelResponse,
-    ModelSettings,
-    ModelTracing,
     RunContextWrapper,
-    Tool,
-    TResponseInputItem,
 )
 from agents.tool_context import ToolContext
-from openai.types.responses.response_prompt_param import ResponsePromptParam
 
 from .._agents import handoff_target
 from .._context import dump_context, restore_into
@@ -53,13 +47,14 @@ from ._activities import (
 )
 from ._extra import missing_extra
 from ._store import segment_ref
+from ._stub import ActivityStub
 
 try:
     from temporalio import workflow
     from temporalio.common import RetryPolicy
     from temporalio.exceptions import ActivityError, ApplicationError
     from temporalio.openai_agents import ModelActivityParameters
-    from temporalio.openai_agents._temporal_model_stub import _TemporalModelStub
+    from temporalio.openai_agents._invoke_model_activity import ActivityModelInput
 except ImportError as _exc:  # pragma: no cover - the temporal extra is missing
     raise missing_extra(_exc) from _exc
 
@@ -131,7 +126,7 @@ class ItemChain:
         self._bounds.clear()
 
 
-class ActivityModel(_TemporalModelStub):
+class ActivityModel(ActivityStub):
     """An agent's model in the workflow: each call is a ``frontdesk_model`` activity that
     carries the items before it by reference."""
 
@@ -145,39 +140,15 @@ class ActivityModel(_TemporalModelStub):
         self.chain = chain
         """The conversation's stored items, shared by every agent of the workflow."""
 
-    async def get_response(
-        self,
-        system_instructions: str | None,
-        input: str | list[TResponseInputItem],
-        model_settings: ModelSettings,
-        tools: list[Tool],
-        output_schema: AgentOutputSchemaBase | None,
-        handoffs: list[Handoff],
-        tracing: ModelTracing,
-        *,
-        previous_response_id: str | None,
-        conversation_id: str | None,
-        prompt: ResponsePromptParam | None,
-    ) -> ModelResponse:
+    async def answer(self, call: ActivityModelInput, summary: str | None) -> ModelResponse:
         """Call the model in an activity, sending only the items the worker has not got."""
-        model_input, summary = self._build_activity_input(
-            system_instructions=system_instructions,
-            input=input,
-            model_settings=model_settings,
-            tools=tools,
-            output_schema=output_schema,
-            handoffs=handoffs,
-            tracing=tracing,
-            previous_response_id=previous_response_id,
-            conversation_id=conversation_id,
-            prompt=prompt,
-        )
+        input = call["input"]
         if isinstance(input, str):
-            return await self._call(ModelCallInput(self.agent_name, model_input), summary)
+            return await self._call(ModelCallInput(self.agent_name, call), summary)
         parent, new_items, ref = self.chain.split(input)
         try:
             response = await self._call(
-                ModelCallInput(self.agent_name, {**model_input, "input": []}, new_items, parent),
+                ModelCallInput(self.agent_name, {**call, "input": []}, new_items, parent),
                 summary,
             )
         except ActivityError as exc:
@@ -186,7 +157,7 @@ class ActivityModel(_TemporalModelStub):
             self.chain.forget()
             parent, new_items, ref = self.chain.split(input)
             response = await self._call(
-                ModelCallInput(self.agent_name, {**model_input, "input": []}, new_items), summary
+                ModelCallInput(self.agent_name, {**call, "input": []}, new_items), summary
             )
         self.chain.stored(input, ref)
         return response
