@@ -3,9 +3,8 @@ backend shares.
 
 A page is read through an index that yields rows in the page's order, so a page costs the
 same at the start of the history as a hundred thousand runs deep, and a cursor says where the
-previous page stopped (never an offset to count past). Each backend writes its own queries
-(SQLite's are in :mod:`frontdesk.store.sqlite._listing`); the filters, pages, cursors and their
-checks are here.
+previous page stopped (never an offset to count past). The SQL backends' queries are in
+:mod:`frontdesk.store._queries`; the filters, pages, cursors and their checks are here.
 
 Cursors are opaque strings; a cursor that cannot be decoded is refused with
 :class:`InvalidInput`.

@@ -1,13 +1,13 @@
-"""Conversations in SQLite: the reads of a conversation's state, lines and input items, and
-the statements its writes compile to (see :mod:`._compile`)."""
+"""Conversations in SQLite: counting a conversation's input items in a section's transaction
+(its other reads are the shared ones of :mod:`frontdesk.store._queries`), and the statements
+its writes compile to (see :mod:`._compile`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._records import ConversationState
+from .._queries import Query
 from .._writes import (
     ClaimTurn,
     CreateConversation,
@@ -20,74 +20,6 @@ from .._writes import (
 
 Statement = tuple[str, Sequence[Any]]
 """One SQL statement with its parameters."""
-Query = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
-"""Runs a read query and returns its rows."""
-
-CONVERSATION_COLUMNS = (
-    "conversation_id, agent_ref, current_agent, context_type, context_json, turns, history_len, "
-    "pending_run, generation, budget_json, memory_json, summary_json"
-)
-
-
-def conversation(query: Query, conversation_id: str) -> ConversationState | None:
-    rows = query(
-        f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = ?",
-        (conversation_id,),
-    )
-    return ConversationState(*rows[0]) if rows else None
-
-
-def lines(query: Query, conversation_id: str, start: int = 0) -> list[str]:
-    rows = query(
-        "SELECT line FROM conversation_lines WHERE conversation_id = ? AND idx >= ? ORDER BY idx",
-        (conversation_id, start),
-    )
-    return [r[0] for r in rows]
-
-
-def turn_start(query: Query, conversation_id: str, turn: int) -> int:
-    rows = query(
-        "SELECT start_idx FROM conversation_turns WHERE conversation_id = ? AND turn <= ? "
-        "ORDER BY turn DESC LIMIT 1",
-        (conversation_id, turn),
-    )
-    return int(rows[0][0]) if rows else 0
-
-
-def items(query: Query, conversation_id: str) -> list[Any]:
-    """The conversation's input items: the snapshot followed by the log."""
-    rows = query(
-        "SELECT items_json FROM conversations WHERE conversation_id = ?", (conversation_id,)
-    )
-    if not rows:
-        return []
-    found: list[Any] = json.loads(rows[0][0])
-    logged = query(
-        "SELECT item_json FROM conversation_items WHERE conversation_id = ? ORDER BY idx",
-        (conversation_id,),
-    )
-    found.extend(json.loads(r[0]) for r in logged)
-    return found
-
-
-def item_range(query: Query, conversation_id: str, start: int, end: int) -> list[Any]:
-    """Items ``start`` to ``end`` (excluded), reading only those: the part in the compacted
-    snapshot, then the logged ones by index."""
-    found: list[Any] = [
-        json.loads(r[0])
-        for r in query(
-            "SELECT j.value FROM conversations c, json_each(c.items_json) j "
-            "WHERE c.conversation_id = ? AND j.key >= ? AND j.key < ? ORDER BY j.key",
-            (conversation_id, start, end),
-        )
-    ]
-    logged = query(
-        "SELECT item_json FROM conversation_items WHERE conversation_id = ? "
-        "AND idx >= ? AND idx < ? ORDER BY idx",
-        (conversation_id, start + len(found), end),
-    )
-    found.extend(json.loads(r[0]) for r in logged)
-    return found
 
 
 def item_count(query: Query, conversation_id: str) -> int:
