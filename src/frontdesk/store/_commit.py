@@ -21,6 +21,11 @@ nothing with the writer thread (commits keep their order):
 
 The run awaits its commit either way; the hop to the writer thread and back would add two
 thread wake-ups to each of its steps, which for a sequential run costs more than the write.
+
+On a store whose writes wait on a server, a driver may also hand a commit over without
+awaiting it (:meth:`GroupCommitter.submit`), for a step that has no effect outside the store:
+its round trip then overlaps the run's next step, and the driver's next awaited commit, written
+after it, waits for both.
 """
 
 from __future__ import annotations
@@ -103,6 +108,30 @@ class GroupCommitter:
                 log.warning("%s; retrying in %gs", exc, delay)
                 await asyncio.sleep(delay)
         await self._commit_once(writes)
+
+    @property
+    def pipelines(self) -> bool:
+        """Whether a driver gains by not waiting for some commits (:meth:`submit`): the
+        store's writes wait on a server, so a commit's round trip can overlap the run's own
+        work instead of stalling it."""
+        return not self._store.local_writes
+
+    def submit(self, writes: list[Write]) -> asyncio.Future[None]:
+        """Hand ``writes`` to the writer thread now, without waiting: the returned future
+        settles once they are durable (or with what refused them). Commits awaited later on
+        this loop are written after these, in order."""
+        if self._thread is None:
+            self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queued[loop] = self._queued.get(loop, 0) + 1
+
+        def done(_: asyncio.Future[None]) -> None:
+            self._queued[loop] -= 1
+
+        future.add_done_callback(done)
+        self._queue.put((writes, loop, future))
+        return future
 
     async def _commit_once(self, writes: list[Write]) -> None:
         loop = asyncio.get_running_loop()

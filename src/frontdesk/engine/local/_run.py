@@ -152,6 +152,8 @@ class DurableRun:
         self._fence = fence(execution_id, owner, epoch)
         self._insert = insert
         self._inserting: asyncio.Future[None] | None = None
+        self._behind: list[asyncio.Future[None]] = []
+        """Commits handed to the writer and not waited for yet (see :meth:`commit_behind`)."""
         self._failure: BaseException | None = None
         # ``history`` is None for a run that was just created: nothing to load.
         self.journal: dict[str, JournalRow] = (
@@ -210,11 +212,19 @@ class DurableRun:
             self.observer.event(key, type_, agent, at, op)
         return op
 
-    async def commit(self, ops: list[Write | None]) -> None:
+    async def commit(self, ops: list[Write | None], *, wait: bool = True) -> None:
         """Make ``ops`` durable before the run goes on (with any buffered events).
 
+        With ``wait=False``, for a step that replays safely and has no effect outside the
+        store (a model's response, a tool's result), on a store whose writes wait on a server:
+        hand ``ops`` over and return, so that the round trip overlaps what the run does next.
+        Every commit that waits also waits for those handed over before it, so nothing with
+        an effect outside the store (a tool starting, an approval asked, the run's end)
+        happens before they are durable, and neither does the next model call (see
+        :meth:`landed`); a crash loses no more than a commit in flight.
+
         Raises :class:`LeaseLost`, with nothing written, once this driver no longer holds the
-        run's lease; and the error of an earlier background flush that failed.
+        run's lease; and the error of an earlier commit not waited for that failed.
         """
         if self._inserting is not None:
             await asyncio.wait([self._inserting])
@@ -226,6 +236,11 @@ class DurableRun:
         if real:
             head: Write = self._insert or self._fence
             self._insert = None
+            if not wait and self._committer.pipelines:
+                future = self._committer.submit([head, *real])
+                future.add_done_callback(lambda done: self._landed(done, real))
+                self._behind.append(future)
+                return
             try:
                 await self._committer.commit([head, *real])
             except (LeaseLost, StoreError) as exc:
@@ -234,6 +249,16 @@ class DurableRun:
             if self.observer is not None:
                 self.observer.committed(real)
             self._notify()
+        await self.landed()  # all landed by now (commits keep their order): any refused?
+
+    async def landed(self) -> None:
+        """Wait until the commits handed over without waiting are durable; raise what refused
+        one. Buffered steps stay buffered."""
+        while self._behind:
+            behind, self._behind = self._behind, []
+            await asyncio.wait(behind)
+        if self._failure is not None:
+            raise self._failure
 
     @property
     def halted(self) -> BaseException | None:
@@ -276,6 +301,15 @@ class DurableRun:
             # The buffered steps are lost: the driver must not go on as if they were stored.
             self._failure = error
         elif not task.cancelled() and error is None and self.observer is not None:
+            self.observer.committed(ops)
+        self._notify()
+
+    def _landed(self, future: asyncio.Future[None], ops: list[Write]) -> None:
+        error = None if future.cancelled() else future.exception()
+        if error is not None:
+            # Whatever refused it, the steps are not stored: the run must not go on.
+            self._failure = self._failure or error
+        elif self.observer is not None:
             self.observer.committed(ops)
         self._notify()
 
@@ -375,6 +409,9 @@ async def durable_model_call(
     if run.meter is not None:
         # Only before a live call: what the journal answers was spent already.
         run.meter.check(k - 1, run.usage.total_tokens)
+    # A live call starts only once the steps before it are durable, so that a crash never
+    # makes a call whose predecessors have to be made again.
+    await run.landed()
     started = time.time()
     response = await call()
     finished = time.time()
@@ -402,5 +439,5 @@ async def durable_model_call(
         ops.append(
             run.event_op(f"message:{k}", "message", agent_name, ref=key, usage=usage, model_call=k)
         )
-    await run.commit(ops)
+    await run.commit(ops, wait=False)
     return response

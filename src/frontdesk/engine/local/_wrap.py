@@ -173,7 +173,8 @@ class _ToolStep:
     async def finish(
         self, result: Any, started: float, finished: float, attempt: int, **data: Any
     ) -> None:
-        """Commit the result (with the context it left) before the run goes on."""
+        """Commit the result (with the context it left); the next step with an effect waits
+        for it to be durable."""
         encoded = encode_value(result)
         await self.run.commit(
             [
@@ -199,7 +200,8 @@ class _ToolStep:
                     attempt=attempt,
                     **data,
                 ),
-            ]
+            ],
+            wait=False,
         )
 
 
