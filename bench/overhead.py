@@ -246,7 +246,9 @@ def main() -> None:
         temporal_main(rest)
         return
     parser = argparse.ArgumentParser(description=__doc__, parents=[engine])
-    parser.add_argument("--pairs", type=int, default=2000, help="timed rounds of the 3 paths")
+    parser.add_argument(
+        "--pairs", type=int, default=2000, help="timed rounds of the 3 paths (0 to skip)"
+    )
     parser.add_argument("--warmup", type=int, default=300, help="untimed rounds first")
     parser.add_argument("--concurrent", type=int, default=1000, help="0 to skip")
     parser.add_argument("--latency", type=float, default=0.1, help="simulated model latency (s)")
@@ -272,12 +274,13 @@ def bench(args: argparse.Namespace, database: Callable[[str], str | None]) -> No
         if args.profile:
             profile(calls, args.profile, 500)
             return
-        times = rotating(calls, args.pairs)
-        steps = len(runtime.get(runtime.runs(limit=1)[0].execution_id).steps)
-        report(times, steps, 1.2 if args.store == "sqlite" else 1.6)
+        if args.pairs:
+            times = rotating(calls, args.pairs)
+            steps = len(runtime.get(runtime.runs(limit=1)[0].execution_id).steps)
+            report(times, steps, 1.2 if args.store == "sqlite" else 1.6)
     loop.close()
     url = database("bench_flush")
-    if url is not None:
+    if url is not None and args.pairs:
         print(
             f"  one-row commit     : {commit_latency(url) * 1000:.3f} ms (median of 300) on this server"
         )

@@ -28,18 +28,14 @@ from psycopg.adapt import Transformer
 from .._approvals import APPROVAL_COLUMNS, ApprovalRecord, approval_from_row
 from .._base import StoreTransaction
 from .._fence import lease_refused, run_exists, step_refused  # type: ignore[attr-defined]
+from .._queries import CONVERSATION_COLUMNS, conversation_lines, turn_start
 from .._records import ConversationState
 from .._writes import Fence, InsertRun, RecordStep, Write
 from ._compile import Compiled, compile_writes
 from ._connect import BoundedConnection, DatabaseURL, translate
-from ._reads import Query
+from ._reads import POSTGRES
 from ._schema import GUARD_REFUSED
 
-CONVERSATION_COLUMNS = (
-    "conversation_id, agent_ref, current_agent, context_type, context_json, turns, history_len, "
-    "pending_run, generation, budget_json, memory_json, summary_json"
-)
-"""The conversation row's columns, in :class:`~frontdesk.store.ConversationState`'s order."""
 MAX_PREPARED = 256
 """The most statements prepared on one connection; more are sent as they are."""
 _PLACEHOLDER = re.compile(r"%[s%]")
@@ -168,26 +164,6 @@ def _refused(conn: psycopg.Connection[Any], guard: Write) -> Exception:
     raise AssertionError(f"unguarded write {guard!r}")  # pragma: no cover
 
 
-def lines(query: Query, conversation_id: str, start: int = 0) -> list[str]:
-    """The conversation's history lines from line ``start`` on, oldest first."""
-    rows = query(
-        "SELECT line FROM conversation_lines WHERE conversation_id = %s AND idx >= %s ORDER BY idx",
-        (conversation_id, start),
-    )
-    return [r[0] for r in rows]
-
-
-def turn_start(query: Query, conversation_id: str, turn: int) -> int:
-    """The item index ``turn`` starts at: that of the nearest recorded turn at or before it,
-    or 0."""
-    rows = query(
-        "SELECT start_idx FROM conversation_turns WHERE conversation_id = %s AND turn <= %s "
-        "ORDER BY turn DESC LIMIT 1",
-        (conversation_id, turn),
-    )
-    return int(rows[0][0]) if rows else 0
-
-
 class PostgresTransaction(StoreTransaction):
     """Reads and writes inside one transaction on ``conn``, locking what they read.
 
@@ -259,8 +235,12 @@ class PostgresTransaction(StoreTransaction):
         )
         return ConversationState(*rows[0]) if rows else None
 
+    def _marked(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run a shared statement (:mod:`frontdesk.store._queries`, written with marks)."""
+        return self._query(POSTGRES.sql(sql), params)
+
     def conversation_lines(self, conversation_id: str) -> list[str]:
-        return lines(self._query, conversation_id)
+        return conversation_lines(self._marked, conversation_id)
 
     def conversation_item_count(self, conversation_id: str) -> int:
         # Logged items are numbered from the conversation's first item on, after the snapshot's.
@@ -278,7 +258,7 @@ class PostgresTransaction(StoreTransaction):
         return int(snapshot[0][0]) if snapshot else 0
 
     def turn_start(self, conversation_id: str, turn: int) -> int:
-        return turn_start(self._query, conversation_id, turn)
+        return turn_start(self._marked, conversation_id, turn)
 
     def write(self, writes: Iterable[Write]) -> None:
         compiled = compile_writes(writes, locked=self._locked)
@@ -290,12 +270,9 @@ class PostgresTransaction(StoreTransaction):
 
 
 __all__ = [
-    "CONVERSATION_COLUMNS",
     "MAX_PREPARED",
     "PostgresTransaction",
     "apply",
     "commit_whole",
-    "lines",
     "prepare",
-    "turn_start",
 ]
