@@ -7,6 +7,7 @@ server that stops and comes back, and one that takes connections and stops answe
 
 from __future__ import annotations
 
+import asyncio
 import select
 import socket
 import threading
@@ -24,6 +25,8 @@ from frontdesk.errors import (
     StoreLocked,
     StoreUnavailable,
 )
+from frontdesk.store import InsertRun
+from frontdesk.store._commit import GroupCommitter
 from frontdesk.store.postgres._cluster import LocalPostgres
 from frontdesk.store.postgres._connect import (
     CommitUnknown,
@@ -37,6 +40,7 @@ from frontdesk.store.postgres._connect import (
 from frontdesk.store.postgres._store import PostgresStore
 from pgcluster import throwaway_cluster
 from pgdb import fresh_database, superuser
+from test_postgres_store import run_row
 
 from conftest import WAIT_SECONDS, wait_until
 
@@ -488,6 +492,43 @@ def test_a_store_whose_server_stops_answering_says_so(db_url: str, proxy: Freezi
         assert isinstance(error, StoreUnavailable) and "did not answer" in str(error), error
     finally:
         proxy.frozen.clear()
+        store.close()
+
+
+def test_a_commit_sent_from_a_loop_the_server_never_answers_gives_up_in_time(
+    db_url: str, proxy: FreezingProxy
+) -> None:
+    # One connection, so the statements prepared by the first commit serve the second: it is
+    # sent at once, and its answer waited for by the loop's reader, which must give up.
+    store = PostgresStore(proxy.url(db_url), min_size=1, max_size=1, answer_timeout=2)
+    committer = GroupCommitter(store)
+    ticks = 0
+
+    async def commit_while_ticking(execution_id: str) -> None:
+        nonlocal ticks
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.ensure_future(tick())
+        try:
+            await committer.commit([InsertRun(run_row(execution_id))])
+        finally:
+            ticker.cancel()
+
+    try:
+        asyncio.run(commit_while_ticking("r1"))
+        proxy.frozen.set()
+        ticks = 0
+        error = bounded(lambda: asyncio.run(commit_while_ticking("r2")))
+        assert isinstance(error, StoreUnavailable) and "did not answer" in str(error), error
+        assert ticks > 10  # the loop went on while it waited: nothing blocked it
+    finally:
+        proxy.frozen.clear()
+        committer.close()
         store.close()
 
 

@@ -16,7 +16,7 @@ from ._approvals import (
     check_decider,
     request_op,
 )
-from ._base import Store, StoreTransaction
+from ._base import SentWrite, Store, StoreTransaction
 from ._changes import Changes, Runnable
 from ._commit import GroupCommitter
 from ._fence import LeaseLost, RunAlreadyExists, StepAlreadyRecorded, fence
@@ -117,6 +117,7 @@ __all__ = [
     "RunRow",
     "Runnable",
     "SQLiteStore",
+    "SentWrite",
     "SetConversationBudget",
     "SetConversationMemory",
     "SetNote",

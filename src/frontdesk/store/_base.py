@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import RunNotFound
+from ..errors import RunNotFound, StoreError
 from ..events import Event
 from ._approvals import ApprovalRecord
 from ._changes import Changes, Runnable
@@ -89,6 +89,33 @@ class StoreTransaction(ABC):
     @abstractmethod
     def write(self, writes: Iterable[Write]) -> None:
         """Apply ``writes`` as part of this transaction (guards refuse all of it)."""
+
+
+class SentWrite(ABC):
+    """A write handed to the database whole, its answer not read yet (see
+    :meth:`Store.send`). Exactly one of :meth:`finish` and :meth:`abandon` ends it."""
+
+    timeout: float = 30.0
+    r"""Seconds to wait for the answer before :meth:`abandon`\ ing it."""
+
+    @abstractmethod
+    def fileno(self) -> int:
+        """The socket the answer arrives on (to wait for it with an event loop's reader)."""
+
+    @abstractmethod
+    def ready(self) -> bool:
+        """Whether the whole answer is there (or the connection is gone), reading what has
+        arrived; never blocks."""
+
+    @abstractmethod
+    def finish(self) -> None:
+        """Read the answer (waiting for it if it is not all there) and give the connection
+        back; raises what refused the write, as :meth:`Store.write` would."""
+
+    @abstractmethod
+    def abandon(self) -> StoreError:
+        """Give up on the answer (it took too long): the connection is closed, and whether the
+        write committed is unknown; returns the error that says so."""
 
 
 class Store(ABC):
@@ -164,6 +191,13 @@ class Store(ABC):
         :class:`StepAlreadyRecorded`; an :class:`~._writes.InsertRun` whose id is taken, with
         :class:`RunAlreadyExists`. Notifies :attr:`changes` once committed.
         """
+
+    def send(self, writes: Iterable[Write]) -> SentWrite | None:
+        """Hand ``writes`` to the database as :meth:`write` would apply them, without waiting
+        for its answer, where the backend can (a server); None, with nothing done, where it
+        cannot right now (then :meth:`write` them). The caller reads the answer through the
+        returned :class:`SentWrite`, which raises what :meth:`write` would have raised."""
+        return None
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[StoreTransaction]:

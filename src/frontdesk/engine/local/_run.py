@@ -218,19 +218,20 @@ class DurableRun:
         With ``wait=False``, for a step that replays safely and has no effect outside the
         store (a model's response, a tool's result), on a store whose writes wait on a server:
         hand ``ops`` over and return, so that the round trip overlaps what the run does next.
-        Every commit that waits also waits for those handed over before it, so nothing with
-        an effect outside the store (a tool starting, an approval asked, the run's end)
-        happens before they are durable, and neither does the next model call (see
-        :meth:`landed`); a crash loses no more than a commit in flight.
+        A commit is sent only once those handed over before it are durable (a later step
+        must never land when an earlier one did not), so nothing with an effect outside the
+        store (a tool starting, an approval asked, the run's end) happens before they are,
+        and neither does the next model call (see :meth:`landed`); a crash loses no more than
+        a commit in flight.
 
         Raises :class:`LeaseLost`, with nothing written, once this driver no longer holds the
-        run's lease; and the error of an earlier commit not waited for that failed.
+        run's lease; and, with nothing written, the error of an earlier commit not waited for
+        that failed.
         """
         if self._inserting is not None:
             await asyncio.wait([self._inserting])
             self._inserting = None
-        if self._failure is not None:
-            raise self._failure
+        await self.landed()
         real = self._take_buffered()
         real.extend(op for op in ops if op is not None)
         if real:
@@ -249,7 +250,6 @@ class DurableRun:
             if self.observer is not None:
                 self.observer.committed(real)
             self._notify()
-        await self.landed()  # all landed by now (commits keep their order): any refused?
 
     async def landed(self) -> None:
         """Wait until the commits handed over without waiting are durable; raise what refused

@@ -80,6 +80,11 @@ STATEMENT_TIMEOUT = 20
 :data:`ANSWER_TIMEOUT`, so a slow statement is told apart from a hung server)."""
 
 
+LEND_WAIT = 0.001
+"""Seconds :meth:`PostgresPool.lend` waits for a free connection (the pool takes no less
+than a moment to hand one over), so that an event loop sending a write hardly ever waits."""
+
+
 class BoundedConnection(psycopg.Connection[Any]):
     """A connection that waits at most :attr:`answer_timeout` for each answer of the server,
     then closes itself and raises :class:`~._errors.AnswerTimeout`."""
@@ -298,6 +303,32 @@ class PostgresPool:
             raise
         finally:
             self._pool.putconn(conn)
+
+    def lend(self) -> psycopg.Connection[Any] | None:
+        """A pooled connection free right now, which the server has not ended while it sat
+        idle, for the caller to send a whole transaction on and read its answer later (it must
+        come back through :meth:`give_back`); None when none comes free within
+        :data:`LEND_WAIT`."""
+        if not self._open:
+            return None
+        for _ in range(self._pool.max_size):
+            try:
+                conn = self._pool.getconn(timeout=LEND_WAIT)
+            except (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed):
+                return None
+            if not ended_while_idle(conn):
+                return conn
+            conn.close()
+            self._pool.putconn(conn)
+        return None
+
+    def give_back(self, conn: psycopg.Connection[Any]) -> None:
+        """Return a connection :meth:`lend` gave (a broken one is replaced by the pool)."""
+        self._pool.putconn(conn)
+
+    def commit_unknown(self, exc: BaseException) -> CommitUnknown:
+        """The error for a connection lost while a transaction committed."""
+        return self._commit_unknown(exc)
 
     def _commit_unknown(self, exc: BaseException) -> CommitUnknown:
         return CommitUnknown(

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import psycopg
 
 from ...errors import InvalidInput
-from .._base import StoreTransaction
+from .._base import SentWrite, StoreTransaction
 from .._queries import Dialect
 from .._records import StoreInfo
 from .._sqlstore import SQLStore
@@ -44,6 +44,7 @@ from ._connect import ANSWER_TIMEOUT, CONNECT_TIMEOUT, POOL_TIMEOUT, PostgresPoo
 from ._notify import NEW_RUN_CHANNEL, Listener, Notification
 from ._reads import POSTGRES
 from ._schema import SCHEMA_VERSION, migrate, schema_version
+from ._sent import send
 from ._transaction import PostgresTransaction, commit_whole, prepare
 
 _APP_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -210,6 +211,18 @@ class PostgresStore(SQLStore):
             prepare=lambda conn: prepare(conn, compiled),
         )
         self.changes.notify()
+
+    def send(self, writes: Iterable[Write]) -> SentWrite | None:
+        """Send ``writes`` whole, ``BEGIN`` to ``COMMIT``, and return without waiting for the
+        server's answer (see :mod:`._sent`); None when nothing needs writing or the send did
+        not go through (then :meth:`write` them)."""
+        compiled = compile_writes(writes, server_guards=True)
+        if not compiled.statements or self._pool.closed:
+            return None
+        sent = send(self._pool, compiled)
+        if sent is not None:
+            sent.on_commit = self.changes.notify
+        return sent
 
     @contextmanager
     def transaction(self) -> Iterator[StoreTransaction]:

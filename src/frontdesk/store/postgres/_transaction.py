@@ -119,6 +119,20 @@ def commit_whole(conn: psycopg.Connection[Any], compiled: Compiled, url: Databas
 
 
 def _send_whole(conn: psycopg.Connection[Any], compiled: Compiled, url: DatabaseURL) -> None:
+    try:
+        # No parameters: psycopg sends the text as it is, in one simple query.
+        psycopg.ClientCursor(conn).execute(whole_query(conn, compiled))
+    except psycopg.Error as exc:
+        refused = refusal(conn, compiled, exc, url)
+        if refused is None:
+            raise
+        raise refused from None
+
+
+def whole_query(conn: psycopg.Connection[Any], compiled: Compiled) -> bytes:
+    r"""The compiled transaction as one query, ``BEGIN`` to ``COMMIT``, its parameters bound
+    by the client (psycopg's literals) into ``EXECUTE``\ s of the statements prepared on
+    ``conn``, the others written out."""
     known = conn.prepared if isinstance(conn, BoundedConnection) else {}
     literal = Transformer.from_context(conn).as_literal
     parts = [b"BEGIN"]
@@ -132,20 +146,30 @@ def _send_whole(conn: psycopg.Connection[Any], compiled: Compiled, url: Database
         else:
             parts.append(execute)
     parts.append(b"COMMIT")
+    return b";".join(parts)
+
+
+def prepared_on(conn: psycopg.Connection[Any], compiled: Compiled) -> bool:
+    """Whether every statement of ``compiled`` was met on ``conn`` already (prepared, or
+    known not to be), so that sending it needs no round trip of :func:`prepare` first."""
+    known = conn.prepared if isinstance(conn, BoundedConnection) else {}
+    return all(s.sql in known for s in compiled.statements)
+
+
+def refusal(
+    conn: psycopg.Connection[Any], compiled: Compiled, exc: psycopg.Error, url: DatabaseURL
+) -> Exception | None:
+    """frontdesk's error for a whole transaction the server refused with ``exc`` because one
+    of its guards failed (see :func:`commit_whole`), or None for any other error."""
+    if exc.sqlstate != GUARD_REFUSED:
+        return None
+    guard = compiled.statements[int(exc.diag.message_detail or "")].guard
+    if guard is None:  # pragma: no cover - only guarded statements call the function
+        return None
     try:
-        # No parameters: psycopg sends the text as it is, in one simple query.
-        psycopg.ClientCursor(conn).execute(b";".join(parts))
-    except psycopg.Error as exc:
-        if exc.sqlstate != GUARD_REFUSED:
-            raise
-        guard = compiled.statements[int(exc.diag.message_detail or "")].guard
-        if guard is None:  # pragma: no cover - only guarded statements call the function
-            raise
-        try:
-            refused = _refused(conn, guard)
-        except psycopg.Error as lost:
-            raise translate(lost, url, doing="reading why a write was refused") from lost
-        raise refused from None
+        return _refused(conn, guard)
+    except psycopg.Error as lost:
+        return translate(lost, url, doing="reading why a write was refused")
 
 
 def _refused(conn: psycopg.Connection[Any], guard: Write) -> Exception:
@@ -275,4 +299,7 @@ __all__ = [
     "apply",
     "commit_whole",
     "prepare",
+    "prepared_on",
+    "refusal",
+    "whole_query",
 ]
