@@ -62,10 +62,11 @@ def test_a_sync_run_is_driven_on_the_calling_thread(runtime: AgentRuntime) -> No
 
 
 def test_a_run_commits_once_per_step_and_reads_nothing_back(home: Path) -> None:
-    """Six transactions for this flow: the first model call (with the run's row), the
-    handoff with the second model call, the tool's start, its result, the last model call,
-    and the outcome. Besides each transaction's fence, nothing is read. SQLite only: it traces
-    the statements of the SQLite store's connections."""
+    """Four transactions for this flow: the first model call, which only hands off (with the
+    run's row); the handoff, the second model call and the start of the tool it asks for; the
+    tool's result; the last model call with the outcome. Besides each transaction's fence,
+    nothing is read. SQLite only: it traces the statements of the SQLite store's
+    connections."""
 
     @function_tool
     def lookup() -> str:
@@ -86,8 +87,8 @@ def test_a_run_commits_once_per_step_and_reads_nothing_back(home: Path) -> None:
                 conn.set_trace_callback(None)
     assert result.status == "completed", result.error
     assert result.output == "All done."
-    assert statements.count("BEGIN IMMEDIATE") == 6
-    assert statements.count("COMMIT") == 6
+    assert statements.count("BEGIN IMMEDIATE") == 4
+    assert statements.count("COMMIT") == 4
     reads = [
         s
         for s in statements

@@ -118,14 +118,15 @@ class GroupCommitter:
 
     def _laned(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Whether a commit on ``loop`` goes through its lane: the store's writes go to a
-        server, nothing of the loop's is with the writer thread, and the loop drives only one
-        run or has commits in its lane already (which keep their order)."""
-        if self._store.local_writes or self._queued.get(loop, 0):
+        server and the loop drives only one run. (A run's driver sends a commit only once its
+        earlier ones are durable, so a run's commits keep their order whichever way each
+        goes; a loop driving many runs is better served by the writer thread's batches.)"""
+        if self._store.local_writes:
             return False
         lane = self._lanes.get(loop)
         if lane is not None and not lane.readers:
-            return bool(lane.pending)
-        return self._lane_busy(loop) or self._drivers.get(loop, 0) <= 1
+            return False
+        return self._drivers.get(loop, 0) <= 1
 
     @property
     def pipelines(self) -> bool:

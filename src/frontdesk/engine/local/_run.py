@@ -151,7 +151,6 @@ class DurableRun:
         # Every transaction starts with the fence, except the one that inserts the run.
         self._fence = fence(execution_id, owner, epoch)
         self._insert = insert
-        self._inserting: asyncio.Future[None] | None = None
         self._behind: list[asyncio.Future[None]] = []
         """Commits handed to the writer and not waited for yet (see :meth:`commit_behind`)."""
         self._failure: BaseException | None = None
@@ -184,6 +183,9 @@ class DurableRun:
         """Traces the run, when it is traced (see :mod:`frontdesk.otel`)."""
         self._buffer: list[Write] = []
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._writing = False
+        self.holds_response = False
+        """Whether the buffer holds a model's response (see :func:`durable_model_call`)."""
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -228,9 +230,6 @@ class DurableRun:
         run's lease; and, with nothing written, the error of an earlier commit not waited for
         that failed.
         """
-        if self._inserting is not None:
-            await asyncio.wait([self._inserting])
-            self._inserting = None
         await self.landed()
         real = self._take_buffered()
         real.extend(op for op in ops if op is not None)
@@ -238,15 +237,16 @@ class DurableRun:
             head: Write = self._insert or self._fence
             self._insert = None
             if not wait and self._committer.pipelines:
-                future = self._committer.submit([head, *real])
-                future.add_done_callback(lambda done: self._landed(done, real))
-                self._behind.append(future)
+                self._hand_over(head, real)
                 return
+            self._writing = True
             try:
                 await self._committer.commit([head, *real])
             except (LeaseLost, StoreError) as exc:
                 self._failure = self._failure or exc
                 raise
+            finally:
+                self._writing = False
             if self.observer is not None:
                 self.observer.committed(real)
             self._notify()
@@ -281,28 +281,26 @@ class DurableRun:
             self._flush_handle.cancel()
             self._flush_handle = None
         taken, self._buffer = self._buffer, []
+        self.holds_response = False
         return taken
 
     def _flush_buffered(self) -> None:
         self._flush_handle = None
+        if self._writing or any(not future.done() for future in self._behind):
+            # A commit is on its way: the buffer goes after it (with the next one, or later).
+            self._flush_handle = asyncio.get_running_loop().call_later(0.05, self._flush_buffered)
+            return
         ops = self._take_buffered()
         if ops:
             head: Write = self._insert or self._fence
             self._insert = None
-            task = asyncio.ensure_future(self._committer.commit([head, *ops]))
-            task.add_done_callback(lambda done: self._flushed(done, ops))
-            if head is not self._fence:
-                # The run's row rides on this flush: later commits wait to know it landed.
-                self._inserting = task
+            self._hand_over(head, ops)
 
-    def _flushed(self, task: asyncio.Future[None], ops: list[Write]) -> None:
-        error = None if task.cancelled() else task.exception()
-        if isinstance(error, LeaseLost | StoreError) and self._failure is None:
-            # The buffered steps are lost: the driver must not go on as if they were stored.
-            self._failure = error
-        elif not task.cancelled() and error is None and self.observer is not None:
-            self.observer.committed(ops)
-        self._notify()
+    def _hand_over(self, head: Write, ops: list[Write]) -> None:
+        """Hand ``ops`` to the store without waiting; the next commit waits for them."""
+        future = self._committer.submit([head, *ops])
+        future.add_done_callback(lambda done: self._landed(done, ops))
+        self._behind.append(future)
 
     def _landed(self, future: asyncio.Future[None], ops: list[Write]) -> None:
         error = None if future.cancelled() else future.exception()
@@ -393,9 +391,20 @@ class DurableRun:
 
 
 async def durable_model_call(
-    agent_name: str, call: Callable[[], Awaitable[Any]], run: DurableRun
+    agent_name: str,
+    call: Callable[[], Awaitable[Any]],
+    run: DurableRun,
+    handoffs: frozenset[str] = frozenset(),
 ) -> Any:
-    """Answer model call *k* from the journal, or make it and commit it."""
+    """Answer model call *k* from the journal, or make it and commit it.
+
+    Nothing leaves the process after a response before it is durable, but it need not be
+    written by itself: a response that asks for a tool, or answers, rides with the commit of
+    what comes next (the tool's start, an approval asked, the run's end); one that only hands
+    off (``handoffs`` names the agent's handoff tools) is handed over at once, since the next
+    model call, which waits for it, comes next. Either way the next live model call waits
+    until the response is durable.
+    """
     run.model_calls += 1
     k = run.model_calls
     key = f"model:{k}"
@@ -411,7 +420,10 @@ async def durable_model_call(
         run.meter.check(k - 1, run.usage.total_tokens)
     # A live call starts only once the steps before it are durable, so that a crash never
     # makes a call whose predecessors have to be made again.
-    await run.landed()
+    if run.holds_response:
+        await run.commit([])
+    else:
+        await run.landed()
     started = time.time()
     response = await call()
     finished = time.time()
@@ -439,5 +451,14 @@ async def durable_model_call(
         ops.append(
             run.event_op(f"message:{k}", "message", agent_name, ref=key, usage=usage, model_call=k)
         )
-    await run.commit(ops, wait=False)
+    calls = [getattr(item, "name", None) for item in response.output if _is_call(item)]
+    if calls and all(name in handoffs for name in calls):
+        await run.commit(ops, wait=False)
+    else:
+        run.emit(ops)
+        run.holds_response = True
     return response
+
+
+def _is_call(item: Any) -> bool:
+    return getattr(item, "type", None) == "function_call"

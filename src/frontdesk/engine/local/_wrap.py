@@ -58,7 +58,7 @@ class DurableModel(Model):
 
         if run is None:
             return await call()
-        return await durable_model_call(self.agent_name, call, run)
+        return await durable_model_call(self.agent_name, call, run, _handoff_names(args, kwargs))
 
     def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         # Only for the SDK's Runner.run_streamed on this graph, which the engine never uses.
@@ -106,6 +106,13 @@ def wrap_tool(tool: Any, agent_name: str) -> Any:
         on_invoke_tool=invoke,
         needs_approval=gate if original_needs is not False else False,
     )
+
+
+def _handoff_names(args: tuple[Any, ...], kwargs: dict[str, Any]) -> frozenset[str]:
+    """The tool names of the handoffs offered to the model in a ``get_response`` call (its
+    sixth argument, ``handoffs``)."""
+    handoffs = kwargs.get("handoffs", args[5] if len(args) > 5 else ())
+    return frozenset(str(getattr(h, "tool_name", "")) for h in handoffs or ())
 
 
 @dataclasses.dataclass

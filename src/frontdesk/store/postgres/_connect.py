@@ -294,12 +294,12 @@ class PostgresPool:
             committing = True
             conn.commit()
         except psycopg.Error as exc:
-            _rollback(conn)
+            rollback_quietly(conn)
             if committing and is_connection_lost(exc, conn):
                 raise self._commit_unknown(exc) from None
             raise translate(exc, self.url, doing="running a transaction") from exc
         except BaseException:
-            _rollback(conn)
+            rollback_quietly(conn)
             raise
         finally:
             self._pool.putconn(conn)
@@ -396,7 +396,7 @@ class PostgresPool:
                 conn.commit()
                 return result
             except BaseException:
-                _rollback(conn)
+                rollback_quietly(conn)
                 raise
         except psycopg.Error as exc:
             state = getattr(exc, "sqlstate", None)
@@ -471,7 +471,7 @@ def ended_while_idle(conn: psycopg.Connection[Any]) -> bool:
         return True
 
 
-def _rollback(conn: psycopg.Connection[Any]) -> None:
+def rollback_quietly(conn: psycopg.Connection[Any]) -> None:
     """Roll back the connection's transaction, if the connection still works."""
     if not conn.broken:
         try:
@@ -506,5 +506,6 @@ __all__ = [
     "is_connection_lost",
     "is_postgres_url",
     "parse_url",
+    "rollback_quietly",
     "translate",
 ]

@@ -22,7 +22,13 @@ from psycopg.pq import ExecStatus
 
 from ...errors import StoreError
 from .._base import SentWrite
-from ._connect import BoundedConnection, PostgresPool, is_connection_lost, translate
+from ._connect import (
+    BoundedConnection,
+    PostgresPool,
+    is_connection_lost,
+    rollback_quietly,
+    translate,
+)
 from ._errors import RETRY_STATES, AnswerTimeout
 from ._statements import Compiled
 from ._transaction import (
@@ -120,7 +126,7 @@ class PostgresSent(SentWrite):
         refused = refusal(conn, compiled, exc, url)
         if refused is not None:
             raise refused from None
-        _rollback(conn)
+        rollback_quietly(conn)
         if isinstance(exc, psycopg.errors.InvalidSqlStatementName) or (
             exc.sqlstate in RETRY_STATES
         ):
@@ -139,14 +145,6 @@ class PostgresSent(SentWrite):
         if is_connection_lost(exc, conn):
             raise self._pool.commit_unknown(exc) from None
         raise translate(exc, url, doing="writing") from exc
-
-
-def _rollback(conn: psycopg.Connection[Any]) -> None:
-    if not conn.broken:
-        try:
-            conn.rollback()
-        except psycopg.Error:
-            pass
 
 
 __all__ = ["PostgresSent", "send"]
