@@ -1,11 +1,13 @@
 """Steps committed without waiting never let an effect run ahead of them.
 
-On a store whose writes go to a server, a run hands a model's response and a tool's result to
-the store's writer and goes on while they travel (``DurableRun.commit(wait=False)``); every
-commit that waits (a tool starting, an approval asked, the run's end) first waits for those.
-These tests look from outside, through a second store on the same database: when a tool runs,
-what came before it is stored; when a response handed over is refused (another driver took
-the run), the tool it asked for never runs. Both run on SQLite too, where every commit waits.
+A run does not wait for every step's own commit: a model's response that asks for a tool, or
+answers, rides with the commit of what follows (the tool's start, the outcome); on a store
+whose writes go to a server a tool's result, or a response that only hands off, is sent and
+the run goes on while it travels (``DurableRun.commit(wait=False)``). Every commit that waits
+(a tool starting, an approval asked, the run's end), and the next model call, first waits for
+those. These tests look from outside, through a second store on the same database: when a
+tool runs, what came before it is stored; when a response cannot be stored (another driver
+took the run), the tool it asked for never runs. Both run on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations

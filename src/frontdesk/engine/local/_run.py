@@ -152,7 +152,7 @@ class DurableRun:
         self._fence = fence(execution_id, owner, epoch)
         self._insert = insert
         self._behind: list[asyncio.Future[None]] = []
-        """Commits handed to the writer and not waited for yet (see :meth:`commit_behind`)."""
+        """Commits handed to the store and not waited for yet (see :meth:`commit`)."""
         self._failure: BaseException | None = None
         # ``history`` is None for a run that was just created: nothing to load.
         self.journal: dict[str, JournalRow] = (
