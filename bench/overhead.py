@@ -22,7 +22,7 @@ With ``--store postgres`` the durable paths store their runs in PostgreSQL: on t
 ``--database-url`` if given, else on a throw-away server this bench starts from the machine's
 PostgreSQL binaries (as ``frontdesk postgres dev`` does) and deletes afterwards. It also prints
 how long a one-row commit takes on that server (a round trip and a WAL flush): each of a run's
-six commits pays at least that, and on a shared disk it varies more than anything frontdesk does.
+four commits pays at least that, and on a shared disk it varies more than anything frontdesk does.
 """
 
 from __future__ import annotations
