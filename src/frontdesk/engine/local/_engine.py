@@ -249,6 +249,9 @@ class LocalEngine:
                 await asyncio.to_thread(self.leases.release_all)
             except StoreError as exc:
                 log.warning("could not hand back this process's leases; they expire: %s", exc)
+            # A cancelled task does not stop the thread it waited on (a lease renewal, a
+            # read): the store is closed next, so every such thread must be done first.
+            await asyncio.get_running_loop().shutdown_default_executor()
 
         try:
             self.call(shutdown(), timeout + 10)
