@@ -184,6 +184,7 @@ class DurableRun:
         self._buffer: list[Write] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._writing = False
+        self._commit_lock = asyncio.Lock()
         self.holds_response = False
         """Whether the buffer holds a model's response (see :func:`durable_model_call`)."""
 
@@ -230,10 +231,15 @@ class DurableRun:
         run's lease; and, with nothing written, the error of an earlier commit not waited for
         that failed.
         """
-        await self.landed()
-        real = self._take_buffered()
-        real.extend(op for op in ops if op is not None)
-        if real:
+        # One commit of the run at a time: parallel tool calls each commit their start, and
+        # the first carries the response that asked for both; the second must not land (nor
+        # its tool run) before it.
+        async with self._commit_lock:
+            await self.landed()
+            real = self._take_buffered()
+            real.extend(op for op in ops if op is not None)
+            if not real:
+                return
             head: Write = self._insert or self._fence
             self._insert = None
             if not wait and self._committer.pipelines:
@@ -247,9 +253,9 @@ class DurableRun:
                 raise
             finally:
                 self._writing = False
-            if self.observer is not None:
-                self.observer.committed(real)
-            self._notify()
+        if self.observer is not None:
+            self.observer.committed(real)
+        self._notify()
 
     async def landed(self) -> None:
         """Wait until the commits handed over without waiting are durable; raise what refused
