@@ -72,7 +72,9 @@ def test_a_fork_replays_the_steps_before_it_without_invoking_anything(
 ) -> None:
     parent = refunded_run(rt)
     before = invocations(flow_dir)
-    assert [line.split()[0] for line in before] == ["lookup_invoice", "lookup_account", "refund"]
+    ran = [line.split()[0] for line in before]
+    # The two lookups are parallel tool calls of one response: either may start first.
+    assert sorted(ran[:2]) == ["lookup_account", "lookup_invoice"] and ran[2:] == ["refund"]
 
     fork = rt.fork(parent.execution_id, at_step=8).wait(timeout=120)
 
